@@ -1,0 +1,75 @@
+/**
+ * The mock schema backend: no validation, no coercion; bytes are tagged JSON.
+ */
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type { SchemaBackend, SchemaField } from "../SchemaBackend.js"
+import { SchemaError } from "../SchemaError.js"
+import * as SchemaRef from "../SchemaRef.js"
+import { fieldsOf, sqlTypeOf } from "./effectSchema.js"
+import * as TaggedJson from "./taggedJson.js"
+
+const decodeBytes = (bytes: Uint8Array, what: string, schema: string, topic: string) =>
+  Effect.try({
+    try: () => TaggedJson.decode(bytes),
+    catch: (cause) =>
+      new SchemaError({
+        reason: what === "key" ? "Key" : "Decode",
+        schema,
+        topic,
+        cause,
+        message: `Cannot decode ${what} of topic ${topic} as JSON (mock backend)`
+      })
+  })
+
+const avroType = (t: unknown): { type: string; logicalType?: string; nullable: boolean } => {
+  if (typeof t === "string") return { type: t, nullable: t === "null" }
+  if (Array.isArray(t)) {
+    const members = t.filter((m) => m !== "null")
+    const nullable = members.length < t.length
+    return members.length === 1 ? { ...avroType(members[0]), nullable } : { type: "union", nullable }
+  }
+  if (typeof t === "object" && t !== null) {
+    const o = t as { type?: unknown; logicalType?: unknown }
+    const inner = avroType(o.type)
+    return typeof o.logicalType === "string" ? { ...inner, logicalType: o.logicalType } : inner
+  }
+  return { type: "unknown", nullable: false }
+}
+
+/** Fields from the attached Effect Schema, else from the attached Avro schema. */
+export const fieldsFromRef = (ref: SchemaRef.Any): ReadonlyArray<SchemaField> => {
+  if (ref.schema !== undefined) return fieldsOf(ref.schema)
+  return Option.match(SchemaRef.avroFields(ref), {
+    onNone: () => [],
+    onSome: (fields) =>
+      fields.map((f) => {
+        const d = avroType(f.type)
+        const symbols = typeof f.type === "object" && f.type !== null && "symbols" in f.type
+          ? (f.type as { symbols: ReadonlyArray<string> }).symbols
+          : undefined
+        return {
+          name: String(f.name),
+          type: d.type,
+          logicalType: d.logicalType,
+          nullable: d.nullable,
+          symbols,
+          hasDefault: "default" in f,
+          default: f.default,
+          sqlType: sqlTypeOf(d.type, d.logicalType)
+        }
+      })
+  })
+}
+
+export const make = (): SchemaBackend.Service => ({
+  name: "mock",
+  encode: (payload) => Effect.sync(() => TaggedJson.encode(payload)),
+  decode: (bytes, { schema, topic }) => decodeBytes(bytes, "payload", schema.fullName, topic),
+  validate: () => Effect.void,
+  coerce: (payload) => Effect.succeed(payload),
+  schemaFields: (schema) => Effect.sync(() => fieldsFromRef(schema)),
+  encodeKey: (key) => Effect.sync(() => TaggedJson.encode(key)),
+  decodeKey: (bytes, { key, topic }) =>
+    decodeBytes(bytes, "key", key._tag === "Field" ? key.valueSchema.fullName : key.schema.fullName, topic)
+})

@@ -1,0 +1,40 @@
+/**
+ * JSON that keeps `Date`, `bigint` and `Uint8Array` values, for the mock schema backend.
+ */
+const encoder = new TextEncoder()
+const decoder = new TextDecoder("utf-8", { fatal: true })
+
+const TAG = "$deimos"
+
+function replacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const raw = this[key]
+  if (raw instanceof Date) return { [TAG]: "date", v: raw.toISOString() }
+  if (typeof raw === "bigint") return { [TAG]: "bigint", v: raw.toString() }
+  if (raw instanceof Uint8Array) return { [TAG]: "bytes", v: Buffer.from(raw).toString("base64") }
+  return value
+}
+
+const reviver = (_key: string, value: unknown): unknown => {
+  if (typeof value === "object" && value !== null && TAG in value) {
+    const tagged = value as { readonly [TAG]: string; readonly v: string }
+    switch (tagged[TAG]) {
+      case "date":
+        return new Date(tagged.v)
+      case "bigint":
+        return BigInt(tagged.v)
+      case "bytes":
+        return new Uint8Array(Buffer.from(tagged.v, "base64"))
+    }
+  }
+  return value
+}
+
+export const encode = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value, replacer) ?? "null")
+
+export const decode = (bytes: Uint8Array): unknown => JSON.parse(decoder.decode(bytes), reviver)
+
+/** Plain JSON (bigints as strings), for the JSON backend. */
+export const encodePlain = (value: unknown): Uint8Array =>
+  encoder.encode(JSON.stringify(value, (_k, v) => typeof v === "bigint" ? v.toString() : v) ?? "null")
+
+export const decodePlain = (bytes: Uint8Array): unknown => JSON.parse(decoder.decode(bytes))
