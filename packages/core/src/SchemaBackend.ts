@@ -131,3 +131,17 @@ export const json: SchemaBackend.Service = internalJson.make()
  * @category layers
  */
 export const layerJson: Layer.Layer<SchemaBackend> = Layer.succeed(SchemaBackend, json)
+
+/**
+ * The validating mock: bytes like the mock, but payloads and keys are validated and coerced with the Effect Schema
+ * attached to each schema handle (handles without one pass unchecked). The default of the test layer.
+ *
+ * @since 0.1.0
+ */
+export const mockValidating: SchemaBackend.Service = internalMock.makeValidating()
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMockValidating: Layer.Layer<SchemaBackend> = Layer.succeed(SchemaBackend, mockValidating)

@@ -3,17 +3,19 @@
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type { SchemaBackend, SchemaField } from "../SchemaBackend.js"
-import { SchemaError } from "../SchemaError.js"
+import * as Schema from "effect/Schema"
+import type * as AST from "effect/SchemaAST"
+import type { KeySchema, SchemaBackend, SchemaField } from "../SchemaBackend.js"
+import * as SchemaError from "../SchemaError.js"
 import * as SchemaRef from "../SchemaRef.js"
-import { fieldsOf, sqlTypeOf } from "./effectSchema.js"
+import { coerce, fieldsOf, issuesOf, propertyOf, sqlTypeOf } from "./effectSchema.js"
 import * as TaggedJson from "./taggedJson.js"
 
 const decodeBytes = (bytes: Uint8Array, what: string, schema: string, topic: string) =>
   Effect.try({
     try: () => TaggedJson.decode(bytes),
     catch: (cause) =>
-      new SchemaError({
+      new SchemaError.SchemaError({
         reason: what === "key" ? "Key" : "Decode",
         schema,
         topic,
@@ -73,3 +75,56 @@ export const make = (): SchemaBackend.Service => ({
   decodeKey: (bytes, { key, topic }) =>
     decodeBytes(bytes, "key", key._tag === "Field" ? key.valueSchema.fullName : key.schema.fullName, topic)
 })
+
+/**
+ * The validating mock: bytes are tagged JSON like the mock, but payloads and keys are validated (on the type side)
+ * and coerced with the Effect Schema attached to the schema handle, when there is one.
+ */
+export const makeValidating = (): SchemaBackend.Service => {
+  const plain = make()
+  const check = (ast: AST.AST | undefined, value: unknown, name: string, topic?: string) =>
+    ast === undefined
+      ? Effect.succeed(value)
+      : Schema.validate(Schema.make(ast))(value, { errors: "all", onExcessProperty: "error" }).pipe(
+        Effect.mapError((e) => SchemaError.validation({ schema: name, topic, issues: issuesOf(e), cause: e }))
+      )
+  const typeAst = (ref: SchemaRef.Any) => ref.schema === undefined ? undefined : Schema.typeSchema(ref.schema).ast
+  const keyAst = (key: KeySchema) =>
+    key._tag === "Schema"
+      ? typeAst(key.schema)
+      : key.valueSchema.schema === undefined
+      ? undefined
+      : propertyOf(Schema.typeSchema(key.valueSchema.schema), key.field)
+  const keyName = (key: KeySchema) => key._tag === "Schema" ? key.schema.fullName : `${key.valueSchema.fullName}_key`
+  return {
+    ...plain,
+    name: "mockValidating",
+    encode: (payload, options) =>
+      Effect.flatMap(
+        check(typeAst(options.schema), payload, options.schema.fullName, options.topic),
+        () => plain.encode(payload, options)
+      ),
+    decode: (bytes, options) =>
+      Effect.flatMap(
+        plain.decode(bytes, options),
+        (value) => check(typeAst(options.schema), value, options.schema.fullName, options.topic)
+      ),
+    validate: (payload, schema) => Effect.asVoid(check(typeAst(schema), payload, schema.fullName)),
+    coerce: (payload, schema) => {
+      const ast = typeAst(schema)
+      return Effect.succeed(ast === undefined ? payload : coerce(ast, payload))
+    },
+    encodeKey: (key, options) => {
+      const ast = keyAst(options.key)
+      return Effect.flatMap(
+        check(ast, ast === undefined ? key : coerce(ast, key), keyName(options.key), options.topic),
+        (checked) => plain.encodeKey(checked, options)
+      )
+    },
+    decodeKey: (bytes, options) =>
+      Effect.flatMap(
+        plain.decodeKey(bytes, options),
+        (value) => check(keyAst(options.key), value, keyName(options.key), options.topic)
+      )
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Metrics with the names Deimos uses (REFERENCE §9), so dashboards built for Deimos carry over.
+ *
+ * @since 0.1.0
+ */
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+
+const timeBoundaries = MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 18 })
+
+/**
+ * `handler` counter; tag `status` is `received`, `success`, `error`, `batch_received`, `batch_success` or
+ * `batch_error`, tag `topic` the topic.
+ *
+ * @since 0.1.0
+ */
+export const handler = Metric.counter("handler", { description: "Messages and batches seen by consumer handlers" })
+
+/**
+ * `handler` histogram (seconds); tag `time` is `consume`, `consume_batch` or `time_delayed`.
+ *
+ * @since 0.1.0
+ */
+export const handlerTime = Metric.histogram("handler", timeBoundaries, "Consumer handler timings in seconds")
+
+/**
+ * `publish` counter with tags `status:success` and `topic`.
+ *
+ * @since 0.1.0
+ */
+export const publish = Metric.counter("publish", { description: "Messages published" })
+
+/**
+ * `publish_error` counter with tag `topic`.
+ *
+ * @since 0.1.0
+ */
+export const publishError = Metric.counter("publish_error", { description: "Messages that failed to publish" })
+
+/**
+ * `consumer_lag` gauge with tags `consumer_group`, `topic`, `partition`.
+ *
+ * @since 0.1.0
+ */
+export const consumerLag = Metric.gauge("consumer_lag", { description: "High watermark minus committed offset" })
+
+/**
+ * Counts `handler{status,topic}`.
+ *
+ * @since 0.1.0
+ */
+export const countHandler = (status: string, topic: string, by = 1) =>
+  Metric.incrementBy(Metric.tagged(Metric.tagged(handler, "status", status), "topic", topic), by)
+
+/**
+ * Records `handler{time,topic}` in seconds.
+ *
+ * @since 0.1.0
+ */
+export const timeHandler = (time: "consume" | "consume_batch" | "time_delayed", topic: string, seconds: number) =>
+  Metric.update(Metric.tagged(Metric.tagged(handlerTime, "time", time), "topic", topic), seconds)
+
+/**
+ * Counts `publish{status:success,topic}`.
+ *
+ * @since 0.1.0
+ */
+export const countPublished = (topic: string, by: number) =>
+  Metric.incrementBy(Metric.tagged(Metric.tagged(publish, "status", "success"), "topic", topic), by)
+
+/**
+ * Counts `publish_error{topic}`.
+ *
+ * @since 0.1.0
+ */
+export const countPublishError = (topic: string, by: number) =>
+  Metric.incrementBy(Metric.tagged(publishError, "topic", topic), by)
