@@ -1,0 +1,438 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import * as TestClock from "effect/TestClock"
+import type * as Tracer from "effect/Tracer"
+import * as Consumer from "../src/Consumer.js"
+import * as DeimosConfig from "../src/DeimosConfig.js"
+import * as ErrorPolicy from "../src/ErrorPolicy.js"
+import * as Metrics from "../src/Metrics.js"
+import * as SchemaBackend from "../src/SchemaBackend.js"
+import { Widget } from "./fixtures.js"
+
+class Boom extends Data.TaggedError("Boom")<{ readonly reason: string }> {}
+class Transient extends Data.TaggedError("Transient")<{}> {}
+
+const backend = SchemaBackend.mockValidating
+const encoder = new TextEncoder()
+let offsetSeq = 0
+
+const raw = (topic: string, payload: unknown, key: unknown = 1, headers: Record<string, string> = {}) =>
+  Effect.gen(function*() {
+    return {
+      topic,
+      partition: 3,
+      offset: String(offsetSeq++),
+      key: key === null ? null : yield* backend.encodeKey(key, {
+        key: { _tag: "Field", field: "id", valueSchema: Widget },
+        topic
+      }),
+      value: payload === null ? null : yield* backend.encode(payload, { schema: Widget, topic }),
+      headers,
+      timestamp: "1700000000000"
+    } satisfies Consumer.RawMessage
+  })
+
+const counter = (status: string, topic: string) =>
+  Effect.map(
+    Metric.value(Metric.tagged(Metric.tagged(Metrics.handler, "status", status), "topic", topic)),
+    (s) => s.count
+  )
+
+const Env = SchemaBackend.layerMockValidating
+
+describe("Consumer definitions", () => {
+  const base = { topic: "t", groupId: "g", schema: Widget, keyConfig: { field: "id" } } as const
+
+  it("rejects an unknown delivery mode at construction", () => {
+    expect(() => Consumer.make({ ...base, delivery: "stream" as never, handle: () => Effect.void })).toThrow(
+      /Unknown delivery "stream"/
+    )
+  })
+
+  it("rejects inlineBatch without handleBatch, handleBatch without inlineBatch, and both handlers", () => {
+    expect(() => Consumer.make({ ...base, delivery: "inlineBatch", handle: () => Effect.void } as never)).toThrow(
+      /needs handleBatch/
+    )
+    expect(() => Consumer.make({ ...base, delivery: "batch", handleBatch: () => Effect.void } as never)).toThrow(
+      /handleBatch needs delivery "inlineBatch"/
+    )
+    const error = Consumer.validate({ ...base, handle: () => 1, handleBatch: () => 2 })
+    expect(error?._tag).toBe("ConsumerDefinitionError")
+    expect(error?.consumer).toBe("g:t")
+  })
+
+  it("keeps Kafka options and defaults the name and delivery", () => {
+    const c = Consumer.make({ ...base, maxConcurrency: 2, handle: () => Effect.void })
+    expect([c.name, c.delivery, c.maxConcurrency, c.handler._tag]).toEqual(["g:t", "message", 2, "Message"])
+  })
+})
+
+describe("processMessage", () => {
+  it.effect("decodes key and payload and passes metadata to the handler", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<unknown>>([])
+      const consumer = Consumer.make({
+        topic: "decode",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        handle: (payload, metadata) => Ref.update(seen, (s) => [...s, payload, metadata])
+      })
+      const message = yield* raw("decode", { id: 7, name: "bolt" }, 7, { source: "x" })
+      yield* Consumer.processMessage(consumer, message)
+      const [payload, metadata] = yield* Ref.get(seen)
+      expect(payload).toEqual({ id: 7, name: "bolt" })
+      expect(metadata).toMatchObject({
+        consumer: "g:decode",
+        topic: "decode",
+        partition: 3,
+        offset: message.offset,
+        key: 7,
+        headers: { source: "x" },
+        retryCount: 0,
+        timestamp: new Date(1_700_000_000_000)
+      })
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("tombstones reach the handler as null payloads", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<unknown>>([])
+      const consumer = Consumer.make({
+        topic: "tomb",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        handle: (payload, metadata) => Ref.update(seen, (s) => [...s, [payload, metadata.key]])
+      })
+      yield* Consumer.processMessage(consumer, yield* raw("tomb", null, 4))
+      expect(yield* Ref.get(seen)).toEqual([[null, 4]])
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("by default a failed handler is logged, counted as handler{status:error} and swallowed", () =>
+    Effect.gen(function*() {
+      const before = yield* counter("error", "swallow")
+      const consumer = Consumer.make({
+        topic: "swallow",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        handle: () => new Boom({ reason: "bad" })
+      })
+      yield* Consumer.processMessage(consumer, yield* raw("swallow", { id: 1, name: "a" }))
+      expect((yield* counter("error", "swallow")) - before).toBe(1)
+      expect(yield* counter("success", "swallow")).toBe(0)
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("a handler that throws a plain Error is swallowed and counted by default", () =>
+    Effect.gen(function*() {
+      const before = yield* counter("error", "throws")
+      const consumer = Consumer.make({
+        topic: "throws",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        handle: () =>
+          Effect.sync(() => {
+            throw new Error("kaput")
+          })
+      })
+      yield* Consumer.processMessage(consumer, yield* raw("throws", { id: 1, name: "a" }))
+      expect((yield* counter("error", "throws")) - before).toBe(1)
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("a thrown Error is retried with exponential backoff when reraiseErrors is on", () =>
+    Effect.gen(function*() {
+      const attempts = yield* Ref.make<Array<number>>([])
+      const consumer = Consumer.make({
+        topic: "retry",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        handle: (_payload, metadata): Effect.Effect<void> =>
+          Effect.flatMap(Ref.updateAndGet(attempts, (a) => [...a, metadata.retryCount]), (a) =>
+            a.length < 3
+              ? Effect.sync(() => {
+                throw new Error("flaky")
+              })
+              : Effect.void)
+      })
+      const message = yield* raw("retry", { id: 1, name: "a" })
+      const process: Effect.Effect<void, unknown, SchemaBackend.SchemaBackend> = Consumer.processMessage(
+        consumer,
+        message
+      )
+      const fiber = yield* Effect.fork(process.pipe(Effect.provide(DeimosConfig.layer({ reraiseErrors: true }))))
+      yield* TestClock.adjust("999 millis")
+      expect(yield* Ref.get(attempts)).toEqual([0])
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Ref.get(attempts)).toEqual([0, 1])
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(fiber)
+      expect(yield* Ref.get(attempts)).toEqual([0, 1, 2])
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("errors tagged in retryOn and errors the fatalError predicate picks are retried; others swallowed", () =>
+    Effect.gen(function*() {
+      const attempts = yield* Ref.make(0)
+      const consumer = Consumer.make({
+        topic: "selective",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        errorPolicy: {
+          retryOn: ["Transient"],
+          fatalError: (error) => error instanceof Boom && error.reason === "retry-me",
+          backoff: { min: "10 millis", max: "10 millis" }
+        },
+        handle: (payload): Effect.Effect<void, Boom | Transient> =>
+          Effect.flatMap(
+            Ref.getAndUpdate(attempts, (n) => n + 1),
+            (n) =>
+              n > 0
+                ? Effect.void
+                : Effect.fail(payload?.name === "t" ? new Transient() : new Boom({ reason: payload!.name }))
+          )
+      })
+      const run = (name: string) =>
+        Effect.gen(function*() {
+          yield* Ref.set(attempts, 0)
+          const fiber = yield* Effect.fork(Consumer.processMessage(consumer, yield* raw("selective", { id: 1, name })))
+          yield* TestClock.adjust("10 millis")
+          yield* Fiber.join(fiber)
+          return yield* Ref.get(attempts)
+        })
+      expect(yield* run("t")).toBe(2)
+      expect(yield* run("retry-me")).toBe(2)
+      expect(yield* run("other")).toBe(1)
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("a fatal tag stops the consumer with ConsumerFatalError naming consumer, topic, partition and offset", () =>
+    Effect.gen(function*() {
+      const consumer = Consumer.make({
+        topic: "fatal",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        errorPolicy: { fatalOn: ["Boom"] },
+        handle: () => new Boom({ reason: "stop" })
+      })
+      const message = yield* raw("fatal", { id: 1, name: "a" })
+      const error = yield* Effect.flip(Consumer.processMessage(consumer, message))
+      expect(error._tag).toBe("ConsumerFatalError")
+      expect(error).toMatchObject({ consumer: "g:fatal", topic: "fatal", partition: 3, offset: message.offset })
+      expect(error.message).toContain(`fatal[3]@${message.offset}`)
+      expect(ErrorPolicy.errorOf(error.cause)).toBeInstanceOf(Boom)
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("a retried error that runs out of retries becomes fatal", () =>
+    Effect.gen(function*() {
+      const consumer = Consumer.make({
+        topic: "exhaust",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        errorPolicy: { reraiseErrors: true, backoff: { min: "1 millis", maxRetries: 2 } },
+        handle: () => new Boom({ reason: "always" })
+      })
+      const fiber = yield* Effect.fork(Consumer.processMessage(consumer, yield* raw("exhaust", { id: 1, name: "a" })))
+      yield* TestClock.adjust("1 second")
+      const error = yield* Effect.flip(Fiber.join(fiber))
+      expect(error.retries).toBe(2)
+      expect(error.message).toContain("after 2 retries")
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("an undecodable message is swallowed by default and fatal when SchemaError is in fatalOn", () =>
+    Effect.gen(function*() {
+      const handled = yield* Ref.make(0)
+      const make = (fatalOn: ReadonlyArray<string>) =>
+        Consumer.make({
+          topic: "garbage",
+          groupId: "g",
+          schema: Widget,
+          keyConfig: { field: "id" },
+          errorPolicy: { fatalOn },
+          handle: () => Ref.update(handled, (n) => n + 1)
+        })
+      const garbage = { ...(yield* raw("garbage", { id: 1, name: "a" })), value: encoder.encode("{not json") }
+      const before = yield* counter("error", "garbage")
+      yield* Consumer.processMessage(make([]), garbage)
+      expect((yield* counter("error", "garbage")) - before).toBe(1)
+      const error = yield* Effect.flip(Consumer.processMessage(make(["SchemaError"]), garbage))
+      expect(ErrorPolicy.tagOf(error.cause)).toBe("SchemaError")
+      expect(yield* Ref.get(handled)).toBe(0)
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("defects are never swallowed silently: Defect in fatalOn stops the consumer", () =>
+    Effect.gen(function*() {
+      const consumer = Consumer.make({
+        topic: "defect",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        errorPolicy: { fatalOn: [ErrorPolicy.DefectTag] },
+        handle: () => Effect.die(new Error("bug"))
+      })
+      const error = yield* Effect.flip(Consumer.processMessage(consumer, yield* raw("defect", { id: 1, name: "a" })))
+      expect((ErrorPolicy.errorOf(error.cause) as Error).message).toBe("bug")
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("interruption is not caught by the error policy", () =>
+    Effect.gen(function*() {
+      const consumer = Consumer.make({
+        topic: "interrupt",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        handle: () => Effect.interrupt
+      })
+      const exit = yield* Effect.exit(Consumer.processMessage(consumer, yield* raw("interrupt", { id: 1, name: "a" })))
+      expect(exit._tag === "Failure" && exit.cause._tag).toBe("Interrupt")
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("runs in a deimos-consumer span that continues the producer's trace", () =>
+    Effect.gen(function*() {
+      const spans = yield* Ref.make<Array<Tracer.Span>>([])
+      const consumer = Consumer.make({
+        topic: "traced",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        handle: () => Effect.flatMap(Effect.currentSpan, (span) => Ref.update(spans, (s) => [...s, span]))
+      })
+      const traceId = "4bf92f3577b34da6a3ce929d0e0e4736"
+      yield* Consumer.processMessage(
+        consumer,
+        yield* raw("traced", { id: 1, name: "a" }, 1, { traceparent: `00-${traceId}-00f067aa0ba902b7-01` })
+      )
+      const [span] = yield* Ref.get(spans)
+      expect(span.name).toBe("deimos-consumer")
+      expect(span.traceId).toBe(traceId)
+      expect(Option.map(span.parent, (p) => p.spanId)).toEqual(Option.some("00f067aa0ba902b7"))
+      expect(span.attributes.get("topic")).toBe("traced")
+      expect(span.attributes.get("partition")).toBe(3)
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("records the time_delayed histogram when the payload has a timestamp", () =>
+    Effect.gen(function*() {
+      const histogram = Metric.tagged(Metric.tagged(Metrics.handlerTime, "time", "time_delayed"), "topic", "delayed")
+      const consumer = Consumer.make({
+        topic: "delayed",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        handle: () => Effect.void
+      })
+      yield* TestClock.setTime(10_000)
+      yield* Consumer.processMessage(consumer, yield* raw("delayed", { id: 1, name: "a", timestamp: new Date(7_500) }))
+      const state = yield* Metric.value(histogram)
+      expect(state.count).toBe(1)
+      expect(state.sum).toBeCloseTo(2.5)
+    }).pipe(Effect.provide(Env)))
+})
+
+describe("processBatch", () => {
+  it.effect("inlineBatch hands the decoded batch with keys and offsets to handleBatch", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<unknown>>([])
+      const consumer = Consumer.make({
+        topic: "inline",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        delivery: "inlineBatch",
+        handleBatch: (payloads, metadata) => Ref.set(seen, [payloads.map((p) => p?.name), metadata])
+      })
+      const messages = [yield* raw("inline", { id: 1, name: "a" }, 1), yield* raw("inline", null, 2)]
+      yield* Consumer.processBatch(consumer, messages)
+      const [names, metadata] = yield* Ref.get(seen)
+      expect(names).toEqual(["a", undefined])
+      expect(metadata).toMatchObject({
+        keys: [1, 2],
+        batchSize: 2,
+        firstOffset: messages[0].offset,
+        lastOffset: messages[1].offset,
+        partition: 3
+      })
+      expect(yield* counter("batch_success", "inline")).toBe(1)
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("batch delivery runs the handler per message and one failure does not stop the others", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<number>>([])
+      const consumer = Consumer.make({
+        topic: "perMessage",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        delivery: "batch",
+        handle: (payload) =>
+          payload!.id === 2 ? new Boom({ reason: "two" }) : Ref.update(seen, (s) => [...s, payload!.id])
+      })
+      yield* Consumer.processBatch(consumer, [
+        yield* raw("perMessage", { id: 1, name: "a" }, 1),
+        yield* raw("perMessage", { id: 2, name: "b" }, 2),
+        yield* raw("perMessage", { id: 3, name: "c" }, 3)
+      ])
+      expect(yield* Ref.get(seen)).toEqual([1, 3])
+      expect(yield* counter("batch_received", "perMessage")).toBe(1)
+    }).pipe(Effect.provide(Env)))
+})
+
+describe("ErrorPolicy and DeimosConfig", () => {
+  it("backs off exponentially from 1 s to 60 s by default", () => {
+    const backoff = DeimosConfig.defaults.backoff
+    expect([0, 1, 2, 5, 6, 30].map((n) => Duration.toSeconds(ErrorPolicy.delay(backoff, n)))).toEqual([
+      1,
+      2,
+      4,
+      32,
+      60,
+      60
+    ])
+  })
+
+  it.effect("layerConfig reads DEIMOS_* settings through Config", () =>
+    Effect.gen(function*() {
+      const settings = yield* DeimosConfig.DeimosConfig
+      expect(settings.topicPrefix).toBe("dev.")
+      expect(settings.payloadLogLevel).toBe("keys")
+      expect(settings.reraiseErrors).toBe(true)
+      expect(Duration.toMillis(settings.backoff.min)).toBe(250)
+      expect(settings.backoff.maxRetries).toBe(3)
+      expect(Duration.toSeconds(settings.backoff.max)).toBe(60)
+    }).pipe(
+      Effect.provide(DeimosConfig.layerConfig()),
+      Effect.withConfigProvider(
+        ConfigProvider.fromMap(
+          new Map([
+            ["DEIMOS.TOPIC_PREFIX", "dev."],
+            ["DEIMOS.PAYLOAD_LOG_LEVEL", "keys"],
+            ["DEIMOS.RERAISE_ERRORS", "true"],
+            ["DEIMOS.BACKOFF_MIN", "250 millis"],
+            ["DEIMOS.BACKOFF_MAX_RETRIES", "3"]
+          ])
+        )
+      )
+    ))
+
+  it.effect("an invalid setting is a ConfigError", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Layer.build(DeimosConfig.layerConfig()).pipe(
+          Effect.scoped,
+          Effect.withConfigProvider(
+            ConfigProvider.fromMap(new Map([["DEIMOS.PAYLOAD_LOG_LEVEL", "everything"]]))
+          )
+        )
+      )
+      expect(String(error)).toContain("PAYLOAD_LOG_LEVEL")
+    }))
+})
