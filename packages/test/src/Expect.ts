@@ -119,14 +119,12 @@ export const clearSent: Effect.Effect<void, never, SentMessages.SentMessages> = 
   (sent) => sent.clear
 )
 
-interface Matchers<R = unknown> {
+interface SentMatchers<R = unknown> {
   toHaveSent: (payload: unknown, options?: ExpectOptions) => R
 }
 
 declare module "vitest" {
-  interface Assertion<T = any> extends Matchers<T> {}
-
-  interface AsymmetricMatchersContaining extends Matchers {}
+  interface Matchers<T = any> extends SentMatchers<T> {}
 }
 
 /**

@@ -82,12 +82,26 @@ export const make = (): SchemaBackend.Service => ({
  */
 export const makeValidating = (): SchemaBackend.Service => {
   const plain = make()
-  const check = (ast: AST.AST | undefined, value: unknown, name: string, topic?: string) =>
+  const check = (
+    ast: AST.AST | undefined,
+    value: unknown,
+    name: string,
+    topic?: string,
+    field?: string
+  ) =>
     ast === undefined
       ? Effect.succeed(value)
       : Schema.validate(Schema.make(ast))(value, { errors: "all", onExcessProperty: "error" }).pipe(
-        Effect.mapError((e) => SchemaError.validation({ schema: name, topic, issues: issuesOf(e), cause: e }))
+        Effect.mapError((e) =>
+          SchemaError.validation({
+            schema: name,
+            topic,
+            issues: issuesOf(e).map((i) => field === undefined ? i : { ...i, path: [field, ...i.path] }),
+            cause: e
+          })
+        )
       )
+  const fieldOf = (key: KeySchema) => key._tag === "Field" ? key.field : undefined
   const typeAst = (ref: SchemaRef.Any) => ref.schema === undefined ? undefined : Schema.typeSchema(ref.schema).ast
   const keyAst = (key: KeySchema) =>
     key._tag === "Schema"
@@ -117,14 +131,20 @@ export const makeValidating = (): SchemaBackend.Service => {
     encodeKey: (key, options) => {
       const ast = keyAst(options.key)
       return Effect.flatMap(
-        check(ast, ast === undefined ? key : coerce(ast, key), keyName(options.key), options.topic),
+        check(
+          ast,
+          ast === undefined ? key : coerce(ast, key),
+          keyName(options.key),
+          options.topic,
+          fieldOf(options.key)
+        ),
         (checked) => plain.encodeKey(checked, options)
       )
     },
     decodeKey: (bytes, options) =>
       Effect.flatMap(
         plain.decodeKey(bytes, options),
-        (value) => check(keyAst(options.key), value, keyName(options.key), options.topic)
+        (value) => check(keyAst(options.key), value, keyName(options.key), options.topic, fieldOf(options.key))
       )
   }
 }
