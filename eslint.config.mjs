@@ -32,6 +32,12 @@ export default tseslint.config(
     }
   },
   {
+    files: ["**/*.mjs", "**/*.js"],
+    languageOptions: {
+      globals: { URL: "readonly", console: "readonly", process: "readonly", Buffer: "readonly" }
+    }
+  },
+  {
     files: ["**/test/**/*.ts", "bench/**/*.ts", "examples/**/*.ts"],
     rules: { "@typescript-eslint/no-explicit-any": "off" }
   }
