@@ -232,75 +232,94 @@ export const make = <
   const isEmpty = (payload: Record<string, unknown> | null) =>
     payload === null || (typeof payload === "object" && Object.keys(payload).length === 0)
 
+  const textEncoder = new TextEncoder()
+
+  // The hot path: synchronous steps in plain code, then only the backend's effects (coerce, key, value).
   const prepare = (
     pending: Pending,
     topic: string,
     fields: { readonly messageId: boolean; readonly timestamp: boolean },
     traceparent: Option.Option<string>,
     backend: SchemaBackend.SchemaBackend.Service
-  ): Effect.Effect<ProducerBackend.ProducerMessage, Producer.Error> =>
-    Effect.gen(function*() {
-      const tombstone = isEmpty(pending.payload)
-      // 1. message_id and timestamp
-      let payload = pending.payload
-      if (payload !== null && !tombstone && (fields.messageId || fields.timestamp)) {
-        const filled = { ...payload }
-        if (fields.messageId && (filled.message_id === undefined || filled.message_id === null)) {
-          filled.message_id = globalThis.crypto.randomUUID()
-        }
-        if (fields.timestamp && (filled.timestamp === undefined || filled.timestamp === null)) {
-          filled.timestamp = new Date()
-        }
-        payload = filled
+  ): Effect.Effect<ProducerBackend.ProducerMessage, Producer.Error> => {
+    const tombstone = isEmpty(pending.payload)
+    // 1. message_id and timestamp
+    let payload = pending.payload
+    if (payload !== null && !tombstone && (fields.messageId || fields.timestamp)) {
+      const missingId = fields.messageId && (payload.message_id === undefined || payload.message_id === null)
+      const missingTs = fields.timestamp && (payload.timestamp === undefined || payload.timestamp === null)
+      if (missingId || missingTs) {
+        payload = { ...payload }
+        if (missingId) payload.message_id = globalThis.crypto.randomUUID()
+        if (missingTs) payload.timestamp = new Date()
       }
-      // 2. key (explicit, else from the payload's key field)
-      let key = pending.key
-      if (key === undefined && "field" in keyConfig && payload !== null) key = payload[keyConfig.field]
-      if ("none" in keyConfig) {
-        if (key !== undefined && key !== null) {
-          return yield* fail(
-            "UnexpectedKey",
-            topic,
-            `Producer "${name}" has keyConfig { none: true } but a key was given; drop the key or set a key config such as { plain: true }`
-          )
-        }
-      } else if (key === undefined || key === null) {
-        return yield* fail(
-          "MissingKey",
+    }
+    // 2. key (explicit, else from the payload's key field)
+    let key = pending.key
+    if (key === undefined && "field" in keyConfig && payload !== null) key = payload[keyConfig.field]
+    if ("none" in keyConfig) {
+      if (key !== undefined && key !== null) {
+        return fail(
+          "UnexpectedKey",
           topic,
-          `Producer "${name}" (keyConfig ${
-            KeyConfig.describe(keyConfig)
-          }) needs a key and none was given: pass { key } (or set the key field in the payload), or use keyConfig: { none: true } for unkeyed messages or keyConfig: { plain: true } for a plain string key`
+          `Producer "${name}" has keyConfig { none: true } but a key was given; drop the key or set a key config such as { plain: true }`
         )
       }
-      // 3. partition key
-      const partitionKey = pending.partitionKey ??
-        (options.partitionKey !== undefined && payload !== null && !tombstone
-          ? options.partitionKey(payload as A)
-          : key === undefined || key === null
-          ? null
-          : String(key))
-      // 4. coerce, 5. encode key then value
-      const value = tombstone ? null : yield* backend.coerce(payload, options.schema)
-      const encodedKey = key === undefined || key === null
+    } else if (key === undefined || key === null) {
+      return fail(
+        "MissingKey",
+        topic,
+        `Producer "${name}" (keyConfig ${
+          KeyConfig.describe(keyConfig)
+        }) needs a key and none was given: pass { key } (or set the key field in the payload), or use keyConfig: { none: true } for unkeyed messages or keyConfig: { plain: true } for a plain string key`
+      )
+    }
+    const rawKey = key ?? null
+    // 3. partition key
+    const partitionKey = pending.partitionKey ??
+      (options.partitionKey !== undefined && payload !== null && !tombstone
+        ? options.partitionKey(payload as A)
+        : rawKey === null
         ? null
-        : keySchema === undefined
-        ? (key instanceof Uint8Array ? key : new TextEncoder().encode(String(key)))
-        : yield* backend.encodeKey(key, { key: keySchema, topic })
-      const encodedValue = tombstone ? null : yield* backend.encode(value, { schema: options.schema, topic })
-      const headers = Option.isSome(traceparent) && pending.headers[TraceContext.header] === undefined
-        ? { ...pending.headers, [TraceContext.header]: traceparent.value }
-        : pending.headers
-      return {
+        : String(rawKey))
+    const headers = Option.isSome(traceparent) && pending.headers[TraceContext.header] === undefined
+      ? { ...pending.headers, [TraceContext.header]: traceparent.value }
+      : pending.headers
+    // 4. coerce, 5. encode key then value
+    const encodeKey: Effect.Effect<Uint8Array | null, SchemaError> = rawKey === null
+      ? Effect.succeed(null)
+      : keySchema === undefined
+      ? Effect.succeed(rawKey instanceof Uint8Array ? rawKey : textEncoder.encode(String(rawKey)))
+      : backend.encodeKey(rawKey, { key: keySchema, topic })
+    if (tombstone) {
+      return Effect.map(encodeKey, (encodedKey) => ({
         key: encodedKey,
-        value: encodedValue,
+        value: null,
         partitionKey,
         headers,
-        rawKey: key ?? null,
-        payload: value,
+        rawKey,
+        payload: null,
         producer: name
-      }
-    })
+      }))
+    }
+    return Effect.flatMap(
+      backend.coerce(payload, options.schema),
+      (value) =>
+        Effect.flatMap(
+          encodeKey,
+          (encodedKey) =>
+            Effect.map(backend.encode(value, { schema: options.schema, topic }), (encodedValue) => ({
+              key: encodedKey,
+              value: encodedValue,
+              partitionKey,
+              headers,
+              rawKey,
+              payload: value,
+              producer: name
+            }))
+        )
+    )
+  }
 
   const logPayloads = (
     level: DeimosConfig.PayloadLogLevel,

@@ -29,7 +29,24 @@ const reviver = (_key: string, value: unknown): unknown => {
   return value
 }
 
-export const encode = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value, replacer) ?? "null")
+/** True when a value holds a Date, bigint or byte array somewhere (only then is the slower replacer needed). */
+const needsTags = (value: unknown, depth: number): boolean => {
+  if (typeof value === "bigint") return true
+  if (typeof value !== "object" || value === null) return false
+  if (value instanceof Date || value instanceof Uint8Array) return true
+  if (depth > 32) return true
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (needsTags(value[i], depth + 1)) return true
+    return false
+  }
+  for (const key in value) {
+    if (needsTags((value as Record<string, unknown>)[key], depth + 1)) return true
+  }
+  return false
+}
+
+export const encode = (value: unknown): Uint8Array =>
+  encoder.encode((needsTags(value, 0) ? JSON.stringify(value, replacer) : JSON.stringify(value)) ?? "null")
 
 export const decode = (bytes: Uint8Array): unknown => JSON.parse(decoder.decode(bytes), reviver)
 
