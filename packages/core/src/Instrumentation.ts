@@ -96,7 +96,7 @@ export class Events extends Context.Tag("@deimos/core/Instrumentation/Events")<E
  * @since 0.1.0
  * @category layers
  */
-export const layerPubSub = (capacity = 1024): Layer.Layer<Events> =>
+export const layerPubSub = (capacity = 1024): Layer.Layer<Events | Instrumentation> =>
   Layer.scopedContext(
     Effect.gen(function*() {
       const pubsub = yield* Effect.acquireRelease(PubSub.sliding<Event>(capacity), PubSub.shutdown)
@@ -106,4 +106,4 @@ export const layerPubSub = (capacity = 1024): Layer.Layer<Events> =>
         })
       )
     })
-  ) as Layer.Layer<Events>
+  )
