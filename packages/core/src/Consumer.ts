@@ -362,6 +362,19 @@ const countErrors = (topic: string, count: number) => <X, Y, Z>(self: Effect.Eff
     (cause) => Cause.isInterruptedOnly(cause) ? Effect.void : Metrics.countHandler("error", topic, count)
   )
 
+/** What the policy sees of an attempt; payload and metadata are filled in once decoded. */
+const attemptOf = (raw: RawMessage, context: { payload: unknown; metadata: unknown }): Attempt => ({
+  topic: raw.topic,
+  partition: raw.partition,
+  offset: raw.offset,
+  get payload() {
+    return context.payload
+  },
+  get metadata() {
+    return context.metadata
+  }
+})
+
 interface Attempt {
   readonly topic: string
   readonly partition: number
@@ -512,17 +525,7 @@ export const processMessage = <A, K, E, R>(
       yield* Metrics.timeHandler("consume", raw.topic, (end - start) / 1000)
       yield* Metrics.countHandler("success", raw.topic)
     }).pipe(countErrors(raw.topic, 1), Effect.withSpan("deimos-consumer", spanOptions(consumer, raw, headers)))
-  return withErrorPolicy(consumer, {
-    topic: raw.topic,
-    partition: raw.partition,
-    offset: raw.offset,
-    get payload() {
-      return context.payload
-    },
-    get metadata() {
-      return context.metadata
-    }
-  }, run)
+  return withErrorPolicy(consumer, attemptOf(raw, context), run)
 }
 
 /**
@@ -584,15 +587,5 @@ export const processBatch = <A, K, E, R>(
       countErrors(first.topic, raws.length),
       Effect.withSpan("deimos-consumer", spanOptions(consumer, first, headersOf(first)))
     )
-  return batchMetrics(withErrorPolicy(consumer, {
-    topic: first.topic,
-    partition: first.partition,
-    offset: first.offset,
-    get payload() {
-      return context.payload
-    },
-    get metadata() {
-      return context.metadata
-    }
-  }, run))
+  return batchMetrics(withErrorPolicy(consumer, attemptOf(first, context), run))
 }
