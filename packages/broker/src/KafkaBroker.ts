@@ -1,0 +1,103 @@
+/**
+ * The development Kafka broker: speaks the Kafka wire protocol (non-flexible versions) to real clients such as
+ * kafkajs and librdkafka/kcat. One node, every partition led by it; topics, logs and committed offsets in memory or
+ * under a data directory. A development and test tool: the library itself works against real Kafka.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
+import * as Server from "./internal/server.js"
+
+/**
+ * @since 0.1.0
+ */
+export interface Options {
+  /** @default 9092; 0 picks a free port */
+  readonly port?: number | undefined
+  /** @default "127.0.0.1" */
+  readonly host?: string | undefined
+  /** Keep topics, logs and committed offsets here across restarts; memory only without it. */
+  readonly dataDir?: string | undefined
+  /** Partitions of auto-created topics. @default 3 */
+  readonly partitions?: number | undefined
+  /** @default true */
+  readonly autoCreateTopics?: boolean | undefined
+  /** Largest record batch accepted (MESSAGE_TOO_LARGE above). @default 1 MiB */
+  readonly maxMessageBytes?: number | undefined
+  /** Largest request frame; a larger one closes the connection. @default 100 MiB */
+  readonly maxFrameBytes?: number | undefined
+}
+
+/**
+ * A running broker.
+ *
+ * @since 0.1.0
+ */
+export interface KafkaBroker {
+  readonly host: string
+  readonly port: number
+  /** `host:port`, for client `brokers` lists. */
+  readonly broker: string
+}
+
+/**
+ * @since 0.1.0
+ */
+export class KafkaBrokerError extends Data.TaggedError("KafkaBrokerError")<{
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Broker extends Context.Tag("@deimos/broker/KafkaBroker")<Broker, KafkaBroker>() {}
+
+/**
+ * Starts a broker that stops when the scope closes (connections closed, logs and offsets flushed).
+ *
+ * @since 0.1.0
+ */
+export const make = (options: Options = {}): Effect.Effect<KafkaBroker, KafkaBrokerError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const host = options.host ?? "127.0.0.1"
+    // the socket callbacks log through the runtime of the caller (its logger and log level)
+    const runtime = yield* Effect.runtime<never>()
+    const server = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () =>
+          Server.start({
+            host,
+            port: options.port ?? 9092,
+            nodeId: 0,
+            clusterId: "deimos-dev-cluster",
+            autoCreateTopics: options.autoCreateTopics ?? true,
+            defaultPartitions: options.partitions ?? 3,
+            maxMessageBytes: options.maxMessageBytes ?? 1024 * 1024,
+            maxFrameBytes: options.maxFrameBytes ?? 100 * 1024 * 1024,
+            dataDir: options.dataDir,
+            log: (level, message) => {
+              const effect = level === "warn" ? Effect.logWarning(message) : Effect.logDebug(message)
+              Runtime.runFork(runtime)(effect.pipe(Effect.annotateLogs("service", "deimos-broker")))
+            }
+          }),
+        catch: (cause) =>
+          new KafkaBrokerError({ message: `Cannot start the Kafka broker on ${host}:${options.port ?? 9092}`, cause })
+      }),
+      (server) => Effect.promise(() => server.close())
+    )
+    return { host, port: server.port, broker: `${host}:${server.port}` }
+  })
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<Broker, KafkaBrokerError> =>
+  Layer.scoped(Broker, make(options))

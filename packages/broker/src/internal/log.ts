@@ -1,0 +1,247 @@
+/**
+ * Topic and partition storage: RecordBatch v2 blobs kept as received (only baseOffset rewritten), in memory and,
+ * with a data directory, in append-only files per partition plus JSON for topics and committed offsets.
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+
+export interface StoredBatch {
+  readonly baseOffset: number
+  readonly lastOffset: number
+  readonly maxTimestamp: number
+  readonly data: Buffer
+}
+
+/** Producer-id state per partition, for idempotent producers (sequence checks, duplicate detection). */
+interface ProducerState {
+  epoch: number
+  lastSequence: number
+  /** The last few batches: first sequence → base offset, to answer duplicates with the original offset. */
+  recent: Array<{ readonly firstSequence: number; readonly lastSequence: number; readonly baseOffset: number }>
+}
+
+export class PartitionLog {
+  readonly batches: Array<StoredBatch> = []
+  logStartOffset = 0
+  nextOffset = 0
+  readonly producers = new Map<bigint, ProducerState>()
+  private fd: number | undefined
+
+  constructor(readonly file: string | undefined) {
+    if (file !== undefined) {
+      if (fs.existsSync(file)) this.load(file)
+      this.fd = fs.openSync(file, "a")
+    }
+  }
+
+  private load(file: string) {
+    const buf = fs.readFileSync(file)
+    let at = 0
+    while (at + 61 <= buf.length) {
+      const size = 12 + buf.readInt32BE(at + 8)
+      if (at + size > buf.length) break // a torn write at the end: drop it
+      const data = Buffer.from(buf.subarray(at, at + size))
+      const baseOffset = Number(data.readBigInt64BE(0))
+      const lastOffset = baseOffset + data.readInt32BE(23)
+      this.batches.push({ baseOffset, lastOffset, maxTimestamp: Number(data.readBigInt64BE(35)), data })
+      this.nextOffset = lastOffset + 1
+      at += size
+    }
+    if (this.batches.length > 0) this.logStartOffset = this.batches[0].baseOffset
+  }
+
+  /**
+   * Appends one batch (already CRC-checked). Returns its base offset, or for a duplicate from an idempotent producer
+   * the offset it was first written at; `"OutOfOrder"` when a sequence is skipped.
+   */
+  append(batch: Buffer): number | "OutOfOrder" {
+    const producerId = batch.readBigInt64BE(43)
+    const producerEpoch = batch.readInt16BE(51)
+    const baseSequence = batch.readInt32BE(53)
+    const lastOffsetDelta = batch.readInt32BE(23)
+    if (producerId >= 0n && baseSequence >= 0) {
+      const state = this.producers.get(producerId)
+      const lastSequence = baseSequence + lastOffsetDelta
+      if (state !== undefined && state.epoch === producerEpoch) {
+        const dup = state.recent.find((r) => r.firstSequence === baseSequence && r.lastSequence === lastSequence)
+        if (dup !== undefined) return dup.baseOffset
+        if (baseSequence !== state.lastSequence + 1) return "OutOfOrder"
+      } else if (state === undefined && baseSequence !== 0 && this.batches.length > 0) {
+        // unknown producer writing mid-sequence: accept (state may predate a restart)
+      }
+      const baseOffset = this.write(batch)
+      const next = state !== undefined && state.epoch === producerEpoch
+        ? state
+        : { epoch: producerEpoch, lastSequence: -1, recent: [] }
+      next.lastSequence = lastSequence
+      next.recent.push({ firstSequence: baseSequence, lastSequence, baseOffset })
+      if (next.recent.length > 5) next.recent.shift()
+      this.producers.set(producerId, next)
+      return baseOffset
+    }
+    return this.write(batch)
+  }
+
+  private write(batch: Buffer): number {
+    const baseOffset = this.nextOffset
+    const data = Buffer.from(batch)
+    data.writeBigInt64BE(BigInt(baseOffset), 0)
+    const lastOffset = baseOffset + data.readInt32BE(23)
+    this.batches.push({ baseOffset, lastOffset, maxTimestamp: Number(data.readBigInt64BE(35)), data })
+    this.nextOffset = lastOffset + 1
+    if (this.fd !== undefined) fs.writeSync(this.fd, data)
+    return baseOffset
+  }
+
+  /** Index of the first batch holding an offset ≥ `offset`. */
+  private indexFor(offset: number): number {
+    let lo = 0
+    let hi = this.batches.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.batches[mid].lastOffset < offset) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+
+  /** Whole batches from `offset`, at least one, up to `maxBytes`. */
+  read(offset: number, maxBytes: number): { readonly chunks: Array<Buffer>; readonly size: number } {
+    const chunks: Array<Buffer> = []
+    let size = 0
+    for (let i = this.indexFor(offset); i < this.batches.length; i++) {
+      const data = this.batches[i].data
+      if (chunks.length > 0 && size + data.length > maxBytes) break
+      chunks.push(data)
+      size += data.length
+    }
+    return { chunks, size }
+  }
+
+  /** The first offset whose batch has a timestamp ≥ `timestamp` (ListOffsets by time). */
+  offsetForTimestamp(timestamp: number): number {
+    for (const b of this.batches) if (b.maxTimestamp >= timestamp) return Math.max(b.baseOffset, this.logStartOffset)
+    return this.nextOffset
+  }
+
+  close() {
+    if (this.fd !== undefined) {
+      fs.closeSync(this.fd)
+      this.fd = undefined
+    }
+  }
+}
+
+export class Topic {
+  readonly partitions: Array<PartitionLog> = []
+  constructor(readonly name: string, count: number, private readonly dir: string | undefined) {
+    this.grow(count)
+  }
+  grow(count: number) {
+    for (let p = this.partitions.length; p < count; p++) {
+      this.partitions.push(
+        new PartitionLog(
+          this.dir === undefined ? undefined : path.join(this.dir, `${encodeURIComponent(this.name)}-${p}.log`)
+        )
+      )
+    }
+  }
+  close() {
+    for (const p of this.partitions) p.close()
+  }
+}
+
+export interface CommittedOffset {
+  readonly offset: number
+  readonly metadata: string | null
+}
+
+/** Topics and committed offsets, persisted under `dataDir` when given. */
+export class Storage {
+  readonly topics = new Map<string, Topic>()
+  /** group → "topic\u0000partition" → offset */
+  readonly offsets = new Map<string, Map<string, CommittedOffset>>()
+  private readonly logDir: string | undefined
+  private offsetsDirty = false
+
+  constructor(readonly dataDir: string | undefined) {
+    if (dataDir !== undefined) {
+      this.logDir = path.join(dataDir, "logs")
+      fs.mkdirSync(this.logDir, { recursive: true })
+      const topicsFile = path.join(dataDir, "topics.json")
+      if (fs.existsSync(topicsFile)) {
+        const saved = JSON.parse(fs.readFileSync(topicsFile, "utf8")) as Record<string, number>
+        for (const [name, count] of Object.entries(saved)) this.topics.set(name, new Topic(name, count, this.logDir))
+      }
+      const offsetsFile = path.join(dataDir, "offsets.json")
+      if (fs.existsSync(offsetsFile)) {
+        const saved = JSON.parse(fs.readFileSync(offsetsFile, "utf8")) as Record<
+          string,
+          Record<string, CommittedOffset>
+        >
+        for (const [group, entries] of Object.entries(saved)) this.offsets.set(group, new Map(Object.entries(entries)))
+      }
+    }
+  }
+
+  createTopic(name: string, partitions: number): Topic {
+    const topic = new Topic(name, partitions, this.logDir)
+    this.topics.set(name, topic)
+    this.saveTopics()
+    return topic
+  }
+
+  deleteTopic(name: string) {
+    const topic = this.topics.get(name)
+    if (topic === undefined) return
+    topic.close()
+    this.topics.delete(name)
+    if (this.logDir !== undefined) {
+      topic.partitions.forEach((_, p) =>
+        fs.rmSync(path.join(this.logDir!, `${encodeURIComponent(name)}-${p}.log`), { force: true })
+      )
+    }
+    for (const offsets of this.offsets.values()) {
+      for (const key of offsets.keys()) if (key.startsWith(`${name}\u0000`)) offsets.delete(key)
+    }
+    this.saveTopics()
+  }
+
+  saveTopics() {
+    if (this.dataDir === undefined) return
+    const out: Record<string, number> = {}
+    for (const [name, t] of this.topics) out[name] = t.partitions.length
+    writeAtomic(path.join(this.dataDir, "topics.json"), JSON.stringify(out))
+  }
+
+  commit(group: string, topic: string, partition: number, offset: CommittedOffset) {
+    let offsets = this.offsets.get(group)
+    if (offsets === undefined) this.offsets.set(group, offsets = new Map())
+    offsets.set(`${topic}\u0000${partition}`, offset)
+    this.offsetsDirty = true
+  }
+
+  committed(group: string, topic: string, partition: number): CommittedOffset | undefined {
+    return this.offsets.get(group)?.get(`${topic}\u0000${partition}`)
+  }
+
+  /** Writes committed offsets if they changed; called after each commit request and at close. */
+  flushOffsets() {
+    if (this.dataDir === undefined || !this.offsetsDirty) return
+    this.offsetsDirty = false
+    const out: Record<string, Record<string, CommittedOffset>> = {}
+    for (const [group, entries] of this.offsets) out[group] = Object.fromEntries(entries)
+    writeAtomic(path.join(this.dataDir, "offsets.json"), JSON.stringify(out))
+  }
+
+  close() {
+    this.flushOffsets()
+    for (const t of this.topics.values()) t.close()
+  }
+}
+
+const writeAtomic = (file: string, content: string) => {
+  const tmp = `${file}.tmp`
+  fs.writeFileSync(tmp, content)
+  fs.renameSync(tmp, file)
+}
