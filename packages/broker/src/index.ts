@@ -3,4 +3,6 @@
  *
  * @since 0.1.0
  */
+export * as DevCluster from "./DevCluster.js"
 export * as KafkaBroker from "./KafkaBroker.js"
+export * as SchemaRegistry from "./SchemaRegistry.js"
