@@ -43,6 +43,8 @@ export interface KafkaBroker {
   readonly port: number
   /** `host:port`, for client `brokers` lists. */
   readonly broker: string
+  /** Time the broker spent handling requests (synchronous part) and records appended so far. */
+  readonly stats: () => { readonly busyMs: number; readonly producedRecords: number }
 }
 
 /**
@@ -92,7 +94,12 @@ export const make = (options: Options = {}): Effect.Effect<KafkaBroker, KafkaBro
       }),
       (server) => Effect.promise(() => server.close())
     )
-    return { host, port: server.port, broker: `${host}:${server.port}` }
+    return {
+      host,
+      port: server.port,
+      broker: `${host}:${server.port}`,
+      stats: () => ({ busyMs: server.context.stats.busyMs, producedRecords: server.context.stats.producedRecords })
+    }
   })
 
 /**

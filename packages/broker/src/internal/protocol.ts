@@ -73,6 +73,8 @@ export interface BrokerContext {
   /** Wakes long-polling fetches when data arrives. */
   readonly waiters: Set<() => void>
   nextProducerId: bigint
+  /** Time spent handling requests and records appended/served, for benchmarks. */
+  readonly stats: { busyMs: number; producedRecords: number; fetchedBatches: number }
 }
 
 export interface RequestInfo {
@@ -209,6 +211,7 @@ const produce: Handler = (ctx, r, { version }) => {
             }
             if (baseOffset < 0) baseOffset = result
             appended = true
+            ctx.stats.producedRecords += batch.readInt32BE(57)
           }
         } else {
           ctx.log(`produce to ${t.name}[${p.index}] rejected with error ${error}`)

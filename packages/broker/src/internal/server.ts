@@ -41,6 +41,7 @@ export const start = (options: ServerOptions): Promise<RunningServer> => {
     groups: new GroupCoordinator(info, (group) => info(`group ${group} is empty`)),
     log: info,
     waiters: new Set(),
+    stats: { busyMs: 0, producedRecords: 0, fetchedBatches: 0 },
     nextProducerId: BigInt(Date.now()) * 1000n
   }
   const sockets = new Set<net.Socket>()
@@ -94,7 +95,9 @@ export const start = (options: ServerOptions): Promise<RunningServer> => {
           slot.done = true
           return flush()
         }
+        const started = performance.now()
         const result = handler(context, r, { version, clientId, clientHost })
+        context.stats.busyMs += performance.now() - started
         const complete = (body: Buffer | null) => {
           slot.data = body === null ? null : frameHeader(correlationId, body)
           slot.done = true
@@ -110,20 +113,36 @@ export const start = (options: ServerOptions): Promise<RunningServer> => {
       }
     }
 
+    // chunks are only concatenated once a whole frame has arrived (large produce requests come in many chunks)
+    let chunks: Array<Buffer> = []
+    let chunkBytes = 0
+    let need = 4
     socket.on("data", (chunk: Buffer) => {
-      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk])
+      chunks.push(chunk)
+      chunkBytes += chunk.length
+      if (chunkBytes < need) return
+      buffered = chunks.length === 1 && buffered.length === 0
+        ? chunk
+        : Buffer.concat(buffered.length === 0 ? chunks : [buffered, ...chunks])
+      chunks = []
+      chunkBytes = 0
       let at = 0
+      need = 4
       while (!closed && buffered.length - at >= 4) {
         const size = buffered.readInt32BE(at)
         if (size < 8 || size > options.maxFrameBytes) {
           kill(`frame size ${size} outside 8..${options.maxFrameBytes}`)
           return
         }
-        if (buffered.length - at - 4 < size) break
+        if (buffered.length - at - 4 < size) {
+          need = 4 + size - (buffered.length - at)
+          break
+        }
         handle(buffered.subarray(at + 4, at + 4 + size))
         at += 4 + size
       }
       buffered = at === buffered.length ? Buffer.alloc(0) : buffered.subarray(at)
+      if (buffered.length > 0 && buffered.length < 4) need = 4 - buffered.length
     })
     socket.on("error", () => {})
     socket.on("close", () => {
