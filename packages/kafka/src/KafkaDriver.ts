@@ -1,0 +1,160 @@
+/**
+ * The Kafka driver port: what the runtime needs from a Kafka client, in the toolkit's own types (`Uint8Array`
+ * payloads, string offsets, its own errors). kafkajs is the first adapter (`KafkaJs`); another adapter needs no
+ * change outside its own module.
+ *
+ * @since 0.1.0
+ */
+import type { Consumer } from "@deimos/core"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type { KafkaError } from "./KafkaError.js"
+
+/**
+ * A message to send.
+ *
+ * @since 0.1.0
+ */
+export interface OutgoingMessage {
+  readonly key: Uint8Array | null
+  readonly value: Uint8Array | null
+  /** Chooses the partition (murmur2, as the Java client does with keys); `null`: the key, else round robin. */
+  readonly partitionKey: string | null
+  readonly headers: Readonly<Record<string, string>>
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface ProducerOptions {
+  /** @default false */
+  readonly idempotent?: boolean | undefined
+  /** -1 (all), 0 or 1. @default -1 */
+  readonly acks?: -1 | 0 | 1 | undefined
+  /** @default 30 seconds */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface Producer {
+  readonly send: (topic: string, messages: ReadonlyArray<OutgoingMessage>) => Effect.Effect<void, KafkaError>
+}
+
+/**
+ * A fetched batch of one partition.
+ *
+ * @since 0.1.0
+ */
+export interface Batch {
+  readonly topic: string
+  readonly partition: number
+  readonly highWatermark: string
+  readonly messages: ReadonlyArray<Consumer.RawMessage>
+}
+
+/**
+ * What a batch handler can do while it runs.
+ *
+ * @since 0.1.0
+ */
+export interface BatchControl {
+  /** Marks `offset` (of this batch's partition) as processed; committed at the next commit. */
+  readonly resolveOffset: (offset: string) => Effect.Effect<void>
+  /** Commits resolved offsets now. */
+  readonly commit: Effect.Effect<void, KafkaError>
+  /** Tells the group coordinator this member is alive (long handlers). */
+  readonly heartbeat: Effect.Effect<void, KafkaError>
+  /** False once the consumer is stopping: stop taking new messages. */
+  readonly isRunning: Effect.Effect<boolean>
+  /** Stops fetching from this batch's topic (fatal errors). */
+  readonly pause: Effect.Effect<void>
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface ConsumerOptions {
+  readonly groupId: string
+  readonly topics: ReadonlyArray<string>
+  /** Where a group without committed offsets starts. @default true */
+  readonly fromBeginning?: boolean | undefined
+  readonly sessionTimeout?: Duration.DurationInput | undefined
+  readonly heartbeatInterval?: Duration.DurationInput | undefined
+  readonly maxBytesPerPartition?: number | undefined
+  readonly minBytes?: number | undefined
+  readonly maxWaitTime?: Duration.DurationInput | undefined
+}
+
+/**
+ * A group member. `run` hands each fetched batch to `handle` and waits for it (back-pressure); it returns when the
+ * consumer stops and fails when `handle` fails (the consumer then stops without committing that batch).
+ *
+ * @since 0.1.0
+ */
+export interface GroupConsumer {
+  readonly run: <E, R>(
+    handle: (batch: Batch, control: BatchControl) => Effect.Effect<void, E, R>
+  ) => Effect.Effect<never, E | KafkaError, R>
+}
+
+/**
+ * Offsets of one partition.
+ *
+ * @since 0.1.0
+ */
+export interface PartitionOffsets {
+  readonly partition: number
+  /** First offset still in the log. */
+  readonly low: string
+  /** Next offset to be written (high watermark). */
+  readonly high: string
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface Admin {
+  readonly createTopic: (
+    topic: string,
+    options?: { readonly partitions?: number | undefined }
+  ) => Effect.Effect<boolean, KafkaError>
+  readonly deleteTopic: (topic: string) => Effect.Effect<void, KafkaError>
+  readonly topicOffsets: (topic: string) => Effect.Effect<ReadonlyArray<PartitionOffsets>, KafkaError>
+  /** Committed offsets of a group for a topic (`-1`: none). */
+  readonly committedOffsets: (
+    groupId: string,
+    topic: string
+  ) => Effect.Effect<ReadonlyArray<{ readonly partition: number; readonly offset: string }>, KafkaError>
+  /** Reads messages of one partition from `fromOffset` until `untilOffset` (exclusive), without a group. */
+  readonly read: (
+    topic: string,
+    partition: number,
+    fromOffset: string,
+    untilOffset: string
+  ) => Effect.Effect<ReadonlyArray<Consumer.RawMessage>, KafkaError>
+}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace KafkaDriver {
+  /**
+   * @since 0.1.0
+   */
+  export interface Service {
+    readonly name: string
+    readonly producer: (options?: ProducerOptions) => Effect.Effect<Producer, KafkaError, Scope.Scope>
+    readonly consumer: (options: ConsumerOptions) => Effect.Effect<GroupConsumer, KafkaError, Scope.Scope>
+    readonly admin: Effect.Effect<Admin, KafkaError, Scope.Scope>
+  }
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class KafkaDriver extends Context.Tag("@deimos/kafka/KafkaDriver")<KafkaDriver, KafkaDriver.Service>() {}

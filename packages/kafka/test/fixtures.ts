@@ -1,0 +1,36 @@
+import { DevCluster } from "@deimos/broker"
+import { DeimosConfig, SchemaBackend, SchemaRef } from "@deimos/core"
+import { KafkaJs } from "@deimos/kafka"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+
+export const Event = SchemaRef.fromSchema(
+  Schema.Struct({ id: Schema.String, n: Schema.Number, timestamp: Schema.optional(Schema.Date) }),
+  { name: "Event", namespace: "test" }
+)
+
+/** The dev cluster, the kafkajs driver on it, the validating mock schema backend, fast test backoff. */
+export const KafkaTest = Layer.unwrapEffect(
+  Effect.map(
+    DevCluster.DevCluster,
+    (cluster) =>
+      KafkaJs.layer({
+        brokers: cluster.brokers,
+        clientId: "kafka-test",
+        logLevel: "nothing",
+        shutdownTimeout: "10 seconds"
+      })
+  )
+).pipe(
+  Layer.provideMerge(DevCluster.layer({ port: 0, partitions: 3 })),
+  Layer.merge(SchemaBackend.layerMockValidating),
+  Layer.merge(DeimosConfig.layer({ backoff: { min: "20 millis", max: "100 millis" } }))
+)
+
+let seq = 0
+/** A unique name per test, so tests share one cluster without seeing each other. */
+export const unique = (base: string) => `${base}-${process.pid}-${++seq}`
+
+/** Consumer settings that make group changes fast in tests. */
+export const fast = { maxWaitTime: "100 millis", heartbeatInterval: "200 millis", sessionTimeout: "6 seconds" } as const
