@@ -29,13 +29,22 @@ export const handleBatch = <A, K, E, R>(
   control: KafkaDriver.BatchControl
 ): Effect.Effect<void, ConsumerError.ConsumerFatalError | KafkaError, R | SchemaBackend.SchemaBackend> => {
   const heartbeatEvery = Duration.decode(consumer.heartbeatInterval ?? "3 seconds")
+  // a commit refused during a rebalance is not fatal: the driver rejoins, and what was not committed is delivered
+  // again (at least once)
+  const commit = control.commit.pipe(
+    Effect.catchAll((error) =>
+      Effect.logWarning("Offset commit failed; uncommitted messages may be delivered again", error).pipe(
+        Effect.annotateLogs({ consumer: consumer.name, topic: batch.topic, partition: batch.partition })
+      )
+    )
+  )
   const body: Effect.Effect<void, ConsumerError.ConsumerFatalError | KafkaError, R | SchemaBackend.SchemaBackend> =
     consumer.delivery === "inlineBatch"
       ? Effect.gen(function*() {
         yield* Consumer.processBatch(consumer, batch.messages)
         const last = batch.messages[batch.messages.length - 1]
         if (last !== undefined) yield* control.resolveOffset(last.offset)
-        yield* control.commit
+        yield* commit
       })
       : Effect.gen(function*() {
         let handled = 0
@@ -44,9 +53,9 @@ export const handleBatch = <A, K, E, R>(
           yield* Consumer.processMessage(consumer, message)
           yield* control.resolveOffset(message.offset)
           handled++
-          if (consumer.delivery === "message") yield* control.commit
+          if (consumer.delivery === "message") yield* commit
         }
-        if (handled > 0) yield* control.commit
+        if (handled > 0) yield* commit
       })
   return Effect.scoped(
     Effect.gen(function*() {

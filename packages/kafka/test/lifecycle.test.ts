@@ -1,0 +1,180 @@
+import { DevCluster } from "@deimos/broker"
+import { Consumer, DeimosConfig, Producer, SchemaBackend } from "@deimos/core"
+import { Consumers, KafkaDriver, KafkaJs, KafkaProducerBackend } from "@deimos/kafka"
+import { describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Event, fast, unique } from "./fixtures.js"
+
+const withCluster = (options: DevCluster.Options = {}) =>
+  Layer.unwrapScoped(
+    Effect.map(DevCluster.make({ port: 0, registryPort: 0, partitions: 2, ...options }), (cluster) =>
+      KafkaJs.layer({ brokers: cluster.brokers, logLevel: "nothing", shutdownTimeout: "10 seconds" }))
+  ).pipe(Layer.merge(SchemaBackend.layerMockValidating), Layer.merge(DeimosConfig.layer({})))
+
+const publish = (topic: string, from: number, count: number) =>
+  Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
+    .publishList(Array.from({ length: count }, (_, i) => ({ id: `e${from + i}`, n: from + i })))
+    .pipe(Effect.provide(KafkaProducerBackend.layer()))
+
+const committed = (groupId: string, topic: string) =>
+  Effect.scoped(
+    Effect.flatMap(KafkaDriver.KafkaDriver, (driver) =>
+      Effect.flatMap(driver.admin, (admin) => admin.committedOffsets(groupId, topic)))
+  ).pipe(Effect.map((c) =>
+    c.reduce((n, p) => n + Math.max(0, Number(p.offset)), 0)
+  ))
+
+describe("consumer lifecycle", () => {
+  it.live(
+    "two members share a group; when one leaves the other takes its partitions without losing or re-handling committed messages",
+    () =>
+      Effect.gen(function*() {
+        const topic = unique("pair")
+        const groupId = unique("g")
+        const seen = yield* Ref.make<ReadonlyArray<string>>([])
+        const target = yield* Ref.make(0)
+        const reached = yield* Ref.make(yield* Deferred.make<void>())
+        const consumer = Consumer.make({
+          topic,
+          groupId,
+          schema: Event,
+          keyConfig: { field: "id" },
+          ...fast,
+          handle: (payload) =>
+            Effect.gen(function*() {
+              const all = yield* Ref.updateAndGet(seen, (s) => [...s, payload!.id])
+              if (all.length >= (yield* Ref.get(target))) yield* Deferred.succeed(yield* Ref.get(reached), undefined)
+            })
+        })
+        const waitFor = (n: number) =>
+          Effect.gen(function*() {
+            yield* Ref.set(target, n)
+            const d = yield* Deferred.make<void>()
+            yield* Ref.set(reached, d)
+            if ((yield* Ref.get(seen)).length >= n) return
+            yield* Deferred.await(d)
+          })
+        yield* publish(topic, 0, 20)
+        const a = yield* Effect.fork(Consumers.runMember(consumer))
+        const b = yield* Effect.fork(Consumers.runMember(consumer))
+        yield* waitFor(20)
+        yield* Effect.sleep("300 millis")
+        yield* Fiber.interrupt(b)
+        yield* publish(topic, 20, 20)
+        yield* waitFor(40)
+        yield* Effect.sleep("300 millis")
+        yield* Fiber.interrupt(a)
+        const ids = yield* Ref.get(seen)
+        expect(new Set(ids).size).toBe(40)
+        expect(ids).toHaveLength(40)
+        expect(yield* committed(groupId, topic)).toBe(40)
+      }).pipe(Effect.provide(withCluster())),
+    90_000
+  )
+
+  it.live("shutdown mid-batch finishes the message in hand and commits what was handled", () =>
+    Effect.gen(function*() {
+      const topic = unique("shutdown")
+      const groupId = unique("g")
+      yield* Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
+        .publishList(
+          Array.from({ length: 10 }, (_, n) => Producer.envelope({ id: `s${n}`, n }, { partitionKey: "one" }))
+        )
+        .pipe(Effect.provide(KafkaProducerBackend.layer()))
+      const handled = yield* Ref.make(0)
+      const third = yield* Deferred.make<void>()
+      const consumer = Consumer.make({
+        topic,
+        groupId,
+        schema: Event,
+        keyConfig: { field: "id" },
+        delivery: "batch",
+        ...fast,
+        handle: () =>
+          Effect.gen(function*() {
+            const n = yield* Ref.updateAndGet(handled, (h) => h + 1)
+            if (n === 3) yield* Deferred.succeed(third, undefined)
+            yield* Effect.sleep("150 millis")
+          })
+      })
+      const fiber = yield* Effect.fork(Consumers.run([consumer]))
+      yield* Deferred.await(third)
+      yield* Fiber.interrupt(fiber)
+      const count = yield* Ref.get(handled)
+      expect(count).toBeGreaterThanOrEqual(3)
+      expect(count).toBeLessThan(10)
+      expect(yield* committed(groupId, topic)).toBe(count)
+    }).pipe(Effect.provide(withCluster())), 60_000)
+
+  it.live("an unreachable broker is retried with backoff, then a clear error", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Effect.scoped(Effect.flatMap(KafkaDriver.KafkaDriver, (driver) => driver.producer()))
+      ).pipe(
+        Effect.provide(
+          KafkaJs.layer({
+            brokers: ["127.0.0.1:1"],
+            logLevel: "nothing",
+            connectAttempts: 2,
+            connectionTimeout: "200 millis"
+          })
+        )
+      )
+      expect(error._tag).toBe("KafkaError")
+      expect(error.reason).toBe("Connect")
+      expect(error.message).toContain("127.0.0.1:1")
+      expect(error.message).toContain("after 2 attempts")
+    }), 60_000)
+
+  it.live(
+    "after a broker restart with a data directory, consumption resumes from the committed offsets",
+    () =>
+      Effect.gen(function*() {
+        const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "deimos-restart-"))
+        const topic = unique("restart")
+        const groupId = unique("g")
+        const seen = yield* Ref.make<ReadonlyArray<string>>([])
+        const consumeTo = (n: number) =>
+          Effect.gen(function*() {
+            const done = yield* Deferred.make<void>()
+            const consumer = Consumer.make({
+              topic,
+              groupId,
+              schema: Event,
+              keyConfig: { field: "id" },
+              ...fast,
+              handle: (payload) =>
+                Effect.flatMap(
+                  Ref.updateAndGet(seen, (s) => [...s, payload!.id]),
+                  (s) => s.length >= n ? Deferred.succeed(done, undefined) : Effect.void
+                )
+            })
+            const fiber = yield* Effect.fork(Consumers.run([consumer]))
+            yield* Deferred.await(done)
+            yield* Effect.sleep("300 millis")
+            yield* Fiber.interrupt(fiber)
+          })
+        yield* Effect.gen(function*() {
+          yield* publish(topic, 0, 10)
+          yield* consumeTo(10)
+        }).pipe(Effect.provide(withCluster({ dataDir })))
+        yield* Effect.gen(function*() {
+          yield* publish(topic, 10, 5)
+          yield* consumeTo(15)
+          expect(yield* committed(groupId, topic)).toBe(15)
+        }).pipe(Effect.provide(withCluster({ dataDir })))
+        const ids = yield* Ref.get(seen)
+        expect(ids).toHaveLength(15)
+        expect(new Set(ids).size).toBe(15)
+        fs.rmSync(dataDir, { recursive: true, force: true })
+      }),
+    90_000
+  )
+})
