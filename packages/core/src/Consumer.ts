@@ -473,6 +473,7 @@ const spanOptions = (consumer: Any, raw: RawMessage, headers: Readonly<Record<st
   const parent = TraceContext.parse(headers[TraceContext.header])
   return {
     kind: "consumer" as const,
+    captureStackTrace: false,
     attributes: {
       "resource.name": consumer.name,
       consumer: consumer.name,

@@ -48,7 +48,11 @@ const needsTags = (value: unknown, depth: number): boolean => {
 export const encode = (value: unknown): Uint8Array =>
   encoder.encode((needsTags(value, 0) ? JSON.stringify(value, replacer) : JSON.stringify(value)) ?? "null")
 
-export const decode = (bytes: Uint8Array): unknown => JSON.parse(decoder.decode(bytes), reviver)
+export const decode = (bytes: Uint8Array): unknown => {
+  const text = decoder.decode(bytes)
+  // the reviver is only needed when something was tagged
+  return text.includes(`"${TAG}"`) ? JSON.parse(text, reviver) : JSON.parse(text)
+}
 
 /** Plain JSON (bigints as strings), for the JSON backend. */
 export const encodePlain = (value: unknown): Uint8Array =>
