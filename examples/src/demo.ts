@@ -1,32 +1,22 @@
 /**
- * The zero-setup demo: define a schema, a producer and a consumer; publish orders; deliver what was sent to the
- * consumer through the same decode → handler → error-policy path the Kafka runtime uses; print both sides.
+ * The zero-setup demo: starts the embedded Kafka broker, publishes orders through the Kafka producer backend, runs
+ * a consumer worker that handles them (one bad order is swallowed by the error policy), reads the topic back with
+ * the inline consumer, prints the lag, and shuts everything down.
  *
  * Run: `npm run demo`
  */
-import { Consumer, Producer, ProducerBackend, SchemaBackend, SchemaRef, SentMessages, Tombstone } from "@deimos/core"
+import { KafkaBroker } from "@deimos/broker"
+import { Consumer, Producer, SchemaBackend, Tombstone } from "@deimos/core"
+import { Consumers, InlineConsumer, KafkaJs, KafkaProducerBackend, LagReporter } from "@deimos/kafka"
 import { NodeRuntime } from "@effect/platform-node"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
-import * as Schema from "effect/Schema"
-
-// A schema handle: the payload type of producers and consumers comes from it.
-const Order = SchemaRef.fromSchema(
-  Schema.Struct({
-    order_id: Schema.String,
-    customer: Schema.String,
-    amount: Schema.Number,
-    message_id: Schema.optional(Schema.String),
-    timestamp: Schema.optional(Schema.Date)
-  }),
-  { name: "Order", namespace: "com.example.shop" }
-)
-
-// Keyed by the order id; message_id and timestamp are filled in by the pipeline.
-const orders = Producer.make({ topic: "orders", schema: Order, keyConfig: { field: "order_id" } })
+import { Order } from "./shared.js"
 
 class InvalidAmount extends Data.TaggedError("InvalidAmount")<{ readonly orderId: string }> {
   override get message() {
@@ -34,8 +24,16 @@ class InvalidAmount extends Data.TaggedError("InvalidAmount")<{ readonly orderId
   }
 }
 
+const orders = Producer.make({ topic: "orders", schema: Order, keyConfig: { field: "order_id" } })
+
 const program = Effect.gen(function*() {
   const ledger = yield* Ref.make(new Map<string, number>())
+  const handled = yield* Ref.make(0)
+  const allHandled = yield* Deferred.make<void>()
+  const count = Effect.flatMap(
+    Ref.updateAndGet(handled, (n) => n + 1),
+    (n) => n >= 5 ? Deferred.succeed(allHandled, undefined) : Effect.void
+  )
 
   const billing = Consumer.make({
     topic: "orders",
@@ -43,55 +41,54 @@ const program = Effect.gen(function*() {
     schema: Order,
     keyConfig: { field: "order_id" },
     delivery: "batch",
+    maxWaitTime: "200 millis",
     handle: (order, metadata) =>
-      order === null
-        ? Ref.update(ledger, (m) => (m.delete(String(metadata.key)), m)).pipe(
-          Effect.zipRight(Console.log(`  consumed tombstone for ${metadata.key} → removed`))
-        )
-        : order.amount < 0
-        ? Effect.fail(new InvalidAmount({ orderId: order.order_id }))
-        : Ref.update(ledger, (m) => m.set(order.order_id, order.amount)).pipe(
-          Effect.zipRight(Console.log(`  consumed ${order.order_id}: ${order.customer} pays ${order.amount}`))
-        )
+      Effect.ensuring(
+        order === null
+          ? Ref.update(ledger, (m) => (m.delete(String(metadata.key)), m)).pipe(
+            Effect.zipRight(Console.log(`  consumed tombstone for ${metadata.key}: removed`))
+          )
+          : order.amount < 0
+          ? Effect.fail(new InvalidAmount({ orderId: order.order_id }))
+          : Ref.update(ledger, (m) => m.set(order.order_id, order.amount)).pipe(
+            Effect.zipRight(Console.log(
+              `  consumed ${order.order_id} from partition ${metadata.partition}@${metadata.offset}: ${order.customer} pays ${order.amount}`
+            ))
+          ),
+        count
+      )
   })
 
-  yield* Console.log("Publishing 4 orders and a tombstone to topic 'orders'…")
+  yield* Console.log("Publishing 4 orders and a tombstone to topic 'orders' (Kafka backend, acks=all)…")
   yield* orders.publishList([
     { order_id: "o-1", customer: "Ada", amount: 42 },
     { order_id: "o-2", customer: "Grace", amount: 17.5 },
     { order_id: "o-3", customer: "Linus", amount: -1 },
-    { order_id: "o-4", customer: "Barbara", amount: 99 },
-    Tombstone.make("o-2")
+    { order_id: "o-4", customer: "Barbara", amount: 99 }
   ])
+  yield* orders.publish(Tombstone.make("o-2"))
 
-  const sent = yield* Effect.flatMap(SentMessages.SentMessages, (s) => s.forTopic("orders"))
-  for (const m of sent) {
-    const payload = m.payload as { amount?: number; message_id?: string } | null
-    yield* Console.log(
-      `  produced key=${m.key} ${
-        payload === null ? "tombstone" : `amount=${payload.amount} message_id=${payload.message_id?.slice(0, 8)}…`
-      } (${m.encodedPayload?.length ?? 0} bytes)`
-    )
-  }
+  yield* Console.log("Running consumer group 'billing' (the order with a negative amount is logged and swallowed)…")
+  const worker = yield* Effect.fork(Consumers.run([billing]))
+  yield* Deferred.await(allHandled)
+  yield* Fiber.interrupt(worker)
+  yield* Console.log(`Ledger: ${JSON.stringify(Object.fromEntries(yield* Ref.get(ledger)))}`)
 
-  yield* Console.log("Delivering them to consumer billing (the order with a negative amount is swallowed)…")
-  yield* Consumer.processBatch(
-    billing,
-    sent.map((m, offset) => ({
-      topic: m.topic,
-      partition: 0,
-      offset: String(offset),
-      key: m.encodedKey,
-      value: m.encodedPayload,
-      headers: m.headers,
-      timestamp: String(Date.now())
-    }))
-  )
-  const final = yield* Ref.get(ledger)
-  yield* Console.log(`Ledger: ${JSON.stringify(Object.fromEntries(final))}`)
+  const lag = yield* LagReporter.report([billing])
+  yield* Console.log(`Lag after shutdown: ${lag.reduce((n, l) => n + l.lag, 0)} (offsets committed)`)
+  const onTopic = yield* InlineConsumer.read({ topic: "orders", schema: Order, keyConfig: { field: "order_id" } })
+  yield* Console.log(`Inline consumer read ${onTopic.length} messages back: ${onTopic.map((m) => m.key).join(", ")}`)
 })
 
-// In-memory producer backend and the validating mock schema backend; default settings (errors swallowed).
-const DemoLive = Layer.mergeAll(ProducerBackend.layerTest, SchemaBackend.layerMockValidating)
+// an embedded broker on a free port; the kafkajs driver and the JSON schema backend on top
+const Live = Layer.unwrapScoped(
+  Effect.map(
+    KafkaBroker.make({ port: 0, partitions: 2 }),
+    (broker) => KafkaJs.layer({ brokers: [broker.broker], clientId: "demo", logLevel: "nothing" })
+  )
+).pipe(
+  (driver) => Layer.merge(driver, KafkaProducerBackend.layer().pipe(Layer.provide(driver))),
+  Layer.merge(SchemaBackend.layerJson)
+)
 
-program.pipe(Effect.provide(DemoLive), NodeRuntime.runMain)
+program.pipe(Effect.provide(Live), NodeRuntime.runMain)
