@@ -7,6 +7,7 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as internalEffectSchema from "./internal/effectSchema.js"
 import * as internalJson from "./internal/jsonBackend.js"
 import * as internalMock from "./internal/mockBackend.js"
 import type * as SchemaError from "./SchemaError.js"
@@ -145,3 +146,10 @@ export const mockValidating: SchemaBackend.Service = internalMock.makeValidating
  * @category layers
  */
 export const layerMockValidating: Layer.Layer<SchemaBackend> = Layer.succeed(SchemaBackend, mockValidating)
+
+/**
+ * The PostgreSQL column type of an Avro-style type and logical type (for `SchemaField.sqlType`).
+ *
+ * @since 0.1.0
+ */
+export const sqlTypeOf: (type: string, logicalType: string | undefined) => string = internalEffectSchema.sqlTypeOf

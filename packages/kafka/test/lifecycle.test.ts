@@ -7,21 +7,44 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
+import { Kafka, logLevel } from "kafkajs"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Event, fast, unique } from "./fixtures.js"
 
 const withCluster = (options: DevCluster.Options = {}) =>
-  Layer.unwrapScoped(
-    Effect.map(DevCluster.make({ port: 0, registryPort: 0, partitions: 2, ...options }), (cluster) =>
+  Layer.unwrapEffect(
+    Effect.map(DevCluster.DevCluster, (cluster) =>
       KafkaJs.layer({ brokers: cluster.brokers, logLevel: "nothing", shutdownTimeout: "10 seconds" }))
-  ).pipe(Layer.merge(SchemaBackend.layerMockValidating), Layer.merge(DeimosConfig.layer({})))
+  ).pipe(
+    Layer.provideMerge(DevCluster.layer({ port: 0, registryPort: 0, partitions: 2, ...options })),
+    Layer.merge(SchemaBackend.layerMockValidating),
+    Layer.merge(DeimosConfig.layer({}))
+  )
 
 const publish = (topic: string, from: number, count: number) =>
   Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
     .publishList(Array.from({ length: count }, (_, i) => ({ id: `e${from + i}`, n: from + i })))
     .pipe(Effect.provide(KafkaProducerBackend.layer()))
+
+/** Waits until the group is Stable with `members` members (kafkajs admin, as any client would check). */
+const stableWith = (groupId: string, members: number) =>
+  Effect.flatMap(DevCluster.DevCluster, (cluster) =>
+    Effect.promise(async () => {
+      const admin = new Kafka({ brokers: [...cluster.brokers], logLevel: logLevel.NOTHING }).admin()
+      await admin.connect()
+      try {
+        for (let i = 0; i < 300; i++) {
+          const { groups } = await admin.describeGroups([groupId])
+          if (groups[0]?.state === "Stable" && groups[0].members.length === members) return
+          await new Promise((r) => setTimeout(r, 100))
+        }
+        throw new Error(`group ${groupId} never became stable with ${members} members`)
+      } finally {
+        await admin.disconnect()
+      }
+    }))
 
 const committed = (groupId: string, topic: string) =>
   Effect.scoped(
@@ -61,9 +84,12 @@ describe("consumer lifecycle", () => {
             if ((yield* Ref.get(seen)).length >= n) return
             yield* Deferred.await(d)
           })
-        yield* publish(topic, 0, 20)
+        yield* publish(topic, 0, 1)
         const a = yield* Effect.fork(Consumers.runMember(consumer))
         const b = yield* Effect.fork(Consumers.runMember(consumer))
+        // let the group settle with both members before the rest arrives: no message is then handled during a rebalance
+        yield* stableWith(groupId, 2)
+        yield* publish(topic, 1, 19)
         yield* waitFor(20)
         yield* Effect.sleep("300 millis")
         yield* Fiber.interrupt(b)

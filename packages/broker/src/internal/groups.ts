@@ -180,7 +180,8 @@ export class GroupCoordinator {
     if (group === undefined || member === undefined) return ErrorCode.UNKNOWN_MEMBER_ID
     member.lastSeen = Date.now()
     if (generation !== group.generation) return ErrorCode.ILLEGAL_GENERATION
-    if (group.state !== "Stable") return ErrorCode.REBALANCE_IN_PROGRESS
+    // as Kafka: members learn of a rebalance from their heartbeat; between join and sync they are fine
+    if (group.state === "PreparingRebalance") return ErrorCode.REBALANCE_IN_PROGRESS
     return ErrorCode.NONE
   }
 
@@ -203,7 +204,9 @@ export class GroupCoordinator {
     if (group === undefined || member === undefined) return ErrorCode.UNKNOWN_MEMBER_ID
     member.lastSeen = Date.now()
     if (generation !== group.generation) return ErrorCode.ILLEGAL_GENERATION
-    if (group.state === "PreparingRebalance") return ErrorCode.REBALANCE_IN_PROGRESS
+    // as Kafka: a member of the current generation may commit while a rebalance is being prepared (that is when
+    // it commits what it handled before giving partitions up); not between join and sync
+    if (group.state === "CompletingRebalance") return ErrorCode.REBALANCE_IN_PROGRESS
     return ErrorCode.NONE
   }
 
