@@ -16,5 +16,6 @@ export default defineWorkspace([
   pkg("core"),
   pkg("test"),
   pkg("broker", { testTimeout: 60_000 }),
+  pkg("avro", { testTimeout: 60_000 }),
   pkg("kafka", { testTimeout: 90_000 })
 ])

@@ -9,3 +9,4 @@ export * as TestLayer from "./TestLayer.js"
 
 export { clearSent, expectNotSent, expectSent, installMatchers, sentTo } from "./Expect.js"
 export { testConsumeBatch, testConsumeInvalidMessage, testConsumeMessage } from "./TestConsume.js"
+export * as SchemaBackendSuite from "./SchemaBackendSuite.js"
