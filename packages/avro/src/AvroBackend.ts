@@ -45,7 +45,12 @@ const decodeWith = (
           ? resolved.type.fromBuffer(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
           : resolved.type.fromBuffer(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), resolver),
       catch: (cause) =>
-        decodeError(resolved.name, topic, `Cannot decode ${bytes.length} bytes of ${topic} as ${resolved.name}: ${String(cause)}`, cause)
+        decodeError(
+          resolved.name,
+          topic,
+          `Cannot decode ${bytes.length} bytes of ${topic} as ${resolved.name}: ${String(cause)}`,
+          cause
+        )
     }),
     (value) => common.fromWire(ref, value, topic)
   )
@@ -66,8 +71,10 @@ export const makeLocal = (options: LocalOptions = {}): SchemaBackend.SchemaBacke
   return {
     name: "avroLocal",
     encode: (payload, { schema, topic }) =>
-      Effect.flatMap(common.toWire(schema, payload, topic), (wire) =>
-        Effect.flatMap(common.resolveRef(schema, topic), (r) => encodeWith(common, r, wire, topic))),
+      Effect.flatMap(
+        common.toWire(schema, payload, topic),
+        (wire) => Effect.flatMap(common.resolveRef(schema, topic), (r) => encodeWith(common, r, wire, topic))
+      ),
     decode: (bytes, { schema, topic }) =>
       Effect.flatMap(common.resolveRef(schema, topic), (r) => decodeWith(common, r, schema, bytes, topic)),
     validate: (payload, schema) => common.validate(payload, schema),
@@ -103,14 +110,18 @@ export const makeValidation = (options: LocalOptions = {}): SchemaBackend.Schema
     name: "avroValidation",
     encode: (payload, o) => Effect.flatMap(common.validate(payload, o.schema, o.topic), () => mock.encode(payload, o)),
     decode: (bytes, o) =>
-      Effect.flatMap(mock.decode(bytes, o), (payload) =>
-        Effect.as(common.validate(payload, o.schema, o.topic), payload)),
+      Effect.flatMap(
+        mock.decode(bytes, o),
+        (payload) => Effect.as(common.validate(payload, o.schema, o.topic), payload)
+      ),
     validate: (payload, schema) => common.validate(payload, schema),
     coerce: common.coerce,
     schemaFields: common.schemaFields,
     encodeKey: (key, o) =>
-      Effect.flatMap(common.resolveKey(o.key, o.topic), (r) =>
-        Effect.flatMap(common.validateWire(r, common.keyWire(o.key, key), o.topic), () => mock.encodeKey(key, o))),
+      Effect.flatMap(
+        common.resolveKey(o.key, o.topic),
+        (r) => Effect.flatMap(common.validateWire(r, common.keyWire(o.key, key), o.topic), () => mock.encodeKey(key, o))
+      ),
     decodeKey: (bytes, o) => mock.decodeKey(bytes, o)
   }
 }
@@ -172,7 +183,12 @@ export const makeSchemaRegistry = (options: RegistryOptions): SchemaBackend.Sche
       Effect.mapError((e) =>
         e.retriable === true
           ? e
-          : decodeError(name, topic, `Schema id ${id} of a message on ${topic} is unknown to the registry: ${e.message}`, e)
+          : decodeError(
+            name,
+            topic,
+            `Schema id ${id} of a message on ${topic} is unknown to the registry: ${e.message}`,
+            e
+          )
       ),
       Effect.flatMap((schema) =>
         Effect.try({
@@ -185,8 +201,10 @@ export const makeSchemaRegistry = (options: RegistryOptions): SchemaBackend.Sche
   }
 
   const encodeFramed = (resolved: Resolved, wire: unknown, subject: string, topic: string) =>
-    Effect.flatMap(common.validateWire(resolved, wire, topic), () =>
-      Effect.map(idFor(resolved, subject), (id) => framed(id, resolved.type.toBuffer(wire))))
+    Effect.flatMap(
+      common.validateWire(resolved, wire, topic),
+      () => Effect.map(idFor(resolved, subject), (id) => framed(id, resolved.type.toBuffer(wire)))
+    )
 
   const decodeFramed = (
     bytes: Uint8Array,
@@ -196,9 +214,13 @@ export const makeSchemaRegistry = (options: RegistryOptions): SchemaBackend.Sche
   ): Effect.Effect<unknown, SchemaError.SchemaError> => {
     if (bytes.length < 5 || bytes[0] !== 0) {
       return Effect.fail(
-        decodeError(name, topic, bytes.length < 5
-          ? `Message on ${topic} is too short for the Confluent wire format (${bytes.length} bytes)`
-          : `Message on ${topic} has magic byte ${bytes[0]}, not 0: not in the Confluent wire format`)
+        decodeError(
+          name,
+          topic,
+          bytes.length < 5
+            ? `Message on ${topic} is too short for the Confluent wire format (${bytes.length} bytes)`
+            : `Message on ${topic} has magic byte ${bytes[0]}, not 0: not in the Confluent wire format`
+        )
       )
     }
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -216,7 +238,8 @@ export const makeSchemaRegistry = (options: RegistryOptions): SchemaBackend.Sche
           }
           return reader.type.fromBuffer(body, resolver) as unknown
         },
-        catch: (cause) => decodeError(name, topic, `Cannot decode a message on ${topic} (schema id ${id}): ${String(cause)}`, cause)
+        catch: (cause) =>
+          decodeError(name, topic, `Cannot decode a message on ${topic} (schema id ${id}): ${String(cause)}`, cause)
       }))
   }
 
@@ -227,23 +250,46 @@ export const makeSchemaRegistry = (options: RegistryOptions): SchemaBackend.Sche
   return {
     name: "avroSchemaRegistry",
     encode: (payload, { schema, topic }) =>
-      Effect.flatMap(common.toWire(schema, payload, topic), (wire) =>
-        Effect.flatMap(common.resolveRef(schema, topic), (r) => encodeFramed(r, wire, subjectOf(topic, "value"), topic))),
+      Effect.flatMap(
+        common.toWire(schema, payload, topic),
+        (wire) =>
+          Effect.flatMap(
+            common.resolveRef(schema, topic),
+            (r) => encodeFramed(r, wire, subjectOf(topic, "value"), topic)
+          )
+      ),
     decode: (bytes, { schema, topic }) =>
-      Effect.flatMap(readerOf(schema), (reader) =>
-        Effect.flatMap(decodeFramed(bytes, reader, schema.fullName, topic), (value) => common.fromWire(schema, value, topic))),
+      Effect.flatMap(
+        readerOf(schema),
+        (reader) =>
+          Effect.flatMap(decodeFramed(bytes, reader, schema.fullName, topic), (value) =>
+            common.fromWire(schema, value, topic))
+      ),
     validate: (payload, schema) => common.validate(payload, schema),
     coerce: common.coerce,
     schemaFields: common.schemaFields,
     encodeKey: (key, { key: spec, topic }) =>
-      Effect.flatMap(common.resolveKey(spec, topic), (r) =>
-        encodeFramed(r, common.keyWire(spec, key), subjectOf(topic, "key"), topic)),
+      Effect.flatMap(
+        common.resolveKey(spec, topic),
+        (r) => encodeFramed(r, common.keyWire(spec, key), subjectOf(topic, "key"), topic)
+      ),
     decodeKey: (bytes, { key: spec, topic }) =>
-      Effect.flatMap(Effect.orElseSucceed(Effect.map(common.resolveKey(spec, topic), (r): Resolved | undefined => r), () => undefined), (reader) =>
-        Effect.map(
-          decodeFramed(bytes, reader, spec._tag === "Field" ? `${spec.valueSchema.fullName}_key` : spec.schema.fullName, topic),
-          (v) => spec._tag === "Field" ? (v as Record<string, unknown>)[spec.field] : v
-        ))
+      Effect.flatMap(
+        Effect.orElseSucceed(
+          Effect.map(common.resolveKey(spec, topic), (r): Resolved | undefined => r),
+          () => undefined
+        ),
+        (reader) =>
+          Effect.map(
+            decodeFramed(
+              bytes,
+              reader,
+              spec._tag === "Field" ? `${spec.valueSchema.fullName}_key` : spec.schema.fullName,
+              topic
+            ),
+            (v) => spec._tag === "Field" ? (v as Record<string, unknown>)[spec.field] : v
+          )
+      )
   }
 }
 

@@ -8,10 +8,16 @@ import { invalid, loose, schemaDir, valid, Widget } from "./fixtures.js"
 const common = { validates: true, schema: Widget, keyField: "id", valid, loose, invalid }
 
 SchemaBackendSuite.suite("avroLocal", { ...common, layer: AvroBackend.layerLocal({ schemaDirs: [schemaDir] }) })
-SchemaBackendSuite.suite("avroValidation", { ...common, layer: AvroBackend.layerValidation({ schemaDirs: [schemaDir] }) })
+SchemaBackendSuite.suite("avroValidation", {
+  ...common,
+  layer: AvroBackend.layerValidation({ schemaDirs: [schemaDir] })
+})
 SchemaBackendSuite.suite("avroSchemaRegistry", {
   ...common,
   layer: Layer.unwrapEffect(
-    Effect.map(SchemaRegistry.SchemaRegistry, ({ url }) => AvroBackend.layerSchemaRegistry({ url, schemaDirs: [schemaDir] }))
+    Effect.map(
+      SchemaRegistry.SchemaRegistry,
+      ({ url }) => AvroBackend.layerSchemaRegistry({ url, schemaDirs: [schemaDir] })
+    )
   ).pipe(Layer.provide(SchemaRegistry.layer({ port: 0 })))
 })

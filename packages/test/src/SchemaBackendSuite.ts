@@ -75,7 +75,9 @@ export const suite = <E>(name: string, options: Options<E>): void => {
         () =>
           Effect.gen(function*() {
             const backend = yield* SchemaBackend.SchemaBackend
-            const result = yield* Effect.either(backend.encode(options.invalid.payload, { schema: options.schema, topic }))
+            const result = yield* Effect.either(
+              backend.encode(options.invalid.payload, { schema: options.schema, topic })
+            )
             if (!options.validates) {
               expect(result._tag).toBe("Right")
               return

@@ -8,5 +8,5 @@ export * as TestConsume from "./TestConsume.js"
 export * as TestLayer from "./TestLayer.js"
 
 export { clearSent, expectNotSent, expectSent, installMatchers, sentTo } from "./Expect.js"
-export { testConsumeBatch, testConsumeInvalidMessage, testConsumeMessage } from "./TestConsume.js"
 export * as SchemaBackendSuite from "./SchemaBackendSuite.js"
+export { testConsumeBatch, testConsumeInvalidMessage, testConsumeMessage } from "./TestConsume.js"

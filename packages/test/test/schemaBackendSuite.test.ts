@@ -14,7 +14,14 @@ const Widget = SchemaRef.fromSchema(
   { name: "Widget", namespace: "com.example" }
 )
 
-const valid = { id: 1, name: "w", price: null, tags: ["a"], dimensions: { width: 1, height: 2 }, updated_at: 1_700_000_000_123 }
+const valid = {
+  id: 1,
+  name: "w",
+  price: null,
+  tags: ["a"],
+  dimensions: { width: 1, height: 2 },
+  updated_at: 1_700_000_000_123
+}
 const loose = {
   id: "1",
   name: "w",
@@ -25,7 +32,15 @@ const loose = {
 }
 const invalid = { payload: { id: "x", tags: [1] }, paths: ["id", "name", "updated_at"] }
 
-SchemaBackendSuite.suite("mock", { validates: false, schema: Widget, keyField: "id", valid, loose, invalid, layer: SchemaBackend.layerMock })
+SchemaBackendSuite.suite("mock", {
+  validates: false,
+  schema: Widget,
+  keyField: "id",
+  valid,
+  loose,
+  invalid,
+  layer: SchemaBackend.layerMock
+})
 SchemaBackendSuite.suite("mockValidating", {
   validates: true,
   schema: Widget,
@@ -35,4 +50,12 @@ SchemaBackendSuite.suite("mockValidating", {
   invalid,
   layer: SchemaBackend.layerMockValidating
 })
-SchemaBackendSuite.suite("json", { validates: true, schema: Widget, keyField: "id", valid, loose, invalid, layer: SchemaBackend.layerJson })
+SchemaBackendSuite.suite("json", {
+  validates: true,
+  schema: Widget,
+  keyField: "id",
+  valid,
+  loose,
+  invalid,
+  layer: SchemaBackend.layerJson
+})

@@ -54,8 +54,13 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
         return Effect.try({
           try: () => {
             const json = (typeof ref.avro === "string" ? JSON.parse(ref.avro) : ref.avro) as { [key: string]: unknown }
-            collectNamed(json, undefined, "(schema handle)", named)
-            const type = avro.Type.forSchema(json as avro.Schema, { registry: { ...directory.registry } })
+            const own = new Map<string, Named>()
+            collectNamed(json, undefined, "(schema handle)", own)
+            // the handle's own definitions win over same-named ones from the directory
+            const registry: { [name: string]: avro.Type } = {}
+            for (const [n, t] of Object.entries(directory.registry)) if (!own.has(n)) registry[n] = t
+            const type = avro.Type.forSchema(json as avro.Schema, { registry })
+            for (const [n, def] of own) named.set(n, def)
             const resolved = make(fullNameOf(json, undefined), json, type)
             byRef.set(ref, resolved)
             return resolved
@@ -125,11 +130,22 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
       })
 
   /** Validates a wire value, listing every problem with its field path (undeclared fields too). */
-  const validateWire = (resolved: Resolved, value: unknown, topic?: string): Effect.Effect<void, SchemaError.SchemaError> =>
+  const validateWire = (
+    resolved: Resolved,
+    value: unknown,
+    topic?: string
+  ): Effect.Effect<void, SchemaError.SchemaError> =>
     Effect.suspend(() => {
       const issues: Array<SchemaError.Issue> = []
+      if (typeof value === "object" && value !== null && !Array.isArray(value) && resolved.json.type === "record") {
+        const declared = new Set(((resolved.json.fields as ReadonlyArray<{ name: string }>) ?? []).map((f) => f.name))
+        for (const k of Object.keys(value)) {
+          if (!declared.has(k) && (value as Record<string, unknown>)[k] !== undefined) {
+            issues.push({ path: [k], message: "undeclared field" })
+          }
+        }
+      }
       resolved.type.isValid(value, {
-        noUndeclaredFields: true,
         errorHook: (path: Array<string>, any: unknown, type: avro.Type) => {
           issues.push({
             path,
@@ -140,11 +156,7 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
         }
       })
       if (issues.length === 0 && !resolved.type.isValid(value, { noUndeclaredFields: true })) {
-        issues.push({ path: [], message: "value does not match the schema" })
-      }
-      if (issues.length === 0 && typeof value === "object" && value !== null && resolved.json.type === "record") {
-        const declared = new Set(((resolved.json.fields as ReadonlyArray<{ name: string }>) ?? []).map((f) => f.name))
-        for (const k of Object.keys(value)) if (!declared.has(k)) issues.push({ path: [k], message: "undeclared field" })
+        issues.push({ path: [], message: "value does not match the schema (an undeclared field in a nested record?)" })
       }
       return issues.length === 0
         ? Effect.void
@@ -158,7 +170,11 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
     }))
 
   /** The wire value of a payload: through the handle's Effect Schema when attached. */
-  const toWire = (ref: SchemaRef.Any, payload: unknown, topic?: string): Effect.Effect<unknown, SchemaError.SchemaError> =>
+  const toWire = (
+    ref: SchemaRef.Any,
+    payload: unknown,
+    topic?: string
+  ): Effect.Effect<unknown, SchemaError.SchemaError> =>
     ref.schema === undefined
       ? Effect.succeed(payload)
       : Effect.mapError(
@@ -167,7 +183,11 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
       )
 
   /** The payload of a wire value: through the handle's Effect Schema when attached. */
-  const fromWire = (ref: SchemaRef.Any, value: unknown, topic?: string): Effect.Effect<unknown, SchemaError.SchemaError> =>
+  const fromWire = (
+    ref: SchemaRef.Any,
+    value: unknown,
+    topic?: string
+  ): Effect.Effect<unknown, SchemaError.SchemaError> =>
     ref.schema === undefined
       ? Effect.succeed(value)
       : Effect.mapError(
@@ -196,8 +216,10 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
     schemaFields: (ref: SchemaRef.Any) => Effect.map(resolveRef(ref), (r) => Walk.fields(r.json, named, r.namespace)),
     /** Validates a payload: the Effect Schema when attached, then Avro. */
     validate: (payload: unknown, ref: SchemaRef.Any, topic?: string) =>
-      Effect.flatMap(toWire(ref, payload, topic), (wire) =>
-        Effect.flatMap(resolveRef(ref, topic), (r) => validateWire(r, wire, topic)))
+      Effect.flatMap(
+        toWire(ref, payload, topic),
+        (wire) => Effect.flatMap(resolveRef(ref, topic), (r) => validateWire(r, wire, topic))
+      )
   }
 }
 

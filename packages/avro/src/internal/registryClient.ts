@@ -51,9 +51,9 @@ export const makeClient = (options: RegistryOptions) => {
             retriable: status >= 500,
             schema: subject,
             cause: detail,
-            message: `Schema Registry answered ${status}${detail?.error_code === undefined ? "" : ` (${detail.error_code})`}${
-              subject === undefined ? "" : ` for subject ${subject}`
-            }: ${detail?.message ?? "no message"}`
+            message: `Schema Registry answered ${status}${
+              detail?.error_code === undefined ? "" : ` (${detail.error_code})`
+            }${subject === undefined ? "" : ` for subject ${subject}`}: ${detail?.message ?? "no message"}`
           })
         )
       }),
@@ -74,6 +74,7 @@ export const makeClient = (options: RegistryOptions) => {
         call<{ readonly id: number }>("POST", `/subjects/${encodeURIComponent(subject)}`, subject, { schema }),
         (r) => r.id
       ),
-    schemaById: (id: number) => Effect.map(call<{ readonly schema: string }>("GET", `/schemas/ids/${id}`, undefined), (r) => r.schema)
+    schemaById: (id: number) =>
+      Effect.map(call<{ readonly schema: string }>("GET", `/schemas/ids/${id}`, undefined), (r) => r.schema)
   }
 }

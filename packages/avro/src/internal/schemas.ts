@@ -17,7 +17,10 @@ export interface Named {
 }
 
 /** Full name of a named type definition, given the enclosing namespace. */
-export const fullNameOf = (def: { readonly name?: unknown; readonly namespace?: unknown }, enclosing: string | undefined) => {
+export const fullNameOf = (
+  def: { readonly name?: unknown; readonly namespace?: unknown },
+  enclosing: string | undefined
+) => {
   const name = String(def.name)
   if (name.includes(".")) return name
   const ns = typeof def.namespace === "string" ? def.namespace : enclosing
@@ -124,7 +127,10 @@ export const resolve = (
   }
   if (typeof type === "object" && type !== null && !Array.isArray(type)) {
     const def = type as { readonly type?: unknown; readonly name?: unknown }
-    if ((def.type === "record" || def.type === "enum" || def.type === "fixed" || def.type === "error") && def.name !== undefined) {
+    if (
+      (def.type === "record" || def.type === "enum" || def.type === "fixed" || def.type === "error") &&
+      def.name !== undefined
+    ) {
       return { json: type, namespace: namespaceOf(fullNameOf(def, enclosing)) }
     }
   }

@@ -108,7 +108,9 @@ const describe = (schema: unknown, named: ReadonlyMap<string, Named>, ns: string
   if (Array.isArray(json)) {
     const branches = json.filter((b) => b !== "null")
     const nullable = branches.length < json.length
-    return branches.length === 1 ? { ...describe(branches[0], named, namespace), nullable } : { type: "union", nullable }
+    return branches.length === 1
+      ? { ...describe(branches[0], named, namespace), nullable }
+      : { type: "union", nullable }
   }
   const def: Def = typeof json === "string" ? { type: json } : (json as Def)
   if (typeof def.type === "object") return describe(def.type, named, namespace)
