@@ -11,7 +11,8 @@
  *
  * @since 0.1.0
  */
-import { SchemaBackend, SchemaError, type SchemaRef } from "@deimos/core"
+import type { SchemaError } from "@deimos/core"
+import { SchemaBackend, type SchemaRef } from "@deimos/core"
 import avro from "avsc"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -55,13 +56,8 @@ const decodeWith = (
     (value) => common.fromWire(ref, value, topic)
   )
 
-const encodeWith = (common: Common, resolved: Resolved, wire: unknown, topic: string) =>
-  Effect.flatMap(common.validateWire(resolved, wire, topic), () =>
-    Effect.try({
-      try: () => new Uint8Array(resolved.type.toBuffer(wire)),
-      catch: (cause) =>
-        new SchemaError.SchemaError({ reason: "Encode", schema: resolved.name, topic, cause, message: String(cause) })
-    }))
+const encodeWith = (common: Common, resolved: Resolved, payload: unknown, topic: string) =>
+  Effect.map(common.checkedBuffer(resolved, common.withDefaults(resolved, payload), topic), (b) => new Uint8Array(b))
 
 /**
  * @since 0.1.0
@@ -154,18 +150,21 @@ export const makeSchemaRegistry = (options: RegistryOptions): SchemaBackend.Sche
   const common = makeCommon(options.schemaDirs ?? [])
   const client = makeClient(options)
   const subjectOf = options.subject ?? ((topic, kind) => `${topic}-${kind}`)
-  const ids = new Map<string, number>()
+  // caches keyed by the resolved schema object (one per schema handle), then subject or writer id
+  const ids = new WeakMap<Resolved, Map<string, number>>()
   const writers = new Map<number, avro.Type>()
-  const resolvers = new Map<string, avro.Resolver>()
+  const resolvers = new WeakMap<Resolved, Map<number, avro.Resolver>>()
 
   const idFor = (resolved: Resolved, subject: string) => {
-    const cacheKey = `${subject}\u0000${resolved.schemaString}`
-    const cached = ids.get(cacheKey)
+    let bySubject = ids.get(resolved)
+    if (bySubject === undefined) ids.set(resolved, bySubject = new Map())
+    const cached = bySubject.get(subject)
     if (cached !== undefined) return Effect.succeed(cached)
     const call = options.register === false
       ? client.lookup(subject, resolved.schemaString)
       : client.register(subject, resolved.schemaString)
-    return Effect.tap(call, (id) => Effect.sync(() => ids.set(cacheKey, id)))
+    const cache = bySubject
+    return Effect.tap(call, (id) => Effect.sync(() => cache.set(subject, id)))
   }
 
   const framed = (id: number, body: Buffer): Uint8Array => {
@@ -230,11 +229,12 @@ export const makeSchemaRegistry = (options: RegistryOptions): SchemaBackend.Sche
         try: () => {
           const body = buf.subarray(5)
           if (reader === undefined) return writer.fromBuffer(body) as unknown
-          const key = `${id}\u0000${reader.schemaString}`
-          let resolver = resolvers.get(key)
+          let byId = resolvers.get(reader)
+          if (byId === undefined) resolvers.set(reader, byId = new Map())
+          let resolver = byId.get(id)
           if (resolver === undefined) {
             resolver = reader.type.createResolver(writer)
-            resolvers.set(key, resolver)
+            byId.set(id, resolver)
           }
           return reader.type.fromBuffer(body, resolver) as unknown
         },

@@ -4,3 +4,4 @@
  * @since 0.1.0
  */
 export * as AvroBackend from "./AvroBackend.js"
+export * as Codegen from "./Codegen.js"

@@ -17,6 +17,10 @@ export interface Resolved {
   readonly namespace: string | undefined
   /** Canonical-ish JSON string of the schema, for registration. */
   readonly schemaString: string
+  /** Top-level field names (records). */
+  readonly fieldNames: ReadonlySet<string>
+  /** Top-level fields with defaults (records). */
+  readonly defaults: ReadonlyArray<{ readonly name: string; readonly default: unknown }>
 }
 
 type AnySchema = Schema.Schema<unknown, unknown>
@@ -32,7 +36,11 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
     type,
     json,
     namespace: name.includes(".") ? name.slice(0, name.lastIndexOf(".")) : undefined,
-    schemaString: JSON.stringify(type.schema({ exportAttrs: true }))
+    schemaString: JSON.stringify(type.schema({ exportAttrs: true })),
+    fieldNames: new Set(((json.fields as ReadonlyArray<{ readonly name: string }>) ?? []).map((f) => f.name)),
+    defaults: ((json.fields as ReadonlyArray<{ readonly name: string; readonly default?: unknown }>) ?? [])
+      .filter((f) => "default" in f)
+      .map((f) => ({ name: f.name, default: f.default }))
   })
 
   const unknown = (ref: SchemaRef.Any, topic?: string, cause?: unknown) =>
@@ -129,6 +137,21 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
         })
       })
 
+  /** Fills the defaults of a record's missing fields (fields with defaults are optional for producers). */
+  const withDefaults = (resolved: Resolved, value: unknown): unknown => {
+    if (typeof value !== "object" || value === null || Array.isArray(value) || resolved.json.type !== "record") {
+      return value
+    }
+    let out: Record<string, unknown> | undefined
+    for (const f of resolved.defaults) {
+      if ((value as Record<string, unknown>)[f.name] === undefined) {
+        out ??= { ...(value as Record<string, unknown>) }
+        out[f.name] = f.default
+      }
+    }
+    return out ?? value
+  }
+
   /** Validates a wire value, listing every problem with its field path (undeclared fields too). */
   const validateWire = (
     resolved: Resolved,
@@ -162,6 +185,32 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
         ? Effect.void
         : Effect.fail(SchemaError.validation({ schema: resolved.name, topic, issues }))
     })
+
+  /**
+   * Encodes a wire value. avsc's writer rejects values that do not match, so the detailed validation (every issue
+   * with its path) only runs when it does, or when a top-level field is undeclared (the writer ignores those).
+   */
+  const checkedBuffer = (
+    resolved: Resolved,
+    value: unknown,
+    topic: string
+  ): Effect.Effect<Buffer, SchemaError.SchemaError> => {
+    if (typeof value === "object" && value !== null && !Array.isArray(value) && resolved.json.type === "record") {
+      for (const k in value) {
+        if (!resolved.fieldNames.has(k) && (value as Record<string, unknown>)[k] !== undefined) {
+          return Effect.flatMap(validateWire(resolved, value, topic), () => Effect.die(new Error("unreachable")))
+        }
+      }
+    }
+    try {
+      return Effect.succeed(resolved.type.toBuffer(value))
+    } catch (cause) {
+      return Effect.flatMap(validateWire(resolved, value, topic), () =>
+        Effect.fail(
+          new SchemaError.SchemaError({ reason: "Encode", schema: resolved.name, topic, cause, message: String(cause) })
+        ))
+    }
+  }
 
   const issuesOf = (error: ParseResult.ParseError): ReadonlyArray<SchemaError.Issue> =>
     ParseResult.ArrayFormatter.formatErrorSync(error).map((i) => ({
@@ -209,6 +258,8 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
     resolveRef,
     resolveKey,
     validateWire,
+    checkedBuffer,
+    withDefaults,
     toWire,
     fromWire,
     coerce,
