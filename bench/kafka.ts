@@ -58,7 +58,12 @@ const program = Effect.gen(function*() {
   const rawProduce = yield* Effect.promise(async () => {
     const admin = kafka.admin()
     await admin.connect()
-    await admin.createTopics({ topics: [{ topic: "raw", numPartitions: 3 }, { topic: "fw", numPartitions: 3 }] })
+    await admin.createTopics({
+      topics: [{ topic: "raw", numPartitions: 3 }, { topic: "fw", numPartitions: 3 }, {
+        topic: "idem",
+        numPartitions: 3
+      }]
+    })
     await admin.disconnect()
     const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
     await producer.connect()
@@ -76,6 +81,27 @@ const program = Effect.gen(function*() {
     const context = yield* Layer.build(Live)
     const start = performance.now()
     yield* producer.publishList(payloads.map((p) => Producer.envelope(p, { key: p.id }))).pipe(Effect.provide(context))
+    return seconds(start)
+  }))
+
+  // idempotent producer: the same publishList through an idempotent kafka backend
+  const idempotentProduce = yield* Effect.scoped(Effect.gen(function*() {
+    const context = yield* Layer.build(
+      KafkaProducerBackend.layer({ idempotent: true }).pipe(
+        Layer.provideMerge(KafkaJs.layer({ brokers: [broker.broker], clientId: "bench-idem", logLevel: "nothing" })),
+        Layer.merge(SchemaBackend.layerMock)
+      )
+    )
+    const idempotent = Producer.make({
+      topic: "idem",
+      schema: Payload,
+      keyConfig: { plain: true },
+      maxBatchSize: batchSize
+    })
+    const start = performance.now()
+    yield* idempotent.publishList(payloads.map((p) => Producer.envelope(p, { key: p.id }))).pipe(
+      Effect.provide(context)
+    )
     return seconds(start)
   }))
 
@@ -136,6 +162,11 @@ const program = Effect.gen(function*() {
   )
   console.log(
     `consume ${total}: raw kafkajs eachBatch ${rawConsume.toFixed(2)} s, Consumers worker ${fwConsume.toFixed(2)} s`
+  )
+  console.log(
+    `idempotent producer: ${idempotentProduce.toFixed(2)} s for the same publishList (${
+      (idempotentProduce / fwProduce).toFixed(2)
+    }x the non-idempotent time)`
   )
   console.log(
     `RESULT produce_overhead_ratio=${produceRatio.toFixed(3)} consume_overhead_ratio=${consumeRatio.toFixed(3)}`

@@ -5,6 +5,7 @@
  */
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricKey from "effect/MetricKey"
 
 const timeBoundaries = MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 18 })
 
@@ -61,10 +62,23 @@ const memo = <M>(build: (a: string, b: string) => M) => {
   }
 }
 
-const handlerTagged = memo((status, topic) => Metric.tagged(Metric.tagged(handler, "status", status), "topic", topic))
-const handlerTimeTagged = memo((time, topic) => Metric.tagged(Metric.tagged(handlerTime, "time", time), "topic", topic))
-const publishTagged = memo((status, topic) => Metric.tagged(Metric.tagged(publish, "status", status), "topic", topic))
-const publishErrorTagged = memo((_, topic) => Metric.tagged(publishError, "topic", topic))
+// Built from tagged keys (not `Metric.tagged`, which rebuilds its key on every update); the same keys as
+// `Metric.tagged(handler, ...)`, so reading through either gives the same value.
+const handlerKey = MetricKey.counter("handler", { description: "Messages and batches seen by consumer handlers" })
+const handlerTimeKey = MetricKey.histogram("handler", timeBoundaries, "Consumer handler timings in seconds")
+const publishKey = MetricKey.counter("publish", { description: "Messages published" })
+const publishErrorKey = MetricKey.counter("publish_error", { description: "Messages that failed to publish" })
+
+const handlerTagged = memo((status, topic) =>
+  Metric.fromMetricKey(MetricKey.tagged(MetricKey.tagged(handlerKey, "status", status), "topic", topic))
+)
+const handlerTimeTagged = memo((time, topic) =>
+  Metric.fromMetricKey(MetricKey.tagged(MetricKey.tagged(handlerTimeKey, "time", time), "topic", topic))
+)
+const publishTagged = memo((status, topic) =>
+  Metric.fromMetricKey(MetricKey.tagged(MetricKey.tagged(publishKey, "status", status), "topic", topic))
+)
+const publishErrorTagged = memo((_, topic) => Metric.fromMetricKey(MetricKey.tagged(publishErrorKey, "topic", topic)))
 
 /**
  * Counts `handler{status,topic}`.
