@@ -1,24 +1,41 @@
 /**
  * A Confluent-compatible Schema Registry for development and tests: the REST subset that serializers and
- * `@kafkajs/confluent-schema-registry` use, real Avro compatibility checks, errors in the Confluent shape, state
- * in memory or in a data directory.
+ * `@kafkajs/confluent-schema-registry` use, Avro compatibility checks by the specification's resolution rules,
+ * errors in the Confluent shape, state in memory or in a data directory.
  *
  * @since 0.1.0
  */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as HttpServer from "@effect/platform/HttpServer"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import * as SynchronizedRef from "effect/SynchronizedRef"
 import { createServer } from "node:http"
 import * as path from "node:path"
-import type * as Compat from "./registry/compat.js"
-import { failure, type RegistryFailure, Store } from "./registry/store.js"
+import type * as Compatibility from "./registry/compatibility.js"
+import * as Http from "./registry/http.js"
+import * as Store from "./registry/store.js"
+import { SchemaRegistryError } from "./SchemaRegistryError.js"
+
+export {
+  /**
+   * @since 0.1.0
+   */
+  SchemaRegistryError
+} from "./SchemaRegistryError.js"
+
+/**
+ * A compatibility level: NONE, BACKWARD, FORWARD, FULL, or the `_TRANSITIVE` forms (checked against every
+ * earlier version, not only the latest).
+ *
+ * @since 0.1.0
+ */
+export type CompatibilityLevel = Compatibility.Level
 
 /**
  * @since 0.1.0
@@ -28,28 +45,25 @@ export interface Options {
   readonly port?: number | undefined
   /** @default "127.0.0.1" */
   readonly host?: string | undefined
-  /** Keep schemas, subjects and configs in `<dataDir>/schema-registry.json`. */
+  /**
+   * Keep schemas, subjects and configs in `<dataDir>/schema-registry.json` (rewritten atomically on every change,
+   * read at start). Memory only without it.
+   */
   readonly dataDir?: string | undefined
-  /** @default "BACKWARD" */
-  readonly defaultCompatibility?: Compat.Level | undefined
+  /** The global level until `PUT /config` sets one. @default "BACKWARD" */
+  readonly defaultCompatibility?: CompatibilityLevel | undefined
 }
 
 /**
+ * A running registry.
+ *
  * @since 0.1.0
  */
 export interface SchemaRegistryInfo {
+  /** `http://host:port`, for clients' `host` / `schema.registry.url`. */
   readonly url: string
   readonly port: number
 }
-
-/**
- * @since 0.1.0
- */
-export class SchemaRegistryError extends Data.TaggedError("SchemaRegistryError")<{
-  readonly reason: "Start"
-  readonly message: string
-  readonly cause?: unknown
-}> {}
 
 /**
  * @since 0.1.0
@@ -59,109 +73,40 @@ export class SchemaRegistry
   extends Context.Tag("@deimos/broker/SchemaRegistry")<SchemaRegistry, SchemaRegistryInfo>()
 {}
 
-const contentType = "application/vnd.schemaregistry.v1+json"
+/** The file the state lives in, under `dataDir`. */
+const stateFile = "schema-registry.json"
 
-const respond = (result: object | ReadonlyArray<unknown>) => {
-  if (!Array.isArray(result) && "status" in result && "error_code" in result) {
-    const f = result as RegistryFailure
-    return HttpServerResponse.unsafeJson({ error_code: f.error_code, message: f.message }, {
-      status: f.status,
-      contentType
-    })
-  }
-  return HttpServerResponse.unsafeJson(result, { contentType })
-}
-
-const param = (name: string) => Effect.map(HttpRouter.params, (p) => decodeURIComponent(p[name] ?? ""))
-
-/** The request body's `schema` field, or a 422 / 400 failure. */
-const schemaBody = Effect.gen(function*() {
-  const request = yield* HttpServerRequest.HttpServerRequest
-  const body = yield* Effect.either(request.json)
-  if (body._tag === "Left") return failure(400, 400, "Unrecognized or malformed JSON body")
-  const value = body.right as { schema?: unknown; schemaType?: unknown } | null
-  if (typeof value !== "object" || value === null || typeof value.schema !== "string") {
-    return failure(422, 42201, "Invalid schema: the body needs a \"schema\" string")
-  }
-  if (value.schemaType !== undefined && value.schemaType !== null && value.schemaType !== "AVRO") {
-    return failure(422, 42201, `Invalid schema: schema type ${String(value.schemaType)} is not supported (AVRO only)`)
-  }
-  return { schema: value.schema }
-})
-
-const configBody = Effect.gen(function*() {
-  const request = yield* HttpServerRequest.HttpServerRequest
-  const body = yield* Effect.either(request.json)
-  if (body._tag === "Left") return failure(400, 400, "Unrecognized or malformed JSON body")
-  const value = body.right as { compatibility?: unknown } | null
-  return { level: typeof value === "object" && value !== null ? value.compatibility : undefined }
-})
-
-const router = (store: Store) =>
-  HttpRouter.empty.pipe(
-    HttpRouter.get(
-      "/schemas/ids/:id",
-      Effect.map(param("id"), (id) =>
-        respond(/^\d+$/.test(id) ? store.schemaById(Number(id)) : failure(404, 40403, `Schema ${id} not found`)))
-    ),
-    HttpRouter.get(
-      "/subjects",
-      Effect.sync(() =>
-        respond(store.listSubjects())
+/** Loads the saved state (or starts empty) and says how to save it. */
+const storage = (dataDir: string | undefined, defaultLevel: CompatibilityLevel) =>
+  Effect.gen(function*() {
+    if (dataDir === undefined) {
+      return { initial: Store.empty(defaultLevel), save: (_: Store.State) => Effect.void }
+    }
+    const fs = yield* FileSystem.FileSystem
+    const file = path.join(dataDir, stateFile)
+    const loadError = (message: string) => (cause: unknown) =>
+      new SchemaRegistryError({ reason: "LoadState", message, cause })
+    yield* Effect.mapError(fs.makeDirectory(dataDir, { recursive: true }), loadError(`Cannot create ${dataDir}`))
+    const exists = yield* Effect.mapError(fs.exists(file), loadError(`Cannot read ${file}`))
+    let initial = Store.empty(defaultLevel)
+    if (exists) {
+      const text = yield* Effect.mapError(fs.readFileString(file), loadError(`Cannot read ${file}`))
+      initial = yield* Either.mapLeft(
+        Store.decode(text, defaultLevel),
+        (why) => loadError(`${file} does not hold Schema Registry state: ${why}`)(why)
       )
-    ),
-    HttpRouter.get("/subjects/:subject/versions", Effect.map(param("subject"), (s) => respond(store.versions(s)))),
-    HttpRouter.get(
-      "/subjects/:subject/versions/:version",
-      Effect.zipWith(param("subject"), param("version"), (s, v) => respond(store.version(s, v)))
-    ),
-    HttpRouter.post(
-      "/subjects/:subject",
-      Effect.zipWith(param("subject"), schemaBody, (s, body) =>
-        respond("status" in body ? body : store.lookup(s, body.schema)))
-    ),
-    HttpRouter.post(
-      "/subjects/:subject/versions",
-      Effect.zipWith(param("subject"), schemaBody, (s, body) =>
-        respond("status" in body ? body : store.register(s, body.schema)))
-    ),
-    HttpRouter.del(
-      "/subjects/:subject",
-      Effect.map(param("subject"), (s) =>
-        respond(store.deleteSubject(s)))
-    ),
-    HttpRouter.get(
-      "/config",
-      Effect.sync(() =>
-        respond(store.getConfig(undefined))
+    }
+    const save = (state: Store.State) => {
+      const temporary = `${file}.tmp`
+      return fs.writeFileString(temporary, Store.encode(state)).pipe(
+        Effect.zipRight(fs.rename(temporary, file)),
+        Effect.mapError((cause) =>
+          new SchemaRegistryError({ reason: "SaveState", message: `Cannot write ${file}`, cause })
+        )
       )
-    ),
-    HttpRouter.put(
-      "/config",
-      Effect.map(configBody, (body) =>
-        respond("status" in body ? body : store.setConfig(undefined, body.level)))
-    ),
-    HttpRouter.get(
-      "/config/:subject",
-      Effect.map(param("subject"), (s) =>
-        respond(store.getConfig(s)))
-    ),
-    HttpRouter.put(
-      "/config/:subject",
-      Effect.zipWith(param("subject"), configBody, (s, body) =>
-        respond("status" in body ? body : store.setConfig(s, body.level)))
-    ),
-    HttpRouter.post(
-      "/compatibility/subjects/:subject/versions/:version",
-      Effect.gen(function*() {
-        const subject = yield* param("subject")
-        const version = yield* param("version")
-        const body = yield* schemaBody
-        return respond("status" in body ? body : store.compatibility(subject, body.schema, version))
-      })
-    ),
-    HttpRouter.all("*", Effect.succeed(respond(failure(404, 404, "HTTP 404 Not Found"))))
-  )
+    }
+    return { initial, save }
+  }).pipe(Effect.provide(NodeFileSystem.layer))
 
 /**
  * Starts the registry; it stops when the scope closes.
@@ -171,37 +116,30 @@ const router = (store: Store) =>
 export const make = (options: Options = {}): Effect.Effect<SchemaRegistryInfo, SchemaRegistryError, Scope.Scope> =>
   Effect.gen(function*() {
     const host = options.host ?? "127.0.0.1"
-    const store = yield* Effect.try({
-      try: () =>
-        new Store(
-          options.defaultCompatibility ?? "BACKWARD",
-          options.dataDir === undefined ? undefined : path.join(options.dataDir, "schema-registry.json")
-        ),
-      catch: (cause) =>
-        new SchemaRegistryError({
-          reason: "Start",
-          message: `Cannot read the registry state in ${options.dataDir}`,
-          cause
-        })
-    })
-    const server = HttpServer.serve(router(store)).pipe(
-      Layer.provideMerge(NodeHttpServer.layer(() => createServer(), { port: options.port ?? 8081, host }))
+    const requestedPort = options.port ?? 8081
+    const { initial, save } = yield* storage(options.dataDir, options.defaultCompatibility ?? "BACKWARD")
+    const state = yield* SynchronizedRef.make(initial)
+    const server = HttpServer.serve(Http.router({ state, save })).pipe(
+      Layer.provideMerge(NodeHttpServer.layer(() => createServer(), { port: requestedPort, host }))
     )
     const context = yield* Layer.build(server).pipe(
       Effect.mapError((cause) =>
         new SchemaRegistryError({
-          reason: "Start",
-          message: `Cannot start the Schema Registry on ${host}:${options.port ?? 8081}`,
+          reason: "Listen",
+          message: `Cannot start the Schema Registry on ${host}:${requestedPort}`,
           cause
         })
       )
     )
     const address = Context.get(context, HttpServer.HttpServer).address
-    const port = address._tag === "TcpAddress" ? address.port : 0
-    return { url: `http://${host}:${port}`, port }
+    const port = address._tag === "TcpAddress" ? address.port : requestedPort
+    const urlHost = host.includes(":") ? `[${host}]` : host
+    return { url: `http://${urlHost}:${port}`, port }
   })
 
 /**
+ * The registry as a layer, e.g. `it.layer(SchemaRegistry.layer({ port: 0 }))` in tests.
+ *
  * @since 0.1.0
  * @category layers
  */

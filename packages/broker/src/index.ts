@@ -6,3 +6,4 @@
 export * as DevCluster from "./DevCluster.js"
 export * as KafkaBroker from "./KafkaBroker.js"
 export * as SchemaRegistry from "./SchemaRegistry.js"
+export * as SchemaRegistryError from "./SchemaRegistryError.js"
