@@ -50,6 +50,8 @@ if (values.help === true) {
 }
 
 const program = Effect.gen(function*() {
+  // runs last, once the broker and the registry have closed
+  yield* Effect.addFinalizer(() => Console.log("Stopped."))
   const cluster = yield* DevCluster.make({
     port: int("port", values.port, 9092),
     registryPort: int("registry-port", values["registry-port"], 8081),

@@ -1,78 +1,9 @@
 import { KafkaBroker } from "@deimos/broker"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { crc32c } from "../src/internal/crc32c.js"
-import { connect } from "./rawClient.js"
+import { body, bytes, connect, i16, i32, i64, i8, produceResult, produceV3, recordBatch, str } from "./rawClient.js"
 
-/** Builds a request body with a tiny writer. */
-const body = (...parts: ReadonlyArray<Buffer>) => Buffer.concat(parts)
-const i8 = (v: number) => Buffer.from([v & 0xff])
-const i16 = (v: number) => {
-  const b = Buffer.alloc(2)
-  b.writeInt16BE(v)
-  return b
-}
-const i32 = (v: number) => {
-  const b = Buffer.alloc(4)
-  b.writeInt32BE(v)
-  return b
-}
-const i64 = (v: number) => {
-  const b = Buffer.alloc(8)
-  b.writeBigInt64BE(BigInt(v))
-  return b
-}
-const str = (s: string) => Buffer.concat([i16(Buffer.byteLength(s)), Buffer.from(s)])
-const bytes = (b: Buffer) => Buffer.concat([i32(b.length), b])
-
-/** A RecordBatch v2 with one record (value `value`), CRC computed unless `corrupt`. */
-const recordBatch = (value: Buffer, corrupt = false) => {
-  const record = Buffer.concat([
-    i8(0), // attributes
-    Buffer.from([0]), // timestamp delta (varint 0)
-    Buffer.from([0]), // offset delta
-    Buffer.from([1]), // key length -1 (zigzag)
-    zigzag(value.length),
-    value,
-    Buffer.from([0]) // headers count
-  ])
-  const records = Buffer.concat([zigzag(record.length), record])
-  const afterCrc = Buffer.concat([
-    i16(0), // attributes
-    i32(0), // last offset delta
-    i64(Date.now()),
-    i64(Date.now()),
-    i64(-1), // producer id
-    i16(-1),
-    i32(-1),
-    i32(1), // records count
-    records
-  ])
-  const crc = Buffer.alloc(4)
-  crc.writeUInt32BE(corrupt ? (crc32c(afterCrc) ^ 1) >>> 0 : crc32c(afterCrc))
-  const afterLength = Buffer.concat([i32(0), i8(2), crc, afterCrc])
-  return Buffer.concat([i64(0), i32(afterLength.length), afterLength])
-}
-
-function zigzag(n: number): Buffer {
-  let v = (n << 1) ^ (n >> 31)
-  const out: Array<number> = []
-  while ((v & ~0x7f) !== 0) {
-    out.push((v & 0x7f) | 0x80)
-    v >>>= 7
-  }
-  out.push(v)
-  return Buffer.from(out)
-}
-
-const produceV3 = (topic: string, records: Buffer) =>
-  body(i16(-1), i16(-1), i32(5000), i32(1), str(topic), i32(1), i32(0), bytes(records))
-
-const produceError = (response: Buffer) => {
-  // topics[1] name, partitions[1]: index, error
-  const nameLength = response.readInt16BE(4)
-  return response.readInt16BE(4 + 2 + nameLength + 4 + 4)
-}
+const produceError = (response: Buffer) => produceResult(response).error
 
 const metadataV1 = body(i32(-1))
 
@@ -145,7 +76,7 @@ describe("dev broker bad input", () => {
     it.effect("a produce with a bad CRC is rejected with error 2; a good one is accepted", () =>
       withConnections(async (broker) => {
         const conn = await connect(broker)
-        const bad = await conn.request(0, 3, produceV3("crc", recordBatch(Buffer.from("hello"), true)))
+        const bad = await conn.request(0, 3, produceV3("crc", recordBatch(Buffer.from("hello"), { corrupt: true })))
         expect(produceError(bad)).toBe(2)
         const good = await conn.request(0, 3, produceV3("crc", recordBatch(Buffer.from("hello"))))
         expect(produceError(good)).toBe(0)
