@@ -11,16 +11,17 @@
  *
  * @since 0.1.0
  */
-import type { SchemaError } from "@deimos/core"
-import { SchemaBackend, type SchemaRef } from "@deimos/core"
+import { SchemaBackend, type SchemaError, type SchemaRef } from "@deimos/core"
 import avro from "avsc"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
-import { type Common, decodeError, makeCommon, type Resolved } from "./internal/common.js"
+import type * as Schedule from "effect/Schedule"
+import { asBuffer, type Common, decodeError, failed, makeCommon, readBody, type Resolved } from "./internal/common.js"
 import { makeClient } from "./internal/registryClient.js"
 
 /**
@@ -31,33 +32,29 @@ export interface LocalOptions {
   readonly schemaDirs?: ReadonlyArray<string> | undefined
 }
 
-const decodeWith = (
+/** Runs `f` on the wire value, synchronously when the handle's Effect Schema (if any) is. */
+const withWire = <A>(
   common: Common,
-  resolved: Resolved,
   ref: SchemaRef.Any,
-  bytes: Uint8Array,
+  payload: unknown,
   topic: string,
-  resolver?: avro.Resolver
-) =>
-  Effect.flatMap(
-    Effect.try({
-      try: () =>
-        resolver === undefined
-          ? resolved.type.fromBuffer(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
-          : resolved.type.fromBuffer(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), resolver),
-      catch: (cause) =>
-        decodeError(
-          resolved.name,
-          topic,
-          `Cannot decode ${bytes.length} bytes of ${topic} as ${resolved.name}: ${String(cause)}`,
-          cause
-        )
-    }),
-    (value) => common.fromWire(ref, value, topic)
-  )
+  f: (wire: unknown) => Effect.Effect<A, SchemaError.SchemaError>
+): Effect.Effect<A, SchemaError.SchemaError> => {
+  if (ref.schema === undefined) return f(payload)
+  const wire = common.toWire(ref, payload, topic)
+  if (!Exit.isExit(wire)) return Effect.flatMap(wire, f)
+  const exit = wire as Exit.Exit<unknown, SchemaError.SchemaError>
+  return Exit.isSuccess(exit) ? f(exit.value) : failed(exit)
+}
 
-const encodeWith = (common: Common, resolved: Resolved, payload: unknown, topic: string) =>
-  Effect.map(common.checkedBuffer(resolved, common.withDefaults(resolved, payload), topic), (b) => new Uint8Array(b))
+/** Continues with a decoded wire value (an `Exit` on the fast path). */
+const thenFromWire = (
+  common: Common,
+  ref: SchemaRef.Any,
+  read: Exit.Exit<unknown, SchemaError.SchemaError>,
+  topic: string
+): Effect.Effect<unknown, SchemaError.SchemaError> =>
+  Exit.isSuccess(read) ? common.fromWire(ref, read.value, topic) : read
 
 /**
  * @since 0.1.0
@@ -67,23 +64,31 @@ export const makeLocal = (options: LocalOptions = {}): SchemaBackend.SchemaBacke
   return {
     name: "avroLocal",
     encode: (payload, { schema, topic }) =>
-      Effect.flatMap(
-        common.toWire(schema, payload, topic),
-        (wire) => Effect.flatMap(common.resolveRef(schema, topic), (r) => encodeWith(common, r, wire, topic))
-      ),
-    decode: (bytes, { schema, topic }) =>
-      Effect.flatMap(common.resolveRef(schema, topic), (r) => decodeWith(common, r, schema, bytes, topic)),
+      withWire(common, schema, payload, topic, (wire) => {
+        const resolved = common.resolveRef(schema, topic)
+        return Exit.isSuccess(resolved) ? common.encodeBody(resolved.value, wire, topic) : failed(resolved)
+      }),
+    decode: (bytes, { schema, topic }) => {
+      const resolved = common.resolveRef(schema, topic)
+      if (Exit.isFailure(resolved)) return failed(resolved)
+      const r = resolved.value
+      const read = readBody(r.type, undefined, asBuffer(bytes), 0, r.name, topic, "message")
+      return thenFromWire(common, schema, read, topic)
+    },
     validate: (payload, schema) => common.validate(payload, schema),
     coerce: common.coerce,
     schemaFields: common.schemaFields,
     encodeKey: (key, { key: spec, topic }) =>
-      Effect.flatMap(common.resolveKey(spec, topic), (r) => encodeWith(common, r, common.keyWire(spec, key), topic)),
+      Effect.flatMap(common.resolveKey(spec, topic), (r) => common.encodeBody(r, common.keyWire(spec, key), topic)),
     decodeKey: (bytes, { key: spec, topic }) =>
-      Effect.flatMap(common.resolveKey(spec, topic), (r) =>
-        Effect.try({
-          try: () => r.type.fromBuffer(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) as unknown,
-          catch: (cause) => decodeError(r.name, topic, `Cannot decode the key of ${topic}: ${String(cause)}`, cause)
-        }).pipe(Effect.map((v) => spec._tag === "Field" ? (v as Record<string, unknown>)[spec.field] : v)))
+      Effect.flatMap(
+        common.resolveKey(spec, topic),
+        (r) =>
+          Exit.map(
+            readBody(r.type, undefined, asBuffer(bytes), 0, r.name, topic, "key"),
+            (v) => common.keyValue(spec, v)
+          )
+      )
   }
 }
 
@@ -118,7 +123,18 @@ export const makeValidation = (options: LocalOptions = {}): SchemaBackend.Schema
         common.resolveKey(o.key, o.topic),
         (r) => Effect.flatMap(common.validateWire(r, common.keyWire(o.key, key), o.topic), () => mock.encodeKey(key, o))
       ),
-    decodeKey: (bytes, o) => mock.decodeKey(bytes, o)
+    decodeKey: (bytes, o) =>
+      Effect.flatMap(
+        mock.decodeKey(bytes, o),
+        (key) =>
+          Effect.as(
+            Effect.flatMap(
+              common.resolveKey(o.key, o.topic),
+              (r) => common.validateWire(r, common.keyWire(o.key, key), o.topic)
+            ),
+            key
+          )
+      )
   }
 }
 
@@ -133,14 +149,23 @@ export const layerValidation = (options: LocalOptions = {}): Layer.Layer<SchemaB
  * @since 0.1.0
  */
 export interface RegistryOptions extends LocalOptions {
+  /** The Schema Registry's base URL, e.g. `http://localhost:8081`. */
   readonly url: string
+  /** HTTP basic auth. @default none */
   readonly auth?: { readonly username: string; readonly password: Redacted.Redacted } | undefined
-  /** Register schemas when encoding; with `false`, encoding only looks the schema up. @default true */
+  /** Register schemas when encoding; with `false`, encoding only looks the schema up. Decoding never registers. @default true */
   readonly register?: boolean | undefined
   /** The subject of a topic's values or keys. @default `<topic>-value` / `<topic>-key` */
   readonly subject?: ((topic: string, kind: "value" | "key") => string) | undefined
-  /** Retries of unreachable-registry failures (exponential backoff from 100 ms). @default 5 */
+  /** Retries of retriable registry failures (unreachable, 5xx). @default 5 */
   readonly retries?: number | undefined
+  /** The backoff between those retries. @default Schedule.exponential("100 millis") */
+  readonly retrySchedule?: Schedule.Schedule<unknown, SchemaError.SchemaError> | undefined
+}
+
+interface Decoder {
+  readonly type: avro.Type
+  readonly resolver: avro.Resolver | undefined
 }
 
 /**
@@ -150,35 +175,70 @@ export const makeSchemaRegistry = (options: RegistryOptions): SchemaBackend.Sche
   const common = makeCommon(options.schemaDirs ?? [])
   const client = makeClient(options)
   const subjectOf = options.subject ?? ((topic, kind) => `${topic}-${kind}`)
-  // caches keyed by the resolved schema object (one per schema handle), then subject or writer id
-  const ids = new WeakMap<Resolved, Map<string, number>>()
+  // schema ids per resolved schema and topic, one map for values and one for keys
+  const valueIds = new WeakMap<Resolved, Map<string, number>>()
+  const keyIds = new WeakMap<Resolved, Map<string, number>>()
+  // writer types by id; decoders per reader (or per writer when the handle has no local schema) and id
   const writers = new Map<number, avro.Type>()
-  const resolvers = new WeakMap<Resolved, Map<number, avro.Resolver>>()
+  const readers = new WeakMap<SchemaRef.Any, Resolved | null>()
+  const byReader = new WeakMap<Resolved, Map<number, Decoder>>()
+  const byWriter = new Map<number, Decoder>()
+  // encoding scratch: avsc writes after the 5-byte header, then the frame is copied out once
+  let scratch = Buffer.allocUnsafe(4096)
 
-  const idFor = (resolved: Resolved, subject: string) => {
-    let bySubject = ids.get(resolved)
-    if (bySubject === undefined) ids.set(resolved, bySubject = new Map())
-    const cached = bySubject.get(subject)
-    if (cached !== undefined) return Effect.succeed(cached)
+  const idOf = (cache: WeakMap<Resolved, Map<string, number>>, resolved: Resolved, topic: string) =>
+    cache.get(resolved)?.get(topic)
+
+  const fetchId = (
+    cache: WeakMap<Resolved, Map<string, number>>,
+    resolved: Resolved,
+    topic: string,
+    kind: "value" | "key"
+  ): Effect.Effect<number, SchemaError.SchemaError> => {
+    const subject = subjectOf(topic, kind)
     const call = options.register === false
       ? client.lookup(subject, resolved.schemaString)
       : client.register(subject, resolved.schemaString)
-    const cache = bySubject
-    return Effect.tap(call, (id) => Effect.sync(() => cache.set(subject, id)))
+    return Effect.tap(call, (id) =>
+      Effect.sync(() => {
+        let byTopic = cache.get(resolved)
+        if (byTopic === undefined) cache.set(resolved, byTopic = new Map())
+        byTopic.set(topic, id)
+      }))
   }
 
-  const framed = (id: number, body: Buffer): Uint8Array => {
-    const out = Buffer.allocUnsafe(5 + body.length)
+  /** The Confluent frame: magic byte 0, the schema id (big-endian int32), the Avro body. */
+  const frame = (resolved: Resolved, wire: unknown, id: number, topic: string) => {
+    let end = common.encodeInto(resolved, wire, scratch, 5, topic)
+    if (typeof end === "number" && end < 0) {
+      scratch = Buffer.allocUnsafe(Math.max(scratch.length * 2, scratch.length - end + 5))
+      end = common.encodeInto(resolved, wire, scratch, 5, topic)
+    }
+    if (typeof end !== "number") return Exit.fail(end)
+    const out = Buffer.allocUnsafe(end)
+    scratch.copy(out, 5, 5, end)
     out[0] = 0
     out.writeInt32BE(id, 1)
-    body.copy(out, 5)
-    return out
+    return Exit.succeed<Uint8Array>(out)
   }
 
-  const writerOf = (id: number, name: string, topic: string) => {
-    const cached = writers.get(id)
-    if (cached !== undefined) return Effect.succeed(cached)
-    return client.schemaById(id).pipe(
+  const encodeFramed = (
+    resolved: Resolved,
+    wire: unknown,
+    topic: string,
+    kind: "value" | "key"
+  ): Effect.Effect<Uint8Array, SchemaError.SchemaError> => {
+    const cache = kind === "value" ? valueIds : keyIds
+    const id = idOf(cache, resolved, topic)
+    if (id !== undefined) return frame(resolved, wire, id, topic)
+    // validate before registering: an invalid payload never registers anything
+    const valid = common.validateWire(resolved, wire, topic)
+    if (Exit.isFailure(valid)) return failed(valid)
+    return Effect.flatMap(fetchId(cache, resolved, topic, kind), (id) => frame(resolved, wire, id, topic))
+  }
+
+  const writerOf = (id: number, name: string, topic: string) =>
+    client.schemaById(id).pipe(
       Effect.mapError((e) =>
         e.retriable === true
           ? e
@@ -197,99 +257,111 @@ export const makeSchemaRegistry = (options: RegistryOptions): SchemaBackend.Sche
       ),
       Effect.tap((type) => Effect.sync(() => writers.set(id, type)))
     )
+
+  /** The reader schema of a handle, when it can be resolved locally (else messages are read with the writer's). */
+  const readerOf = (ref: SchemaRef.Any): Resolved | undefined => {
+    const known = readers.get(ref)
+    if (known !== undefined) return known ?? undefined
+    const resolved = common.resolveRef(ref)
+    const reader = Exit.isSuccess(resolved) ? resolved.value : null
+    readers.set(ref, reader)
+    return reader ?? undefined
   }
 
-  const encodeFramed = (resolved: Resolved, wire: unknown, subject: string, topic: string) =>
-    Effect.flatMap(
-      common.validateWire(resolved, wire, topic),
-      () => Effect.map(idFor(resolved, subject), (id) => framed(id, resolved.type.toBuffer(wire)))
-    )
+  /** The decoder of writer `id` for `reader`; undefined until the writer schema is known. */
+  const decoderOf = (
+    reader: Resolved | undefined,
+    id: number,
+    name: string,
+    topic: string
+  ): Decoder | SchemaError.SchemaError | undefined => {
+    let cache = byWriter
+    if (reader !== undefined) {
+      const known = byReader.get(reader)
+      if (known === undefined) byReader.set(reader, cache = new Map())
+      else cache = known
+    }
+    const cached = cache.get(id)
+    if (cached !== undefined) return cached
+    const writer = writers.get(id)
+    if (writer === undefined) return undefined
+    try {
+      const decoder: Decoder = reader === undefined || reader.type.equals(writer)
+        ? { type: reader?.type ?? writer, resolver: undefined }
+        : { type: reader.type, resolver: reader.type.createResolver(writer) }
+      cache.set(id, decoder)
+      return decoder
+    } catch (cause) {
+      return decodeError(name, topic, `Schema id ${id} cannot be read as ${name}: ${String(cause)}`, cause)
+    }
+  }
 
   const decodeFramed = (
     bytes: Uint8Array,
     reader: Resolved | undefined,
     name: string,
-    topic: string
+    topic: string,
+    what: "message" | "key"
   ): Effect.Effect<unknown, SchemaError.SchemaError> => {
     if (bytes.length < 5 || bytes[0] !== 0) {
-      return Effect.fail(
+      return Exit.fail(
         decodeError(
           name,
           topic,
           bytes.length < 5
-            ? `Message on ${topic} is too short for the Confluent wire format (${bytes.length} bytes)`
-            : `Message on ${topic} has magic byte ${bytes[0]}, not 0: not in the Confluent wire format`
+            ? `A ${what} on ${topic} is too short for the Confluent wire format (${bytes.length} bytes)`
+            : `A ${what} on ${topic} has magic byte ${bytes[0]}, not 0: not in the Confluent wire format`
         )
       )
     }
-    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    const id = buf.readInt32BE(1)
-    return Effect.flatMap(writerOf(id, name, topic), (writer) =>
-      Effect.try({
-        try: () => {
-          const body = buf.subarray(5)
-          if (reader === undefined) return writer.fromBuffer(body) as unknown
-          let byId = resolvers.get(reader)
-          if (byId === undefined) resolvers.set(reader, byId = new Map())
-          let resolver = byId.get(id)
-          if (resolver === undefined) {
-            resolver = reader.type.createResolver(writer)
-            byId.set(id, resolver)
-          }
-          return reader.type.fromBuffer(body, resolver) as unknown
-        },
-        catch: (cause) =>
-          decodeError(name, topic, `Cannot decode a message on ${topic} (schema id ${id}): ${String(cause)}`, cause)
-      }))
+    const buffer = asBuffer(bytes)
+    const id = buffer.readInt32BE(1)
+    const decoder = decoderOf(reader, id, name, topic)
+    if (decoder !== undefined) return read(decoder, buffer, name, topic, what)
+    return Effect.flatMap(
+      writerOf(id, name, topic),
+      () => read(decoderOf(reader, id, name, topic)!, buffer, name, topic, what)
+    )
   }
 
-  /** The reader schema: the handle's, when it can be resolved; else the writer's. */
-  const readerOf = (ref: SchemaRef.Any) =>
-    Effect.orElseSucceed(Effect.map(common.resolveRef(ref), (r): Resolved | undefined => r), () => undefined)
+  const read = (
+    decoder: Decoder | SchemaError.SchemaError,
+    buffer: Buffer,
+    name: string,
+    topic: string,
+    what: "message" | "key"
+  ) =>
+    "type" in decoder
+      ? readBody(decoder.type, decoder.resolver, buffer, 5, name, topic, what)
+      : Exit.fail(decoder)
 
   return {
     name: "avroSchemaRegistry",
     encode: (payload, { schema, topic }) =>
-      Effect.flatMap(
-        common.toWire(schema, payload, topic),
-        (wire) =>
-          Effect.flatMap(
-            common.resolveRef(schema, topic),
-            (r) => encodeFramed(r, wire, subjectOf(topic, "value"), topic)
-          )
-      ),
-    decode: (bytes, { schema, topic }) =>
-      Effect.flatMap(
-        readerOf(schema),
-        (reader) =>
-          Effect.flatMap(decodeFramed(bytes, reader, schema.fullName, topic), (value) =>
-            common.fromWire(schema, value, topic))
-      ),
+      withWire(common, schema, payload, topic, (wire) => {
+        const resolved = common.resolveRef(schema, topic)
+        return Exit.isSuccess(resolved) ? encodeFramed(resolved.value, wire, topic, "value") : failed(resolved)
+      }),
+    decode: (bytes, { schema, topic }) => {
+      const read = decodeFramed(bytes, readerOf(schema), schema.fullName, topic, "message")
+      if (schema.schema === undefined) return read
+      return Exit.isExit(read)
+        ? thenFromWire(common, schema, read as Exit.Exit<unknown, SchemaError.SchemaError>, topic)
+        : Effect.flatMap(read, (value) => common.fromWire(schema, value, topic))
+    },
     validate: (payload, schema) => common.validate(payload, schema),
     coerce: common.coerce,
     schemaFields: common.schemaFields,
     encodeKey: (key, { key: spec, topic }) =>
-      Effect.flatMap(
-        common.resolveKey(spec, topic),
-        (r) => encodeFramed(r, common.keyWire(spec, key), subjectOf(topic, "key"), topic)
-      ),
-    decodeKey: (bytes, { key: spec, topic }) =>
-      Effect.flatMap(
-        Effect.orElseSucceed(
-          Effect.map(common.resolveKey(spec, topic), (r): Resolved | undefined => r),
-          () => undefined
-        ),
-        (reader) =>
-          Effect.map(
-            decodeFramed(
-              bytes,
-              reader,
-              spec._tag === "Field" ? `${spec.valueSchema.fullName}_key` : spec.schema.fullName,
-              topic
-            ),
-            (v) => spec._tag === "Field" ? (v as Record<string, unknown>)[spec.field] : v
-          )
+      Effect.flatMap(common.resolveKey(spec, topic), (r) => encodeFramed(r, common.keyWire(spec, key), topic, "key")),
+    decodeKey: (bytes, { key: spec, topic }) => {
+      const resolved = common.resolveKey(spec, topic)
+      const name = spec._tag === "Field" ? `${spec.valueSchema.fullName}_key` : spec.schema.fullName
+      return Effect.map(
+        decodeFramed(bytes, Exit.isSuccess(resolved) ? resolved.value : undefined, name, topic, "key"),
+        (v) => common.keyValue(spec, v)
       )
+    }
   }
 }
 
@@ -300,6 +372,18 @@ export const makeSchemaRegistry = (options: RegistryOptions): SchemaBackend.Sche
 export const layerSchemaRegistry = (options: RegistryOptions): Layer.Layer<SchemaBackend.SchemaBackend> =>
   Layer.sync(SchemaBackend.SchemaBackend, () => makeSchemaRegistry(options))
 
+const schemaDirsConfig = Config.withDefault(
+  Config.map(Config.string("AVRO_SCHEMA_DIRS"), (s) => s.split(",").map((d) => d.trim()).filter((d) => d !== "")),
+  []
+)
+
+/**
+ * `AVRO_SCHEMA_DIRS` (comma-separated directories).
+ *
+ * @since 0.1.0
+ */
+export const localConfig: Config.Config<LocalOptions> = Config.all({ schemaDirs: schemaDirsConfig })
+
 /**
  * `AVRO_SCHEMA_DIRS` (comma-separated), `SCHEMA_REGISTRY_URL`, `SCHEMA_REGISTRY_USERNAME`,
  * `SCHEMA_REGISTRY_PASSWORD` (redacted), `SCHEMA_REGISTRY_REGISTER` (default true).
@@ -307,10 +391,7 @@ export const layerSchemaRegistry = (options: RegistryOptions): Layer.Layer<Schem
  * @since 0.1.0
  */
 export const registryConfig: Config.Config<RegistryOptions> = Config.all({
-  schemaDirs: Config.withDefault(
-    Config.map(Config.string("AVRO_SCHEMA_DIRS"), (s) => s.split(",").map((d) => d.trim()).filter((d) => d !== "")),
-    []
-  ),
+  schemaDirs: schemaDirsConfig,
   url: Config.string("SCHEMA_REGISTRY_URL"),
   auth: Config.option(Config.all({
     username: Config.string("SCHEMA_REGISTRY_USERNAME"),
@@ -320,27 +401,34 @@ export const registryConfig: Config.Config<RegistryOptions> = Config.all({
 }).pipe(Config.map(({ auth, ...rest }) => ({ ...rest, auth: Option.getOrUndefined(auth) })))
 
 /**
- * @since 0.1.0
- * @category layers
- */
-export const layerSchemaRegistryConfig = (
-  options: Config.Config<RegistryOptions> = registryConfig
-): Layer.Layer<SchemaBackend.SchemaBackend, ConfigError.ConfigError> =>
-  Layer.effect(SchemaBackend.SchemaBackend, Effect.map(options, makeSchemaRegistry))
-
-/**
- * `AVRO_SCHEMA_DIRS` (comma-separated).
+ * `layerLocal` with its options read from `Config` (by default {@link localConfig}).
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerLocalConfig: Layer.Layer<SchemaBackend.SchemaBackend, ConfigError.ConfigError> = Layer.effect(
-  SchemaBackend.SchemaBackend,
-  Effect.map(
-    Config.withDefault(
-      Config.map(Config.string("AVRO_SCHEMA_DIRS"), (s) => s.split(",").map((d) => d.trim()).filter((d) => d !== "")),
-      []
-    ),
-    (schemaDirs) => makeLocal({ schemaDirs })
-  )
-)
+export const layerLocalConfig = (
+  options: Config.Config.Wrap<LocalOptions> = localConfig
+): Layer.Layer<SchemaBackend.SchemaBackend, ConfigError.ConfigError> =>
+  Layer.effect(SchemaBackend.SchemaBackend, Effect.map(Config.unwrap(options), makeLocal))
+
+/**
+ * `layerValidation` with its options read from `Config` (by default {@link localConfig}).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerValidationConfig = (
+  options: Config.Config.Wrap<LocalOptions> = localConfig
+): Layer.Layer<SchemaBackend.SchemaBackend, ConfigError.ConfigError> =>
+  Layer.effect(SchemaBackend.SchemaBackend, Effect.map(Config.unwrap(options), makeValidation))
+
+/**
+ * `layerSchemaRegistry` with its options read from `Config` (by default {@link registryConfig}).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSchemaRegistryConfig = (
+  options: Config.Config.Wrap<RegistryOptions> = registryConfig
+): Layer.Layer<SchemaBackend.SchemaBackend, ConfigError.ConfigError> =>
+  Layer.effect(SchemaBackend.SchemaBackend, Effect.map(Config.unwrap(options), makeSchemaRegistry))

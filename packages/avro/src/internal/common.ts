@@ -1,13 +1,20 @@
 /**
  * What the three Avro backends share: resolving schema handles to avsc types (from `ref.avro` or a schema
  * directory), key schemas, validation with field paths, the Effect Schema bridge, coercion, fields.
+ *
+ * The hot path (a cached handle, a cached registry id) is synchronous and answers with an `Exit`, which is an
+ * `Effect`: one fiber step per call instead of a chain of `flatMap`s. Resolutions are cached as `Exit`s too, so a
+ * cache hit allocates nothing.
  */
 import { SchemaBackend, SchemaError, type SchemaRef } from "@deimos/core"
 import avro from "avsc"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { collectNamed, fullNameOf, type Named, SchemaDirectory } from "./schemas.js"
+import { type Finder, finder, type Path } from "./undeclared.js"
 import * as Walk from "./walk.js"
 
 export interface Resolved {
@@ -15,21 +22,42 @@ export interface Resolved {
   readonly type: avro.Type
   readonly json: { readonly [key: string]: unknown }
   readonly namespace: string | undefined
-  /** Canonical-ish JSON string of the schema, for registration. */
+  /** JSON string of the schema, for registration. */
   readonly schemaString: string
-  /** Top-level field names (records). */
-  readonly fieldNames: ReadonlySet<string>
-  /** Top-level fields with defaults (records). */
-  readonly defaults: ReadonlyArray<{ readonly name: string; readonly default: unknown }>
+  /** Finds undeclared fields at any depth; undefined when the schema holds no record. */
+  readonly undeclared: Finder | undefined
 }
 
 type AnySchema = Schema.Schema<unknown, unknown>
+type Codec = (u: unknown) => Either.Either<unknown, ParseResult.ParseError>
+
+const noPath: Path = []
+
+/** Does a parse issue contain `Forbidden` (an asynchronous schema run synchronously)? */
+const isForbidden = (issue: ParseResult.ParseIssue): boolean => {
+  switch (issue._tag) {
+    case "Forbidden":
+      return true
+    case "Composite":
+      return Array.isArray(issue.issues)
+        ? issue.issues.some(isForbidden)
+        : isForbidden(issue.issues as ParseResult.ParseIssue)
+    case "Pointer":
+    case "Refinement":
+    case "Transformation":
+      return isForbidden(issue.issue)
+    default:
+      return false
+  }
+}
 
 export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
   const directory = new SchemaDirectory(schemaDirs)
   const named = new Map<string, Named>(directory.named)
-  const byRef = new WeakMap<SchemaRef.Any, Resolved>()
+  const byRef = new WeakMap<SchemaRef.Any, Exit.Exit<Resolved, SchemaError.SchemaError>>()
   const keyTypes = new Map<string, Resolved>()
+  const encoders = new WeakMap<AnySchema, Codec>()
+  const decoders = new WeakMap<AnySchema, Codec>()
 
   const make = (name: string, json: { readonly [key: string]: unknown }, type: avro.Type): Resolved => ({
     name,
@@ -37,10 +65,7 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
     json,
     namespace: name.includes(".") ? name.slice(0, name.lastIndexOf(".")) : undefined,
     schemaString: JSON.stringify(type.schema({ exportAttrs: true })),
-    fieldNames: new Set(((json.fields as ReadonlyArray<{ readonly name: string }>) ?? []).map((f) => f.name)),
-    defaults: ((json.fields as ReadonlyArray<{ readonly name: string; readonly default?: unknown }>) ?? [])
-      .filter((f) => "default" in f)
-      .map((f) => ({ name: f.name, default: f.default }))
+    undeclared: finder(type)
   })
 
   const unknown = (ref: SchemaRef.Any, topic?: string, cause?: unknown) =>
@@ -54,195 +79,221 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
       }.avsc defines it in ${schemaDirs.length === 0 ? "(no schema directory configured)" : directory.searched()}`
     })
 
-  const resolveRef = (ref: SchemaRef.Any, topic?: string): Effect.Effect<Resolved, SchemaError.SchemaError> =>
-    Effect.suspend(() => {
-      const cached = byRef.get(ref)
-      if (cached !== undefined) return Effect.succeed(cached)
-      if (ref.avro !== undefined) {
-        return Effect.try({
-          try: () => {
-            const json = (typeof ref.avro === "string" ? JSON.parse(ref.avro) : ref.avro) as { [key: string]: unknown }
-            const own = new Map<string, Named>()
-            collectNamed(json, undefined, "(schema handle)", own)
-            // the handle's own definitions win over same-named ones from the directory
-            const registry: { [name: string]: avro.Type } = {}
-            for (const [n, t] of Object.entries(directory.registry)) if (!own.has(n)) registry[n] = t
-            const type = avro.Type.forSchema(json as avro.Schema, { registry })
-            for (const [n, def] of own) named.set(n, def)
-            const resolved = make(fullNameOf(json, undefined), json, type)
-            byRef.set(ref, resolved)
-            return resolved
-          },
-          catch: (cause) =>
-            new SchemaError.SchemaError({
-              reason: "UnknownSchema",
-              schema: ref.fullName,
-              topic,
-              cause,
-              message: `The Avro schema attached to ${ref.fullName} is invalid: ${String(cause)}`
-            })
-        })
-      }
-      const type = directory.type(ref.fullName)
-      const def = named.get(ref.fullName)
-      if (type === undefined || def === undefined) return Effect.fail(unknown(ref, topic))
-      const resolved = make(ref.fullName, def.json, type)
-      byRef.set(ref, resolved)
-      return Effect.succeed(resolved)
-    })
-
-  /** The key schema: `<Schema>_key` with the one field for `Field` keys, the given schema for `Schema` keys. */
-  const resolveKey = (key: SchemaBackend.KeySchema, topic: string): Effect.Effect<Resolved, SchemaError.SchemaError> =>
-    key._tag === "Schema"
-      ? resolveRef(key.schema, topic)
-      : Effect.flatMap(resolveRef(key.valueSchema, topic), (value) => {
-        const id = `${value.name}\u0000${key.field}`
-        const cached = keyTypes.get(id)
-        if (cached !== undefined) return Effect.succeed(cached)
-        const field = ((value.json.fields as ReadonlyArray<{ readonly name: string; readonly type: unknown }>) ?? [])
-          .find((f) => f.name === key.field)
-        if (field === undefined) {
-          return Effect.fail(
-            new SchemaError.SchemaError({
-              reason: "Key",
-              schema: value.name,
-              topic,
-              message: `Key field "${key.field}" is not a field of schema ${value.name}`
-            })
-          )
-        }
-        const fieldType = (value.type as avro.types.RecordType).field?.(key.field)?.type
-        const json = {
-          type: "record",
-          name: `${value.name.split(".").pop()}_key`,
-          ...(value.namespace === undefined ? {} : { namespace: value.namespace }),
-          fields: [{ name: key.field, type: fieldType?.schema({ exportAttrs: true }) ?? field.type }],
-          doc: `Key of ${value.name}`
-        }
-        return Effect.try({
-          try: () => {
-            const type = avro.Type.forSchema(json as avro.Schema, { registry: { ...directory.registry } })
-            const resolved = make(fullNameOf(json, undefined), json, type)
-            keyTypes.set(id, resolved)
-            return resolved
-          },
-          catch: (cause) =>
-            new SchemaError.SchemaError({
-              reason: "Key",
-              schema: value.name,
-              topic,
-              cause,
-              message: `Cannot build the key schema of ${value.name}: ${String(cause)}`
-            })
-        })
-      })
-
-  /** Fills the defaults of a record's missing fields (fields with defaults are optional for producers). */
-  const withDefaults = (resolved: Resolved, value: unknown): unknown => {
-    if (typeof value !== "object" || value === null || Array.isArray(value) || resolved.json.type !== "record") {
-      return value
-    }
-    let out: Record<string, unknown> | undefined
-    for (const f of resolved.defaults) {
-      if ((value as Record<string, unknown>)[f.name] === undefined) {
-        out ??= { ...(value as Record<string, unknown>) }
-        out[f.name] = f.default
+  const resolveUncached = (ref: SchemaRef.Any, topic?: string): Exit.Exit<Resolved, SchemaError.SchemaError> => {
+    if (ref.avro !== undefined) {
+      try {
+        const json = (typeof ref.avro === "string" ? JSON.parse(ref.avro) : ref.avro) as { [key: string]: unknown }
+        const own = new Map<string, Named>()
+        collectNamed(json, undefined, "(schema handle)", own)
+        // the handle's own definitions win over same-named ones from the directory
+        const registry: { [name: string]: avro.Type } = {}
+        for (const [n, t] of Object.entries(directory.registry)) if (!own.has(n)) registry[n] = t
+        const type = avro.Type.forSchema(json as avro.Schema, { registry })
+        for (const [n, def] of own) named.set(n, def)
+        return Exit.succeed(make(fullNameOf(json, undefined), json, type))
+      } catch (cause) {
+        return Exit.fail(
+          new SchemaError.SchemaError({
+            reason: "UnknownSchema",
+            schema: ref.fullName,
+            topic,
+            cause,
+            message: `The Avro schema attached to ${ref.fullName} is invalid: ${String(cause)}`
+          })
+        )
       }
     }
-    return out ?? value
+    const type = directory.type(ref.fullName)
+    const def = named.get(ref.fullName)
+    if (type === undefined || def === undefined) return Exit.fail(unknown(ref, topic))
+    return Exit.succeed(make(ref.fullName, def.json, type))
   }
 
-  /** Validates a wire value, listing every problem with its field path (undeclared fields too). */
+  /** The avsc type of a handle (an `Exit`, so usable as an Effect); successes are cached per handle. */
+  const resolveRef = (ref: SchemaRef.Any, topic?: string): Exit.Exit<Resolved, SchemaError.SchemaError> => {
+    const cached = byRef.get(ref)
+    if (cached !== undefined) return cached
+    const resolved = resolveUncached(ref, topic)
+    if (Exit.isSuccess(resolved)) byRef.set(ref, resolved)
+    return resolved
+  }
+
+  const keyError = (schema: string, topic: string, message: string, cause?: unknown) =>
+    new SchemaError.SchemaError({ reason: "Key", schema, topic, cause, message })
+
+  /** The key schema: `<Schema>_key` with the one field for `Field` keys, the given schema for `Schema` keys. */
+  const resolveKey = (
+    key: SchemaBackend.KeySchema,
+    topic: string
+  ): Exit.Exit<Resolved, SchemaError.SchemaError> => {
+    if (key._tag === "Schema") return resolveRef(key.schema, topic)
+    const valueExit = resolveRef(key.valueSchema, topic)
+    if (Exit.isFailure(valueExit)) return valueExit
+    const value = valueExit.value
+    const id = `${value.name}\u0000${key.field}`
+    const cached = keyTypes.get(id)
+    if (cached !== undefined) return Exit.succeed(cached)
+    const field = ((value.json.fields as ReadonlyArray<{ readonly name: string; readonly type: unknown }>) ?? [])
+      .find((f) => f.name === key.field)
+    if (field === undefined) {
+      return Exit.fail(keyError(value.name, topic, `Key field "${key.field}" is not a field of schema ${value.name}`))
+    }
+    try {
+      const fieldType = (value.type as avro.types.RecordType).field?.(key.field)?.type
+      const json = {
+        type: "record",
+        name: `${value.name.split(".").pop()}_key`,
+        ...(value.namespace === undefined ? {} : { namespace: value.namespace }),
+        fields: [{ name: key.field, type: fieldType?.schema({ exportAttrs: true }) ?? field.type }],
+        doc: `Key of ${value.name}`
+      }
+      const type = avro.Type.forSchema(json as avro.Schema, { registry: { ...directory.registry } })
+      const resolved = make(fullNameOf(json, undefined), json, type)
+      keyTypes.set(id, resolved)
+      return Exit.succeed(resolved)
+    } catch (cause) {
+      return Exit.fail(keyError(value.name, topic, `Cannot build the key schema of ${value.name}: ${String(cause)}`))
+    }
+  }
+
+  /** Every problem of a wire value, with its field path (undeclared fields too, at any depth). */
+  const issuesOf = (resolved: Resolved, value: unknown): Array<SchemaError.Issue> => {
+    const issues: Array<SchemaError.Issue> = []
+    if (resolved.undeclared !== undefined) {
+      const paths: Array<Path> = []
+      resolved.undeclared(value, noPath, paths)
+      for (const path of paths) issues.push({ path, message: "undeclared field" })
+    }
+    resolved.type.isValid(value, {
+      errorHook: (path: Array<string>, any: unknown, type: avro.Type) => {
+        issues.push({
+          path,
+          message: any === undefined
+            ? `missing required field (${String(type.typeName)})`
+            : `expected ${String(type.typeName)}, got ${JSON.stringify(any)?.slice(0, 80) ?? String(any)}`
+        })
+      }
+    })
+    return issues
+  }
+
+  /** Validates a wire value, listing every problem with its field path. */
   const validateWire = (
     resolved: Resolved,
     value: unknown,
     topic?: string
-  ): Effect.Effect<void, SchemaError.SchemaError> =>
-    Effect.suspend(() => {
-      const issues: Array<SchemaError.Issue> = []
-      if (typeof value === "object" && value !== null && !Array.isArray(value) && resolved.json.type === "record") {
-        const declared = new Set(((resolved.json.fields as ReadonlyArray<{ name: string }>) ?? []).map((f) => f.name))
-        for (const k of Object.keys(value)) {
-          if (!declared.has(k) && (value as Record<string, unknown>)[k] !== undefined) {
-            issues.push({ path: [k], message: "undeclared field" })
-          }
-        }
-      }
-      resolved.type.isValid(value, {
-        errorHook: (path: Array<string>, any: unknown, type: avro.Type) => {
-          issues.push({
-            path,
-            message: any === undefined
-              ? `missing required field (${String(type.typeName)})`
-              : `expected ${String(type.typeName)}, got ${JSON.stringify(any)?.slice(0, 80) ?? String(any)}`
-          })
-        }
+  ): Exit.Exit<void, SchemaError.SchemaError> => {
+    const issues = issuesOf(resolved, value)
+    return issues.length === 0
+      ? Exit.void
+      : Exit.fail(SchemaError.validation({ schema: resolved.name, topic, issues }))
+  }
+
+  const encodeFailure = (resolved: Resolved, value: unknown, topic: string, cause?: unknown) => {
+    const issues = issuesOf(resolved, value)
+    return issues.length > 0
+      ? SchemaError.validation({ schema: resolved.name, topic, issues, cause })
+      : new SchemaError.SchemaError({
+        reason: "Encode",
+        schema: resolved.name,
+        topic,
+        cause,
+        message: `Cannot encode a ${resolved.name} for ${topic}: ${String(cause)}`
       })
-      if (issues.length === 0 && !resolved.type.isValid(value, { noUndeclaredFields: true })) {
-        issues.push({ path: [], message: "value does not match the schema (an undeclared field in a nested record?)" })
-      }
-      return issues.length === 0
-        ? Effect.void
-        : Effect.fail(SchemaError.validation({ schema: resolved.name, topic, issues }))
-    })
+  }
 
   /**
-   * Encodes a wire value. avsc's writer rejects values that do not match, so the detailed validation (every issue
-   * with its path) only runs when it does, or when a top-level field is undeclared (the writer ignores those).
+   * Validates and encodes a wire value into `buffer` at `offset`; returns the end offset, or a negative number (the
+   * bytes missing) when `buffer` is too small, or the error. avsc's writer rejects every value that does not match
+   * (and fills defaults), except undeclared fields, which are looked for first; the detailed validation (each issue
+   * with its path) only runs on failure.
    */
-  const checkedBuffer = (
+  const encodeInto = (
     resolved: Resolved,
     value: unknown,
+    buffer: Buffer,
+    offset: number,
     topic: string
-  ): Effect.Effect<Buffer, SchemaError.SchemaError> => {
-    if (typeof value === "object" && value !== null && !Array.isArray(value) && resolved.json.type === "record") {
-      for (const k in value) {
-        if (!resolved.fieldNames.has(k) && (value as Record<string, unknown>)[k] !== undefined) {
-          return Effect.flatMap(validateWire(resolved, value, topic), () => Effect.die(new Error("unreachable")))
-        }
-      }
+  ): number | SchemaError.SchemaError => {
+    if (resolved.undeclared !== undefined && resolved.undeclared(value, noPath, undefined)) {
+      return encodeFailure(resolved, value, topic)
     }
     try {
-      return Effect.succeed(resolved.type.toBuffer(value))
+      return resolved.type.encode(value, buffer, offset)
     } catch (cause) {
-      return Effect.flatMap(validateWire(resolved, value, topic), () =>
-        Effect.fail(
-          new SchemaError.SchemaError({ reason: "Encode", schema: resolved.name, topic, cause, message: String(cause) })
-        ))
+      return encodeFailure(resolved, value, topic, cause)
     }
   }
 
-  const issuesOf = (error: ParseResult.ParseError): ReadonlyArray<SchemaError.Issue> =>
+  /** Validates and encodes a wire value into a buffer of its own. */
+  const encodeBody = (
+    resolved: Resolved,
+    value: unknown,
+    topic: string
+  ): Exit.Exit<Buffer, SchemaError.SchemaError> => {
+    if (resolved.undeclared !== undefined && resolved.undeclared(value, noPath, undefined)) {
+      return Exit.fail(encodeFailure(resolved, value, topic))
+    }
+    try {
+      return Exit.succeed(resolved.type.toBuffer(value))
+    } catch (cause) {
+      return Exit.fail(encodeFailure(resolved, value, topic, cause))
+    }
+  }
+
+  const parseIssues = (error: ParseResult.ParseError): ReadonlyArray<SchemaError.Issue> =>
     ParseResult.ArrayFormatter.formatErrorSync(error).map((i) => ({
       path: i.path.map((p) => typeof p === "symbol" ? String(p) : p),
       message: i.message
     }))
 
-  /** The wire value of a payload: through the handle's Effect Schema when attached. */
+  const parseFailure = (ref: SchemaRef.Any, topic: string | undefined, e: ParseResult.ParseError) =>
+    SchemaError.validation({ schema: ref.fullName, topic, issues: parseIssues(e), cause: e })
+
+  const encodeOptions = { errors: "all", onExcessProperty: "error" } as const
+  const decodeOptions = { errors: "all" } as const
+
+  /**
+   * The wire value of a payload: through the handle's Effect Schema when attached. Synchronous (an `Exit`) unless
+   * the Schema is asynchronous.
+   */
   const toWire = (
     ref: SchemaRef.Any,
     payload: unknown,
     topic?: string
-  ): Effect.Effect<unknown, SchemaError.SchemaError> =>
-    ref.schema === undefined
-      ? Effect.succeed(payload)
-      : Effect.mapError(
-        Schema.encodeUnknown(ref.schema as AnySchema)(payload, { errors: "all", onExcessProperty: "error" }),
-        (e) => SchemaError.validation({ schema: ref.fullName, topic, issues: issuesOf(e), cause: e })
+  ): Effect.Effect<unknown, SchemaError.SchemaError> => {
+    const schema = ref.schema as AnySchema | undefined
+    if (schema === undefined) return Exit.succeed(payload)
+    let encode = encoders.get(schema)
+    if (encode === undefined) encoders.set(schema, encode = Schema.encodeUnknownEither(schema, encodeOptions))
+    const result = encode(payload)
+    if (Either.isRight(result)) return Exit.succeed(result.right)
+    if (isForbidden(result.left.issue)) {
+      return Effect.mapError(
+        Schema.encodeUnknown(schema, encodeOptions)(payload),
+        (e) => parseFailure(ref, topic, e)
       )
+    }
+    return Exit.fail(parseFailure(ref, topic, result.left))
+  }
 
   /** The payload of a wire value: through the handle's Effect Schema when attached. */
   const fromWire = (
     ref: SchemaRef.Any,
     value: unknown,
     topic?: string
-  ): Effect.Effect<unknown, SchemaError.SchemaError> =>
-    ref.schema === undefined
-      ? Effect.succeed(value)
-      : Effect.mapError(
-        Schema.decodeUnknown(ref.schema as AnySchema)(value, { errors: "all" }),
-        (e) => SchemaError.validation({ schema: ref.fullName, topic, issues: issuesOf(e), cause: e })
-      )
+  ): Effect.Effect<unknown, SchemaError.SchemaError> => {
+    const schema = ref.schema as AnySchema | undefined
+    if (schema === undefined) return Exit.succeed(value)
+    let decode = decoders.get(schema)
+    if (decode === undefined) decoders.set(schema, decode = Schema.decodeUnknownEither(schema, decodeOptions))
+    const result = decode(value)
+    if (Either.isRight(result)) return Exit.succeed(result.right)
+    if (isForbidden(result.left.issue)) {
+      return Effect.mapError(Schema.decodeUnknown(schema, decodeOptions)(value), (e) => parseFailure(ref, topic, e))
+    }
+    return Exit.fail(parseFailure(ref, topic, result.left))
+  }
 
   const coerce = (payload: unknown, ref: SchemaRef.Any): Effect.Effect<unknown, SchemaError.SchemaError> =>
     ref.schema !== undefined
@@ -252,18 +303,25 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
   const keyWire = (key: SchemaBackend.KeySchema, value: unknown): unknown =>
     key._tag === "Field" ? { [key.field]: value } : value
 
+  /** The key of a decoded key record: the field value for `Field` keys. */
+  const keyValue = (key: SchemaBackend.KeySchema, value: unknown): unknown =>
+    key._tag === "Field" && typeof value === "object" && value !== null
+      ? (value as Record<string, unknown>)[key.field]
+      : value
+
   return {
     directory,
     named,
     resolveRef,
     resolveKey,
     validateWire,
-    checkedBuffer,
-    withDefaults,
+    encodeInto,
+    encodeBody,
     toWire,
     fromWire,
     coerce,
     keyWire,
+    keyValue,
     schemaFields: (ref: SchemaRef.Any) => Effect.map(resolveRef(ref), (r) => Walk.fields(r.json, named, r.namespace)),
     /** Validates a payload: the Effect Schema when attached, then Avro. */
     validate: (payload: unknown, ref: SchemaRef.Any, topic?: string) =>
@@ -278,3 +336,46 @@ export type Common = ReturnType<typeof makeCommon>
 
 export const decodeError = (schema: string, topic: string, message: string, cause?: unknown) =>
   new SchemaError.SchemaError({ reason: "Decode", schema, topic, cause, message })
+
+/** A failure, retyped for the success type of the caller (a failure holds no value). */
+export const failed = <A>(
+  exit: Exit.Failure<unknown, SchemaError.SchemaError>
+): Exit.Exit<A, SchemaError.SchemaError> => exit as Exit.Failure<never, SchemaError.SchemaError>
+
+/** A `Buffer` view of bytes, without copying. */
+export const asBuffer = (bytes: Uint8Array): Buffer =>
+  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
+/**
+ * Reads one value of `type` from `buffer` at `offset` (with a resolver for a different writer schema): every byte
+ * must be consumed; truncated, trailing or random bytes are a `Decode` error, never a crash. `what` names the bytes
+ * in the error (`message` / `key`).
+ */
+export const readBody = (
+  type: avro.Type,
+  resolver: avro.Resolver | undefined,
+  buffer: Buffer,
+  offset: number,
+  schema: string,
+  topic: string,
+  what: string
+): Exit.Exit<unknown, SchemaError.SchemaError> => {
+  let problem: string
+  let cause: unknown = undefined
+  try {
+    const { offset: end, value } = type.decode(buffer, offset, resolver)
+    if (end === buffer.length) return Exit.succeed(value)
+    problem = end < 0 ? "truncated buffer" : `trailing data after byte ${end}`
+  } catch (error) {
+    problem = String(error)
+    cause = error
+  }
+  return Exit.fail(
+    decodeError(
+      schema,
+      topic,
+      `Cannot decode a ${what} on ${topic} (${buffer.length} bytes) as ${schema}: ${problem}`,
+      cause
+    )
+  )
+}

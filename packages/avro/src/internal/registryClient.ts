@@ -10,11 +10,18 @@ import * as Schedule from "effect/Schedule"
 export interface RegistryOptions {
   readonly url: string
   readonly auth?: { readonly username: string; readonly password: Redacted.Redacted } | undefined
-  /** Retries of retriable failures. @default 5 */
+  /** Retries of retriable failures (unreachable registry, 5xx). @default 5 */
   readonly retries?: number | undefined
+  /** The backoff between retries. @default Schedule.exponential("100 millis") */
+  readonly retrySchedule?: Schedule.Schedule<unknown, SchemaError.SchemaError> | undefined
 }
 
 export const makeClient = (options: RegistryOptions) => {
+  const retry = {
+    schedule: options.retrySchedule ?? Schedule.exponential("100 millis"),
+    times: options.retries ?? 5,
+    while: (e: SchemaError.SchemaError) => e.retriable === true
+  }
   const base = options.url.replace(/\/+$/, "")
   const headers: Record<string, string> = { "content-type": "application/vnd.schemaregistry.v1+json" }
   if (options.auth !== undefined) {
@@ -31,7 +38,15 @@ export const makeClient = (options: RegistryOptions) => {
           ...(body === undefined ? {} : { body: JSON.stringify(body) })
         })
         const text = await response.text()
-        return { status: response.status, json: text === "" ? undefined : JSON.parse(text) as unknown }
+        let json: unknown = undefined
+        if (text !== "") {
+          try {
+            json = JSON.parse(text)
+          } catch {
+            json = { message: text.slice(0, 200) }
+          }
+        }
+        return { status: response.status, json }
       },
       catch: (cause) =>
         new SchemaError.SchemaError({
@@ -57,11 +72,7 @@ export const makeClient = (options: RegistryOptions) => {
           })
         )
       }),
-      Effect.retry({
-        schedule: Schedule.exponential("100 millis"),
-        times: options.retries ?? 5,
-        while: (e) => e.retriable === true
-      })
+      Effect.retry(retry)
     )
   return {
     register: (subject: string, schema: string) =>
