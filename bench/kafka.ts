@@ -6,7 +6,7 @@
  *
  * Run: `npm run bench:kafka`
  */
-import { KafkaBroker } from "@deimos/broker"
+import * as KafkaBroker from "@deimos/broker/KafkaBroker"
 import { Consumer, Producer, SchemaBackend, SchemaRef } from "@deimos/core"
 import { Consumers, KafkaJs, KafkaProducerBackend } from "@deimos/kafka"
 import * as Deferred from "effect/Deferred"

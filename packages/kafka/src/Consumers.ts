@@ -2,14 +2,15 @@
  * Runs consumer definitions as Kafka group members. Each definition runs `maxConcurrency` members, each in its own
  * fiber; batches go through the core's `processMessage` / `processBatch` (decode → handler → error policy) and
  * offsets are committed per REFERENCE §2: after each message for `message` delivery, after each batch for `batch`
- * and `inlineBatch`. A fatal error stops the consumer without committing and fails `run` with a
- * `ConsumerFatalError` naming consumer, topic, partition and offset. Closing the scope is the graceful shutdown:
- * the in-flight message or batch finishes (a `batch` stops early at a message boundary), handled offsets are
- * committed, the member leaves the group, the connection closes.
+ * and `inlineBatch`. A fatal error stops the consumers without committing the failed message and fails with a
+ * `ConsumerFatalError` naming consumer, topic, partition and offset. Interruption (closing the scope) is the
+ * graceful shutdown: no more fetching, the in-flight message or batch finishes (a `batch` stops early at a message
+ * boundary), handled offsets are committed, the member leaves the group and disconnects.
  *
  * @since 0.1.0
  */
 import { Consumer, type ConsumerError, type SchemaBackend } from "@deimos/core"
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -19,7 +20,7 @@ import type { KafkaError } from "./KafkaError.js"
 import * as LagReporter from "./LagReporter.js"
 
 /**
- * Handles one fetched batch for a consumer, with heartbeats while it runs.
+ * Handles one fetched batch for a consumer (heartbeats while it runs) and commits per the delivery mode.
  *
  * @since 0.1.0
  */
@@ -27,7 +28,7 @@ export const handleBatch = <A, K, E, R>(
   consumer: Consumer.Consumer<A, K, E, R>,
   batch: KafkaDriver.Batch,
   control: KafkaDriver.BatchControl
-): Effect.Effect<void, ConsumerError.ConsumerFatalError | KafkaError, R | SchemaBackend.SchemaBackend> => {
+): Effect.Effect<void, ConsumerError.ConsumerFatalError, R | SchemaBackend.SchemaBackend> => {
   const heartbeatEvery = Duration.decode(consumer.heartbeatInterval ?? "3 seconds")
   // a commit refused during a rebalance is not fatal: the driver rejoins, and what was not committed is delivered
   // again (at least once)
@@ -38,25 +39,45 @@ export const handleBatch = <A, K, E, R>(
       )
     )
   )
-  const body: Effect.Effect<void, ConsumerError.ConsumerFatalError | KafkaError, R | SchemaBackend.SchemaBackend> =
+  const threshold = consumer.offsetCommitThreshold
+  const interval = consumer.offsetCommitInterval === undefined
+    ? undefined
+    : Duration.toMillis(Duration.decode(consumer.offsetCommitInterval))
+  const messageCommits = consumer.delivery === "message" && threshold === undefined && interval === undefined
+
+  const body: Effect.Effect<void, ConsumerError.ConsumerFatalError, R | SchemaBackend.SchemaBackend> =
     consumer.delivery === "inlineBatch"
       ? Effect.gen(function*() {
         yield* Consumer.processBatch(consumer, batch.messages)
-        const last = batch.messages[batch.messages.length - 1]
-        if (last !== undefined) yield* control.resolveOffset(last.offset)
+        yield* control.resolveOffset(batch.messages[batch.messages.length - 1].offset)
         yield* commit
       })
       : Effect.gen(function*() {
-        let handled = 0
+        let uncommitted = 0
+        let lastCommit = consumer.delivery === "message" ? yield* Clock.currentTimeMillis : 0
         for (const message of batch.messages) {
           if (!(yield* control.isRunning)) break
           yield* Consumer.processMessage(consumer, message)
           yield* control.resolveOffset(message.offset)
-          handled++
-          if (consumer.delivery === "message") yield* commit
+          uncommitted++
+          if (messageCommits) {
+            yield* commit
+            uncommitted = 0
+          } else if (consumer.delivery === "message") {
+            const now = yield* Clock.currentTimeMillis
+            if (
+              (threshold !== undefined && uncommitted >= threshold) ||
+              (interval !== undefined && now - lastCommit >= interval)
+            ) {
+              yield* commit
+              uncommitted = 0
+              lastCommit = now
+            }
+          }
         }
-        if (handled > 0) yield* commit
+        if (uncommitted > 0) yield* commit
       })
+  if (batch.messages.length === 0) return Effect.void
   return Effect.scoped(
     Effect.gen(function*() {
       // keep the group membership alive during long handlers
@@ -68,7 +89,7 @@ export const handleBatch = <A, K, E, R>(
       )
       yield* body
     })
-  ).pipe(Effect.tapErrorTag("ConsumerFatalError", () => control.pause))
+  ).pipe(Effect.tapError(() => control.pause))
 }
 
 /**
@@ -97,12 +118,12 @@ export const runMember = <A, K, E, R>(
         minBytes: consumer.minBytes,
         maxWaitTime: consumer.maxWaitTime
       })
-      yield* Effect.logInfo("Consumer started").pipe(
-        Effect.annotateLogs({ consumer: consumer.name, topic, groupId: consumer.groupId })
+      yield* Effect.logInfo("Consumer started")
+      return yield* member.run((batch, control) => handleBatch(consumer, batch, control)).pipe(
+        Effect.onInterrupt(() => Effect.logInfo("Consumer stopping: leaving the group"))
       )
-      return yield* member.run((batch, control) => handleBatch(consumer, batch, control))
     })
-  )
+  ).pipe(Effect.annotateLogs({ consumer: consumer.name, groupId: consumer.groupId }))
 
 /**
  * The context every consumer in a list needs.
@@ -115,14 +136,14 @@ export type Context<Cs extends ReadonlyArray<Consumer.Any>> = Consumer.Context<C
  * @since 0.1.0
  */
 export interface Options {
-  /** Report `consumer_lag` this often; off when not set. */
+  /** Report `consumer_lag` this often (see `LagReporter`); off when not set. */
   readonly lagInterval?: Duration.DurationInput | undefined
 }
 
 /**
- * Runs every enabled consumer (`maxConcurrency` members each) until one fails fatally or the fiber is interrupted.
- * Use it as a worker's main effect under `NodeRuntime.runMain`: SIGTERM interrupts it and shutdown is graceful; a
- * fatal error ends the program with that error.
+ * Runs every enabled consumer (`maxConcurrency` members each, at least one) until one fails (a fatal handler
+ * error, or a connection that cannot be made) or the fiber is interrupted; a failure stops the other members
+ * gracefully.
  *
  * @since 0.1.0
  */
@@ -134,12 +155,13 @@ export const run = <const Cs extends ReadonlyArray<Consumer.Any>>(
   ConsumerError.ConsumerFatalError | KafkaError,
   Context<Cs> | SchemaBackend.SchemaBackend | KafkaDriver.KafkaDriver
 > => {
-  const members = consumers
-    .filter((c) => c.disabled !== true)
-    .flatMap((c) => Array.from({ length: Math.max(1, c.maxConcurrency ?? 1) }, () => runMember(c)))
-  const lag = options.lagInterval === undefined
+  const enabled = consumers.filter((c) => c.disabled !== true)
+  const members = enabled.flatMap((c) =>
+    Array.from({ length: Math.max(1, c.maxConcurrency ?? 1) }, () => runMember(c))
+  )
+  const lag = options.lagInterval === undefined || enabled.length === 0
     ? []
-    : [Effect.zipRight(LagReporter.run(consumers, options.lagInterval), Effect.never)]
+    : [Effect.zipRight(LagReporter.run(enabled, options.lagInterval), Effect.never)]
   const all = [...members, ...lag]
   return all.length === 0
     ? Effect.never
@@ -147,8 +169,11 @@ export const run = <const Cs extends ReadonlyArray<Consumer.Any>>(
 }
 
 /**
- * Runs the consumers in the background for as long as the layer's scope is open (tests, apps that do more than
- * consume). A fatal error is logged and stops all consumers of the layer; use {@link run} to fail the program.
+ * The consumers as a layer, for a worker's `Layer.launch(...)` under `NodeRuntime.runMain`: building the layer
+ * *is* running the consumers, so it never finishes building; it fails with the first `ConsumerFatalError` or
+ * `KafkaError` (the program then exits with that error), and SIGTERM/SIGINT interrupt it, which is the graceful
+ * shutdown. Merge it with other layers (an HTTP server) to run them side by side. It provides nothing, so no layer
+ * waits for it; in tests fork `Layer.launch(Consumers.layer(...))` or {@link run}.
  *
  * @since 0.1.0
  * @category layers
@@ -156,11 +181,8 @@ export const run = <const Cs extends ReadonlyArray<Consumer.Any>>(
 export const layer = <const Cs extends ReadonlyArray<Consumer.Any>>(
   consumers: Cs,
   options: Options = {}
-): Layer.Layer<never, never, Context<Cs> | SchemaBackend.SchemaBackend | KafkaDriver.KafkaDriver> =>
-  Layer.scopedDiscard(
-    Effect.forkScoped(
-      run(consumers, options).pipe(
-        Effect.tapErrorCause((cause) => Effect.logError("Consumers stopped", cause))
-      )
-    )
-  )
+): Layer.Layer<
+  never,
+  ConsumerError.ConsumerFatalError | KafkaError,
+  Context<Cs> | SchemaBackend.SchemaBackend | KafkaDriver.KafkaDriver
+> => Layer.scopedDiscard(run(consumers, options))

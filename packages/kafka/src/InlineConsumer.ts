@@ -1,6 +1,7 @@
 /**
- * Reads messages of a topic into memory (the last N per partition, or from an offset), decoded with the schema
- * backend, then stops: for integration tests and debugging.
+ * Reads messages of a topic (the last N per partition, or from an offset), decoded with the schema backend, into
+ * memory or through a handler, then stops: for integration tests and debugging. It joins no consumer group and
+ * commits nothing.
  *
  * @since 0.1.0
  */
@@ -19,8 +20,10 @@ export interface Options<S extends SchemaRef.Any, KC extends KeyConfig.KeyConfig
   readonly keyConfig: KC
   /** The last N messages of each partition. @default all */
   readonly last?: number | undefined
-  /** Start at this offset in every partition instead. */
-  readonly fromOffset?: number | undefined
+  /** Start at this offset in every partition instead of `last`. */
+  readonly fromOffset?: number | bigint | string | undefined
+  /** Only these partitions. @default all */
+  readonly partitions?: ReadonlyArray<number> | undefined
 }
 
 /**
@@ -29,6 +32,7 @@ export interface Options<S extends SchemaRef.Any, KC extends KeyConfig.KeyConfig
  * @since 0.1.0
  */
 export interface Message<A, K> {
+  readonly topic: string
   readonly partition: number
   readonly offset: string
   readonly key: K | null
@@ -40,8 +44,73 @@ export interface Message<A, K> {
 
 const textDecoder = new TextDecoder()
 
+const max = (a: bigint, b: bigint) => a > b ? a : b
+
 /**
- * Reads and decodes; partitions in order, offsets in order within each.
+ * Runs `handler` on each decoded message, partitions in order and offsets in order within each, then stops. An
+ * undecodable message fails with its `SchemaError`.
+ *
+ * @since 0.1.0
+ */
+export const run = <
+  S extends SchemaRef.Any,
+  const KC extends KeyConfig.KeyConfig<SchemaRef.Type<S>>,
+  E = never,
+  R = never
+>(
+  options: Options<S, KC>,
+  handler: (message: Message<SchemaRef.Type<S>, KeyConfig.KeyOf<SchemaRef.Type<S>, KC>>) => Effect.Effect<void, E, R>
+): Effect.Effect<
+  void,
+  KafkaError | SchemaError.SchemaError | E,
+  KafkaDriver.KafkaDriver | SchemaBackend.SchemaBackend | R
+> =>
+  Effect.scoped(Effect.gen(function*() {
+    type A = SchemaRef.Type<S>
+    type K = KeyConfig.KeyOf<A, KC>
+    const decoder = Consumer.make({
+      topic: options.topic,
+      groupId: "deimos-inline",
+      schema: options.schema,
+      keyConfig: options.keyConfig,
+      handle: () => Effect.void
+    })
+    const topic = yield* Consumer.fullTopic(decoder)
+    const driver = yield* KafkaDriver.KafkaDriver
+    const admin = yield* driver.admin
+    const offsets = [...(yield* admin.topicOffsets(topic))]
+      .filter((o) => options.partitions === undefined || options.partitions.includes(o.partition))
+      .sort((a, b) => a.partition - b.partition)
+    const ranges = offsets.map((o) => {
+      const high = BigInt(o.high)
+      const low = BigInt(o.low)
+      const from = options.fromOffset !== undefined
+        ? max(low, BigInt(options.fromOffset))
+        : options.last !== undefined
+        ? max(low, high - BigInt(options.last))
+        : low
+      return { partition: o.partition, from: from.toString(), until: high.toString() }
+    })
+    const raws = yield* admin.read(topic, ranges)
+    for (const raw of raws) {
+      yield* handler({
+        topic: raw.topic,
+        partition: raw.partition,
+        offset: raw.offset,
+        key: (yield* Consumer.decodeKey(decoder, raw)) as K | null,
+        payload: (yield* Consumer.decodePayload(decoder, raw)) as A | null,
+        headers: Object.fromEntries(
+          Object.entries(raw.headers).flatMap(([k, v]) =>
+            v === undefined ? [] : [[k, typeof v === "string" ? v : textDecoder.decode(v)]]
+          )
+        ),
+        timestamp: new Date(Number(raw.timestamp))
+      })
+    }
+  }))
+
+/**
+ * Reads into memory: partitions in order, offsets in order within each.
  *
  * @since 0.1.0
  */
@@ -52,42 +121,13 @@ export const read = <S extends SchemaRef.Any, const KC extends KeyConfig.KeyConf
   KafkaError | SchemaError.SchemaError,
   KafkaDriver.KafkaDriver | SchemaBackend.SchemaBackend
 > =>
-  Effect.scoped(Effect.gen(function*() {
-    const decoder = Consumer.make({
-      topic: options.topic,
-      groupId: "inline",
-      schema: options.schema,
-      keyConfig: options.keyConfig,
-      handle: () => Effect.void
-    })
-    const topic = yield* Consumer.fullTopic(decoder)
-    const driver = yield* KafkaDriver.KafkaDriver
-    const admin = yield* driver.admin
-    const offsets = yield* admin.topicOffsets(topic)
+  Effect.suspend(() => {
     const out: Array<Message<SchemaRef.Type<S>, KeyConfig.KeyOf<SchemaRef.Type<S>, KC>>> = []
-    for (const o of [...offsets].sort((a, b) => a.partition - b.partition)) {
-      const high = Number(o.high)
-      const low = Number(o.low)
-      const from = options.fromOffset !== undefined
-        ? Math.max(low, options.fromOffset)
-        : options.last !== undefined
-        ? Math.max(low, high - options.last)
-        : low
-      const raws = yield* admin.read(topic, o.partition, String(from), String(high))
-      for (const raw of raws) {
-        out.push({
-          partition: raw.partition,
-          offset: raw.offset,
-          key: (yield* Consumer.decodeKey(decoder, raw)) as KeyConfig.KeyOf<SchemaRef.Type<S>, KC> | null,
-          payload: (yield* Consumer.decodePayload(decoder, raw)) as SchemaRef.Type<S> | null,
-          headers: Object.fromEntries(
-            Object.entries(raw.headers).flatMap(([k, v]) =>
-              v === undefined ? [] : [[k, typeof v === "string" ? v : textDecoder.decode(v)]]
-            )
-          ),
-          timestamp: new Date(Number(raw.timestamp))
-        })
-      }
-    }
-    return out
-  }))
+    return Effect.as(
+      run(options, (message) =>
+        Effect.sync(() => {
+          out.push(message)
+        })),
+      out
+    )
+  })

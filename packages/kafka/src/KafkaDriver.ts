@@ -64,7 +64,7 @@ export interface Batch {
 export interface BatchControl {
   /** Marks `offset` (of this batch's partition) as processed; committed at the next commit. */
   readonly resolveOffset: (offset: string) => Effect.Effect<void>
-  /** Commits resolved offsets now. */
+  /** Commits the offsets resolved so far in this batch now (the next offset to read, as Kafka stores it). */
   readonly commit: Effect.Effect<void, KafkaError>
   /** Tells the group coordinator this member is alive (long handlers). */
   readonly heartbeat: Effect.Effect<void, KafkaError>
@@ -90,8 +90,11 @@ export interface ConsumerOptions {
 }
 
 /**
- * A group member. `run` hands each fetched batch to `handle` and waits for it (back-pressure); it returns when the
- * consumer stops and fails when `handle` fails (the consumer then stops without committing that batch).
+ * A group member. `run` hands each fetched batch to `handle`, run in a child fiber of `run`, and fetches nothing
+ * more until it is done (back-pressure). `run` fails when `handle` fails (the partition is paused and the batch is
+ * not committed) or when the driver gives up. Interrupting `run` is the graceful stop: no batch is taken any more,
+ * `isRunning` turns false, and the batch in hand gets up to the driver's shutdown timeout to finish (it is
+ * interrupted after that); then the member leaves the group when its scope closes.
  *
  * @since 0.1.0
  */
@@ -115,6 +118,17 @@ export interface PartitionOffsets {
 }
 
 /**
+ * Offsets `from` (inclusive) to `until` (exclusive) of one partition.
+ *
+ * @since 0.1.0
+ */
+export interface OffsetRange {
+  readonly partition: number
+  readonly from: string
+  readonly until: string
+}
+
+/**
  * @since 0.1.0
  */
 export interface Admin {
@@ -129,12 +143,13 @@ export interface Admin {
     groupId: string,
     topic: string
   ) => Effect.Effect<ReadonlyArray<{ readonly partition: number; readonly offset: string }>, KafkaError>
-  /** Reads messages of one partition from `fromOffset` until `untilOffset` (exclusive), without a group. */
+  /**
+   * Reads the messages of each range (`from` inclusive, `until` exclusive) without joining a group and without
+   * committing; in offset order per partition.
+   */
   readonly read: (
     topic: string,
-    partition: number,
-    fromOffset: string,
-    untilOffset: string
+    ranges: ReadonlyArray<OffsetRange>
   ) => Effect.Effect<ReadonlyArray<Consumer.RawMessage>, KafkaError>
 }
 

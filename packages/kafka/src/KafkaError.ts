@@ -7,6 +7,8 @@
 import * as Data from "effect/Data"
 
 /**
+ * What was being done when the error happened.
+ *
  * @since 0.1.0
  */
 export type Reason = "Connect" | "Produce" | "Consume" | "Commit" | "Admin"
@@ -17,21 +19,35 @@ export type Reason = "Connect" | "Produce" | "Consume" | "Commit" | "Admin"
 export class KafkaError extends Data.TaggedError("KafkaError")<{
   readonly reason: Reason
   readonly message: string
+  /** Whether trying again may help (a broker restart, a rebalance), as the driver classed it. */
   readonly retriable: boolean
+  /** The broker's error name when there is one, e.g. `MESSAGE_TOO_LARGE`. */
+  readonly code?: string | undefined
+  /** The driver's error. */
   readonly cause?: unknown
 }> {}
 
+const codeOf = (cause: unknown): string | undefined => {
+  let current = cause as { readonly type?: unknown; readonly cause?: unknown } | undefined
+  for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
+    if (typeof current.type === "string") return current.type
+    current = current.cause as typeof current
+  }
+  return undefined
+}
+
 /**
- * Maps anything a driver threw.
+ * Maps anything a driver threw: the driver's own `retriable` flag and error type are kept.
  *
  * @since 0.1.0
  */
 export const fromUnknown = (reason: Reason, context: string) => (cause: unknown): KafkaError => {
-  const error = cause as { readonly message?: unknown; readonly retriable?: unknown; readonly name?: unknown }
+  const error = cause as { readonly message?: unknown; readonly retriable?: unknown } | undefined
   const detail = typeof error?.message === "string" ? error.message : String(cause)
   return new KafkaError({
     reason,
     retriable: typeof error?.retriable === "boolean" ? error.retriable : false,
+    code: codeOf(cause),
     message: `${context}: ${detail}`,
     cause
   })

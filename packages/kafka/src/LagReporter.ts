@@ -1,12 +1,13 @@
 /**
  * Consumer lag as the `consumer_lag{consumer_group, topic, partition}` gauge: high watermark minus committed offset
- * (or minus the log start when nothing is committed), updated periodically.
+ * (minus the log start when the group has committed nothing), updated periodically.
  *
  * @since 0.1.0
  */
 import { Consumer, Metrics } from "@deimos/core"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
 import * as KafkaDriver from "./KafkaDriver.js"
@@ -24,27 +25,26 @@ export interface PartitionLag {
   readonly lag: number
 }
 
-/**
- * Measures the lag of each consumer's group on its topic once and updates the gauge.
- *
- * @since 0.1.0
- */
-export const report = (
+const measure = (
+  admin: KafkaDriver.Admin,
   consumers: ReadonlyArray<Consumer.Any>
-): Effect.Effect<ReadonlyArray<PartitionLag>, KafkaError, KafkaDriver.KafkaDriver> =>
-  Effect.scoped(Effect.gen(function*() {
-    const driver = yield* KafkaDriver.KafkaDriver
-    const admin = yield* driver.admin
+): Effect.Effect<ReadonlyArray<PartitionLag>, KafkaError> =>
+  Effect.gen(function*() {
     const out: Array<PartitionLag> = []
+    const seen = new Set<string>()
     for (const consumer of consumers) {
       const topic = yield* Consumer.fullTopic(consumer)
+      if (seen.has(`${consumer.groupId}\u0000${topic}`)) continue
+      seen.add(`${consumer.groupId}\u0000${topic}`)
       const offsets = yield* admin.topicOffsets(topic)
       const committed = new Map(
-        (yield* admin.committedOffsets(consumer.groupId, topic)).map((c) => [c.partition, Number(c.offset)])
+        (yield* admin.committedOffsets(consumer.groupId, topic)).map((c) => [c.partition, BigInt(c.offset)])
       )
       for (const o of offsets) {
-        const done = committed.get(o.partition) ?? -1
-        const lag = Number(o.high) - (done >= 0 ? done : Number(o.low))
+        const done = committed.get(o.partition) ?? -1n
+        const high = BigInt(o.high)
+        const from = done >= 0n ? done : BigInt(o.low)
+        const lag = Number(high > from ? high - from : 0n)
         out.push({ groupId: consumer.groupId, topic, partition: o.partition, lag })
         yield* Metric.set(
           Metrics.consumerLag.pipe(
@@ -57,19 +57,52 @@ export const report = (
       }
     }
     return out
-  }))
+  })
 
 /**
- * Reports every `interval` until interrupted; failures are logged and retried at the next tick.
+ * Measures the lag of each consumer's group on its topic once, updates the gauge and returns the figures.
+ *
+ * @since 0.1.0
+ */
+export const report = (
+  consumers: ReadonlyArray<Consumer.Any>
+): Effect.Effect<ReadonlyArray<PartitionLag>, KafkaError, KafkaDriver.KafkaDriver> =>
+  Effect.scoped(Effect.flatMap(KafkaDriver.KafkaDriver, (driver) =>
+    Effect.flatMap(driver.admin, (admin) =>
+      measure(admin, consumers))))
+
+/**
+ * Reports every `interval` over one admin connection until interrupted; failures (a broker away) are logged and
+ * the next tick tries again, reconnecting when needed.
  *
  * @since 0.1.0
  */
 export const run = (
   consumers: ReadonlyArray<Consumer.Any>,
   interval: Duration.DurationInput
-): Effect.Effect<void, never, KafkaDriver.KafkaDriver> =>
-  report(consumers).pipe(
-    Effect.catchAll((error) => Effect.logWarning("Lag report failed", error)),
+): Effect.Effect<never, never, KafkaDriver.KafkaDriver> =>
+  Effect.scoped(Effect.gen(function*() {
+    const driver = yield* KafkaDriver.KafkaDriver
+    const admin = yield* driver.admin
+    return yield* measure(admin, consumers).pipe(
+      Effect.catchAll((error) => Effect.logWarning("Lag report failed", error)),
+      Effect.repeat(Schedule.spaced(interval)),
+      Effect.zipRight(Effect.never)
+    )
+  })).pipe(
+    Effect.catchAll((error) => Effect.logWarning("Lag reporter cannot connect; trying again", error)),
     Effect.repeat(Schedule.spaced(interval)),
-    Effect.asVoid
+    Effect.zipRight(Effect.never)
   )
+
+/**
+ * Reports in the background for as long as the layer's scope is open.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  consumers: ReadonlyArray<Consumer.Any>,
+  options: { readonly interval: Duration.DurationInput }
+): Layer.Layer<never, never, KafkaDriver.KafkaDriver> =>
+  Layer.scopedDiscard(Effect.forkScoped(run(consumers, options.interval)))

@@ -1,0 +1,435 @@
+/** The kafkajs adapter of the driver port. kafkajs types stay in this file. */
+import type { Consumer } from "@deimos/core"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as Queue from "effect/Queue"
+import * as Redacted from "effect/Redacted"
+import * as Runtime from "effect/Runtime"
+import * as Schedule from "effect/Schedule"
+import {
+  type EachBatchPayload,
+  type IHeaders,
+  Kafka,
+  type KafkaMessage,
+  logLevel as KafkaLogLevel,
+  type LogEntry,
+  type Message,
+  Partitioners,
+  type SASLOptions
+} from "kafkajs"
+import type * as KafkaDriver from "../KafkaDriver.js"
+import { fromUnknown, KafkaError } from "../KafkaError.js"
+
+/** The adapter's options; documented on `KafkaJs.Options`. */
+export interface Options {
+  readonly brokers: ReadonlyArray<string>
+  readonly clientId?: string | undefined
+  readonly ssl?: boolean | undefined
+  readonly sasl?: {
+    readonly mechanism: "plain" | "scram-sha-256" | "scram-sha-512"
+    readonly username: string
+    readonly password: Redacted.Redacted
+  } | undefined
+  readonly connectionTimeout?: Duration.DurationInput | undefined
+  readonly requestTimeout?: Duration.DurationInput | undefined
+  readonly connectAttempts?: number | undefined
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
+  readonly logLevel?: "nothing" | "error" | "warn" | "info" | "debug" | undefined
+}
+
+const levels = {
+  nothing: KafkaLogLevel.NOTHING,
+  error: KafkaLogLevel.ERROR,
+  warn: KafkaLogLevel.WARN,
+  info: KafkaLogLevel.INFO,
+  debug: KafkaLogLevel.DEBUG
+} as const
+
+const millis = (d: Duration.DurationInput | undefined, fallback: number) =>
+  d === undefined ? fallback : Duration.toMillis(Duration.decode(d))
+
+const toBuffer = (bytes: Uint8Array | null): Buffer | null =>
+  bytes === null ? null : Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
+const headersOf = (headers: IHeaders | undefined): Record<string, string | Uint8Array | undefined> => {
+  const out: Record<string, string | Uint8Array | undefined> = {}
+  if (headers === undefined) return out
+  for (const k in headers) {
+    const v = headers[k]
+    out[k] = Array.isArray(v) ? v[v.length - 1] : v
+  }
+  return out
+}
+
+/** A fetched kafkajs message in the toolkit's types. */
+export const toRawMessage = (topic: string, partition: number, m: KafkaMessage): Consumer.RawMessage => ({
+  topic,
+  partition,
+  offset: m.offset,
+  key: m.key,
+  value: m.value,
+  headers: headersOf(m.headers),
+  timestamp: m.timestamp
+})
+
+interface PartitionedMessage extends Message {
+  readonly partitionKey?: string | null
+}
+
+/**
+ * kafkajs's default partitioner (murmur2, as the Java client: the same key lands in the same partition as with a
+ * Java producer), applied to the partition key instead of the key.
+ */
+const partitionKeyPartitioner = () => {
+  const partitioner = Partitioners.DefaultPartitioner()
+  return (args: Parameters<typeof partitioner>[0]) => {
+    const message = args.message as PartitionedMessage
+    return partitioner({
+      ...args,
+      message: { ...message, key: message.partitionKey ?? message.key ?? null }
+    })
+  }
+}
+
+/** kafkajs logs go to Effect's logger (its level and annotations), at or above `logLevel`. */
+const logCreator = (runtime: Runtime.Runtime<never>) => () => (entry: LogEntry) => {
+  const { message, ...extra } = entry.log
+  const log = entry.level <= KafkaLogLevel.ERROR
+    ? Effect.logError(message)
+    : entry.level === KafkaLogLevel.WARN
+    ? Effect.logWarning(message)
+    : entry.level === KafkaLogLevel.INFO
+    ? Effect.logInfo(message)
+    : Effect.logDebug(message)
+  Runtime.runFork(runtime)(log.pipe(Effect.annotateLogs({ ...extra, kafkajs: entry.namespace })))
+}
+
+interface Work {
+  readonly batch: KafkaDriver.Batch
+  readonly control: KafkaDriver.BatchControl
+  readonly done: Deferred.Deferred<void>
+}
+
+/** Builds the adapter; the runtime is where kafkajs's logs and callbacks run. */
+export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDriver.KafkaDriver.Service => {
+  const sasl: SASLOptions | undefined = options.sasl === undefined
+    ? undefined
+    : {
+      mechanism: options.sasl.mechanism,
+      username: options.sasl.username,
+      password: Redacted.value(options.sasl.password)
+    } as SASLOptions
+  const kafka = new Kafka({
+    brokers: [...options.brokers],
+    clientId: options.clientId ?? "deimos",
+    ssl: options.ssl ?? false,
+    ...(sasl === undefined ? {} : { sasl }),
+    connectionTimeout: millis(options.connectionTimeout, 3000),
+    requestTimeout: millis(options.requestTimeout, 30_000),
+    logLevel: levels[options.logLevel ?? "warn"],
+    logCreator: logCreator(runtime),
+    retry: { retries: 2, initialRetryTime: 100 }
+  })
+  const attempts = Math.max(1, options.connectAttempts ?? 5)
+  const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? "30 seconds")
+  const brokers = options.brokers.join(",")
+
+  /** Connects with retries and exponential backoff, then a clear error. */
+  const connect = (what: string, f: () => Promise<void>) =>
+    Effect.tryPromise({ try: f, catch: fromUnknown("Connect", `Cannot connect the ${what} to Kafka at ${brokers}`) })
+      .pipe(
+        Effect.retry({
+          schedule: Schedule.exponential("200 millis"),
+          times: attempts - 1,
+          while: (e) => e.retriable
+        }),
+        Effect.mapError((e) =>
+          new KafkaError({
+            reason: "Connect",
+            retriable: e.retriable,
+            code: e.code,
+            message: `${e.message} (after ${attempts} attempt${attempts === 1 ? "" : "s"})`,
+            cause: e.cause
+          })
+        )
+      )
+
+  const disconnect = (what: string, f: () => Promise<void>) =>
+    Effect.tryPromise(f).pipe(
+      Effect.timeout(shutdownTimeout),
+      Effect.catchAll((e) => Effect.logWarning(`Disconnecting the ${what} from Kafka did not finish cleanly`, e))
+    )
+
+  const producer: KafkaDriver.KafkaDriver.Service["producer"] = (producerOptions = {}) =>
+    Effect.gen(function*() {
+      const idempotent = producerOptions.idempotent ?? false
+      const p = kafka.producer({
+        idempotent,
+        // kafkajs keeps order with an idempotent producer only with at most one request in flight
+        ...(idempotent ? { maxInFlightRequests: 1 } : {}),
+        createPartitioner: partitionKeyPartitioner
+      })
+      yield* Effect.acquireRelease(
+        connect("producer", () => p.connect()),
+        () => disconnect("producer", () => p.disconnect())
+      )
+      // an idempotent producer needs acks=all
+      const acks = idempotent ? -1 : producerOptions.acks ?? -1
+      const timeout = millis(producerOptions.timeout, 30_000)
+      return {
+        send: (topic, messages) =>
+          Effect.tryPromise({
+            try: () =>
+              p.send({
+                topic,
+                acks,
+                timeout,
+                messages: messages.map((m): PartitionedMessage => ({
+                  key: toBuffer(m.key),
+                  value: toBuffer(m.value),
+                  headers: m.headers,
+                  partitionKey: m.partitionKey
+                }))
+              }),
+            catch: fromUnknown("Produce", `Cannot send ${messages.length} messages to ${topic}`)
+          }).pipe(Effect.asVoid)
+      }
+    })
+
+  const consumer: KafkaDriver.KafkaDriver.Service["consumer"] = (consumerOptions) =>
+    Effect.gen(function*() {
+      const topics = consumerOptions.topics.join(",")
+      const c = kafka.consumer({
+        groupId: consumerOptions.groupId,
+        sessionTimeout: millis(consumerOptions.sessionTimeout, 30_000),
+        heartbeatInterval: millis(consumerOptions.heartbeatInterval, 3000),
+        maxBytesPerPartition: consumerOptions.maxBytesPerPartition ?? 1024 * 1024,
+        minBytes: consumerOptions.minBytes ?? 1,
+        maxWaitTimeInMs: millis(consumerOptions.maxWaitTime, 5000),
+        retry: { retries: 8 }
+      })
+      yield* Effect.acquireRelease(
+        connect("consumer", async () => {
+          await c.connect()
+          await c.subscribe({
+            topics: [...consumerOptions.topics],
+            fromBeginning: consumerOptions.fromBeginning ?? true
+          })
+        }),
+        () => disconnect("consumer", () => c.disconnect())
+      )
+
+      const run = <E, R>(
+        handle: (batch: KafkaDriver.Batch, control: KafkaDriver.BatchControl) => Effect.Effect<void, E, R>
+      ): Effect.Effect<never, E | KafkaError, R> =>
+        Effect.gen(function*() {
+          // one batch at a time: kafkajs awaits the callback, so it fetches nothing more meanwhile
+          const inbox = yield* Queue.bounded<Work>(1)
+          const crashed = yield* Deferred.make<never, KafkaError>()
+          let stopping = false
+          const removeCrashListener = c.on(c.events.CRASH, (event) => {
+            if (event.payload.restart) return
+            Runtime.runFork(runtime)(Deferred.fail(
+              crashed,
+              fromUnknown("Consume", `The consumer of ${topics} (group ${consumerOptions.groupId}) stopped`)(
+                event.payload.error
+              )
+            ))
+          })
+          yield* Effect.addFinalizer(() => Effect.sync(removeCrashListener))
+
+          const controlOf = (payload: EachBatchPayload): KafkaDriver.BatchControl => {
+            const { batch } = payload
+            let resolved: string | undefined
+            return {
+              resolveOffset: (offset) =>
+                Effect.sync(() => {
+                  resolved = offset
+                  payload.resolveOffset(offset)
+                }),
+              commit: Effect.suspend(() => {
+                if (resolved === undefined) return Effect.void
+                const offset = (BigInt(resolved) + 1n).toString()
+                return Effect.tryPromise({
+                  try: () =>
+                    payload.commitOffsetsIfNecessary({
+                      topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset }] }]
+                    }),
+                  catch: fromUnknown("Commit", `Cannot commit offset ${offset} of ${batch.topic}[${batch.partition}]`)
+                })
+              }),
+              heartbeat: Effect.tryPromise({
+                try: () => payload.heartbeat(),
+                catch: fromUnknown("Consume", "Heartbeat failed")
+              }),
+              isRunning: Effect.sync(() => !stopping && payload.isRunning() && !payload.isStale()),
+              pause: Effect.sync(() => {
+                payload.pause()
+              })
+            }
+          }
+
+          // the accepted bridge: kafkajs needs a Promise; the batch is handed to the member's fiber and kafkajs
+          // waits until that fiber is done with it
+          const eachBatch = async (payload: EachBatchPayload) => {
+            if (stopping) return
+            const { batch } = payload
+            const messages = new Array<Consumer.RawMessage>(batch.messages.length)
+            for (let i = 0; i < batch.messages.length; i++) {
+              messages[i] = toRawMessage(batch.topic, batch.partition, batch.messages[i])
+            }
+            const done = Deferred.unsafeMake<void>(FiberId.none)
+            const work: Work = {
+              batch: {
+                topic: batch.topic,
+                partition: batch.partition,
+                highWatermark: batch.highWatermark,
+                messages
+              },
+              control: controlOf(payload),
+              done
+            }
+            // a shut-down inbox (the member stopped) interrupts the offer: the batch is left unresolved
+            await Runtime.runPromiseExit(runtime)(Effect.zipRight(Queue.offer(inbox, work), Deferred.await(done)))
+          }
+
+          yield* Effect.tryPromise({
+            try: () => c.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch }),
+            catch: fromUnknown("Consume", `Cannot start consuming ${topics}`)
+          })
+
+          const handleWork = (work: Work) =>
+            Effect.uninterruptibleMask((restore) =>
+              Effect.gen(function*() {
+                // not a child fiber: an interrupt signal would reach a child at once, and the batch in hand must
+                // get its chance to finish; it is always awaited or interrupted below
+                const fiber = yield* Effect.forkDaemon(restore(handle(work.batch, work.control)))
+                const exit = yield* Effect.exit(restore(Fiber.await(fiber)))
+                if (Exit.isSuccess(exit)) return yield* exit.value
+                // interrupted while the batch is in hand: stop taking messages, give it the shutdown timeout
+                stopping = true
+                const finished = yield* Fiber.await(fiber).pipe(Effect.timeout(shutdownTimeout), Effect.option)
+                if (finished._tag === "None") {
+                  yield* Effect.logWarning(
+                    `The batch in hand did not finish within the shutdown timeout (${
+                      Duration.format(shutdownTimeout)
+                    }); interrupting it`
+                  )
+                  yield* Fiber.interrupt(fiber)
+                }
+                return yield* Effect.interrupt
+              }).pipe(
+                Effect.tapErrorCause(() =>
+                  Effect.sync(() => {
+                    stopping = true
+                  })
+                ),
+                Effect.ensuring(Deferred.succeed(work.done, undefined))
+              )
+            )
+
+          const loop = Effect.forever(Effect.flatMap(Queue.take(inbox), handleWork))
+          return yield* Effect.raceFirst(loop, Deferred.await(crashed)).pipe(
+            Effect.ensuring(Effect.suspend(() => {
+              stopping = true
+              return Queue.shutdown(inbox)
+            }))
+          )
+        }).pipe(Effect.scoped)
+
+      return { run }
+    })
+
+  const admin: KafkaDriver.KafkaDriver.Service["admin"] = Effect.gen(function*() {
+    const a = kafka.admin()
+    yield* Effect.acquireRelease(
+      connect("admin client", () => a.connect()),
+      () => disconnect("admin client", () => a.disconnect())
+    )
+    const call = <A>(what: string, f: () => Promise<A>) =>
+      Effect.tryPromise({ try: f, catch: fromUnknown("Admin", what) })
+
+    const read = (topic: string, ranges: ReadonlyArray<KafkaDriver.OffsetRange>) => {
+      const wanted = ranges.filter((r) => BigInt(r.from) < BigInt(r.until))
+      if (wanted.length === 0) return Effect.succeed([])
+      return Effect.scoped(Effect.gen(function*() {
+        const groupId = `deimos-inline-${globalThis.crypto.randomUUID()}`
+        const c = kafka.consumer({ groupId, maxWaitTimeInMs: 200, retry: { retries: 2 } })
+        yield* Effect.acquireRelease(
+          connect("inline consumer", async () => {
+            await c.connect()
+            await c.subscribe({ topics: [topic], fromBeginning: true })
+          }),
+          () =>
+            disconnect("inline consumer", async () => {
+              await c.disconnect()
+              await a.deleteGroups([groupId]).catch(() => undefined)
+            })
+        )
+        const done = yield* Deferred.make<void>()
+        const byPartition = new Map(
+          wanted.map((r) => [r.partition, {
+            from: BigInt(r.from),
+            last: BigInt(r.until) - 1n,
+            out: [] as Array<Consumer.RawMessage>,
+            finished: false
+          }])
+        )
+        let open = byPartition.size
+        yield* call(`Cannot read ${topic}`, async () => {
+          await c.run({
+            autoCommit: false,
+            eachBatch: async ({ batch }) => {
+              const range = byPartition.get(batch.partition)
+              if (range === undefined || range.finished) return
+              for (const m of batch.messages) {
+                const offset = BigInt(m.offset)
+                if (offset >= range.from && offset <= range.last) {
+                  range.out.push(toRawMessage(topic, batch.partition, m))
+                }
+                if (offset >= range.last && !range.finished) {
+                  range.finished = true
+                  c.pause([{ topic, partitions: [batch.partition] }])
+                  if (--open === 0) Runtime.runFork(runtime)(Deferred.succeed(done, undefined))
+                  return
+                }
+              }
+            }
+          })
+          for (const r of wanted) c.seek({ topic, partition: r.partition, offset: r.from })
+        })
+        yield* Deferred.await(done)
+        return wanted.flatMap((r) => byPartition.get(r.partition)!.out)
+      }))
+    }
+
+    return {
+      createTopic: (topic, o = {}) =>
+        call(
+          `Cannot create topic ${topic}`,
+          () =>
+            a.createTopics({
+              topics: [{ topic, ...(o.partitions === undefined ? {} : { numPartitions: o.partitions }) }]
+            })
+        ),
+      deleteTopic: (topic) => call(`Cannot delete topic ${topic}`, () => a.deleteTopics({ topics: [topic] })),
+      topicOffsets: (topic) =>
+        Effect.map(
+          call(`Cannot read the offsets of ${topic}`, () => a.fetchTopicOffsets(topic)),
+          (offsets) => offsets.map((o) => ({ partition: o.partition, low: o.low, high: o.high }))
+        ),
+      committedOffsets: (groupId, topic) =>
+        Effect.map(
+          call(`Cannot read the committed offsets of ${groupId}`, () => a.fetchOffsets({ groupId, topics: [topic] })),
+          (topics) => topics.flatMap((t) => t.partitions.map((p) => ({ partition: p.partition, offset: p.offset })))
+        ),
+      read
+    } satisfies KafkaDriver.Admin
+  })
+
+  return { name: "kafkajs", producer, consumer, admin }
+}
