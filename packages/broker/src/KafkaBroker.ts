@@ -6,12 +6,13 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
+import { Storage } from "./internal/log.js"
 import * as Server from "./internal/server.js"
+import { KafkaBrokerError } from "./KafkaBrokerError.js"
 
 /**
  * @since 0.1.0
@@ -47,13 +48,12 @@ export interface KafkaBroker {
   readonly stats: () => { readonly busyMs: number; readonly producedRecords: number }
 }
 
-/**
- * @since 0.1.0
- */
-export class KafkaBrokerError extends Data.TaggedError("KafkaBrokerError")<{
-  readonly message: string
-  readonly cause?: unknown
-}> {}
+export {
+  /**
+   * @since 0.1.0
+   */
+  KafkaBrokerError
+} from "./KafkaBrokerError.js"
 
 /**
  * @since 0.1.0
@@ -69,30 +69,44 @@ export class Broker extends Context.Tag("@deimos/broker/KafkaBroker")<Broker, Ka
 export const make = (options: Options = {}): Effect.Effect<KafkaBroker, KafkaBrokerError, Scope.Scope> =>
   Effect.gen(function*() {
     const host = options.host ?? "127.0.0.1"
+    const port = options.port ?? 9092
     // the socket callbacks log through the runtime of the caller (its logger and log level)
     const runtime = yield* Effect.runtime<never>()
+    const storage = yield* Effect.acquireRelease(
+      Effect.try({
+        try: () => new Storage(options.dataDir),
+        catch: (cause) =>
+          new KafkaBrokerError({
+            reason: "LoadState",
+            message: `Cannot load the Kafka broker's data from ${options.dataDir}`,
+            cause
+          })
+      }),
+      (storage) => Effect.sync(() => storage.close())
+    )
     const server = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: () =>
           Server.start({
             host,
-            port: options.port ?? 9092,
+            port,
             nodeId: 0,
             clusterId: "deimos-dev-cluster",
             autoCreateTopics: options.autoCreateTopics ?? true,
             defaultPartitions: options.partitions ?? 3,
             maxMessageBytes: options.maxMessageBytes ?? 1024 * 1024,
             maxFrameBytes: options.maxFrameBytes ?? 100 * 1024 * 1024,
-            dataDir: options.dataDir,
+            storage,
             log: (level, message) => {
               const effect = level === "warn" ? Effect.logWarning(message) : Effect.logDebug(message)
               Runtime.runFork(runtime)(effect.pipe(Effect.annotateLogs("service", "deimos-broker")))
             }
           }),
         catch: (cause) =>
-          new KafkaBrokerError({ message: `Cannot start the Kafka broker on ${host}:${options.port ?? 9092}`, cause })
+          new KafkaBrokerError({ reason: "Listen", message: `Cannot start the Kafka broker on ${host}:${port}`, cause })
       }),
-      (server) => Effect.promise(() => server.close())
+      // connections are destroyed, not drained, so closing is quick; bounded all the same
+      (server) => Effect.promise(() => server.close()).pipe(Effect.timeout("5 seconds"), Effect.ignore)
     )
     return {
       host,

@@ -1,4 +1,4 @@
-import { DevCluster } from "@deimos/broker"
+import { DevCluster, KafkaBroker } from "@deimos/broker"
 import { describe, expect, it } from "@effect/vitest"
 import { SchemaRegistry as Client, SchemaType } from "@kafkajs/confluent-schema-registry"
 import * as Effect from "effect/Effect"
@@ -77,4 +77,19 @@ describe("dev cluster with a data directory", () => {
       }))
       fs.rmSync(dataDir, { recursive: true, force: true })
     }), { timeout: 60_000 })
+
+  it.scoped("a data directory that is not broker state fails with LoadState; a taken port with Listen", () =>
+    Effect.gen(function*() {
+      const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "deimos-broker-bad-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dataDir, { recursive: true, force: true })))
+      fs.writeFileSync(path.join(dataDir, "topics.json"), "{ not json")
+      const load = yield* Effect.flip(KafkaBroker.make({ port: 0, dataDir }))
+      expect(load).toMatchObject({ _tag: "KafkaBrokerError", reason: "LoadState" })
+      expect(load.cause).toBeInstanceOf(SyntaxError)
+
+      const running = yield* KafkaBroker.make({ port: 0 })
+      const taken = yield* Effect.flip(Effect.scoped(KafkaBroker.make({ port: running.port })))
+      expect(taken).toMatchObject({ _tag: "KafkaBrokerError", reason: "Listen" })
+      expect(taken.message).toContain(`127.0.0.1:${running.port}`)
+    }))
 })

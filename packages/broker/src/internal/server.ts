@@ -6,12 +6,13 @@ import * as net from "node:net"
 import { Reader, TruncatedError } from "./codec.js"
 import { ErrorCode } from "./errors.js"
 import { GroupCoordinator } from "./groups.js"
-import { Storage } from "./log.js"
+import type { Storage } from "./log.js"
 import { ApiKey, apiVersionsBody, type BrokerConfig, type BrokerContext, handlers, maxVersions } from "./protocol.js"
 
 export interface ServerOptions extends BrokerConfig {
   readonly port: number
-  readonly dataDir: string | undefined
+  /** Topics, logs and offsets; opened (and closed) by the caller. */
+  readonly storage: Storage
   /** Largest request frame accepted; a larger one closes the connection. */
   readonly maxFrameBytes: number
   readonly log: (level: "info" | "warn", message: string) => void
@@ -32,7 +33,7 @@ const frameHeader = (correlationId: number, body: Buffer): Buffer => {
 }
 
 export const start = (options: ServerOptions): Promise<RunningServer> => {
-  const storage = new Storage(options.dataDir)
+  const storage = options.storage
   const info = (m: string) => options.log("info", m)
   const context: BrokerContext = {
     config: options,
@@ -166,10 +167,7 @@ export const start = (options: ServerOptions): Promise<RunningServer> => {
             for (const wake of [...context.waiters]) wake()
             context.groups.close()
             for (const s of sockets) s.destroy()
-            server.close(() => {
-              storage.close()
-              done()
-            })
+            server.close(() => done())
           })
       })
     })
