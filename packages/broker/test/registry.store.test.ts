@@ -157,23 +157,39 @@ describe("registry store", () => {
     expect(ok(Store.getConfig(unset, undefined))).toEqual({ compatibilityLevel: "NONE" })
   })
 
+  it("decode reads files written before the format version and next id were saved", () => {
+    const old = {
+      schemas: [{ id: 4, schema: v1 }],
+      subjects: { s: [{ version: 1, id: 4 }] },
+      global: "FULL",
+      configs: {}
+    }
+    const state = Either.getOrThrow(Store.decode(JSON.stringify(old), "BACKWARD"))
+    expect(ok(Store.version(state, "s", "latest"))).toMatchObject({ id: 4 })
+    expect(ok(Store.register(state, "t", v2)).result).toEqual({ id: 5 })
+  })
+
   it("decode refuses files that are not registry state, saying why", () => {
     expect(Either.isLeft(Store.decode("{", "BACKWARD"))).toBe(true)
     expect(Either.isLeft(Store.decode(JSON.stringify({ format: 2 }), "BACKWARD"))).toBe(true)
-    const dangling = {
+    const valid = {
       format: 1,
       nextId: 2,
       schemas: [{ id: 1, schema: v1 }],
-      subjects: { s: [{ version: 1, id: 7 }] },
+      subjects: { s: [{ version: 1, id: 1 }] },
       configs: {},
       global: null
     }
-    expect(Store.decode(JSON.stringify(dangling), "BACKWARD")).toEqual(
+    expect(Either.isRight(Store.decode(JSON.stringify(valid), "BACKWARD"))).toBe(true)
+    expect(Store.decode(JSON.stringify({ ...valid, subjects: { s: [{ version: 1, id: 7 }] } }), "BACKWARD")).toEqual(
       Either.left(expect.stringContaining("unknown schema 7"))
     )
-    const invalid = { ...dangling, schemas: [{ id: 7, schema: "{\"type\":\"nope\"}" }] }
+    expect(Store.decode(JSON.stringify({ ...valid, configs: { s: "SIDEWAYS" } }), "BACKWARD")).toEqual(
+      Either.left(expect.stringContaining("SIDEWAYS"))
+    )
+    const invalid = { ...valid, schemas: [{ id: 1, schema: "{\"type\":\"nope\"}" }] }
     expect(Store.decode(JSON.stringify(invalid), "BACKWARD")).toEqual(
-      Either.left(expect.stringContaining("schema 7 is invalid"))
+      Either.left(expect.stringContaining("schema 1 is invalid"))
     )
   })
 })

@@ -315,10 +315,10 @@ export const deleteConfig = (
 
 const LevelSchema = Schema.Literal(...Compatibility.levels)
 
-/** The persisted form (version 1). */
+/** The persisted form (version 1; files written before `format` and `nextId` existed read the same). */
 export const Persisted = Schema.Struct({
-  format: Schema.Literal(1),
-  nextId: Schema.Int.pipe(Schema.positive()),
+  format: Schema.optional(Schema.Literal(1)),
+  nextId: Schema.optional(Schema.Int.pipe(Schema.positive())),
   schemas: Schema.Array(Schema.Struct({ id: Schema.Int.pipe(Schema.positive()), schema: Schema.String })),
   subjects: Schema.Record({
     key: Schema.String,
@@ -327,7 +327,7 @@ export const Persisted = Schema.Struct({
     )
   }),
   configs: Schema.Record({ key: Schema.String, value: LevelSchema }),
-  global: Schema.NullOr(LevelSchema)
+  global: Schema.optional(Schema.NullOr(LevelSchema))
 })
 
 /** Persisted JSON text. */
@@ -374,6 +374,6 @@ export const decode = (text: string, defaultLevel: Compatibility.Level): Either.
       configs: new Map(Object.entries(saved.configs)),
       global: saved.global ?? undefined,
       defaultLevel,
-      nextId: Math.max(saved.nextId, maxId + 1)
+      nextId: Math.max(saved.nextId ?? 1, maxId + 1)
     }
   })
