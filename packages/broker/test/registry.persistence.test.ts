@@ -68,6 +68,29 @@ describe("Schema Registry with a data directory", () => {
       }))
     }).pipe(Effect.provide(FetchHttpClient.layer)))
 
+  it.effect("concurrent registrations are saved one at a time: no lost or duplicate versions", () =>
+    Effect.gen(function*() {
+      const dataDir = tempDir()
+      const schemas = Array.from(
+        { length: 8 },
+        (_, i) => record([{ name: "id", type: "int" }, { name: `extra${i}`, type: "int", default: i }])
+      )
+      yield* Effect.scoped(Effect.gen(function*() {
+        const { url } = yield* SchemaRegistry.make({ port: 0, dataDir })
+        const answers = yield* Effect.forEach(
+          [...schemas, ...schemas],
+          (schema) => call(url, "POST", "/subjects/busy-value/versions", { schema }),
+          { concurrency: "unbounded" }
+        )
+        expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200))
+        expect(new Set(answers.map((a) => a.body.id)).size).toBe(8)
+      }))
+      yield* Effect.scoped(Effect.gen(function*() {
+        const { url } = yield* SchemaRegistry.make({ port: 0, dataDir })
+        expect((yield* call(url, "GET", "/subjects/busy-value/versions")).body).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+      }))
+    }).pipe(Effect.provide(FetchHttpClient.layer)))
+
   it.effect("a data file that is not registry state stops the start with LoadState", () =>
     Effect.gen(function*() {
       const dataDir = tempDir()

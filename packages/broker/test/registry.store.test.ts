@@ -72,6 +72,8 @@ describe("registry store", () => {
       expect(code(Store.version(state, "v-value", bad))).toEqual([422, 42202])
     }
     expect(code(Store.version(state, "nope", "1"))).toEqual([404, 40401])
+    // as Confluent does, a malformed version is reported before an unknown subject
+    expect(code(Store.version(state, "nope", "abc"))).toEqual([422, 42202])
   })
 
   it("lookup finds the version holding a schema: 40401 unknown subject, 40403 schema not in it", () => {

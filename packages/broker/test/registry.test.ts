@@ -318,6 +318,8 @@ describe("Schema Registry over HTTP", () => {
         expect(yield* tryPromise(() => fresh.decode(bytes))).toEqual({ id: 42, at: 1_700_000_000_000, tags: ["a"] })
         expect(yield* tryPromise(() => fresh.getLatestSchemaId("client-value"))).toBe(id)
         expect(yield* tryPromise(() => fresh.getRegistryId("client-value", 1))).toBe(id)
+        expect(yield* tryPromise(() => fresh.getRegistryIdBySchema("client-value", { type: SchemaType.AVRO, schema })))
+          .toBe(id)
         // the logical type survives the round trip through the registry
         const stored = yield* call("GET", `/schemas/ids/${id}`)
         expect(JSON.parse(stored.body.schema).fields[1].type).toEqual({ type: "long", logicalType: "timestamp-millis" })

@@ -165,8 +165,8 @@ export const versions = (state: State, subject: string): Either.Either<ReadonlyA
 /** `GET /subjects/{s}/versions/{v}` */
 export const version = (state: State, subject: string, version: string): Either.Either<VersionInfo, ApiError> =>
   Either.gen(function*() {
-    const vs = yield* versionsOf(state, subject)
     const wanted = yield* parseVersion(version)
+    const vs = yield* versionsOf(state, subject)
     const found = wanted === "latest" ? vs[vs.length - 1] : vs.find((v) => v.version === wanted)
     if (found === undefined) return yield* Either.left(errors.versionNotFound(subject, version))
     return info(state, subject, found)
