@@ -7,7 +7,8 @@
  * bytes/fixed → `Uint8Array`, null; `timestamp-millis` → `Date` (`Schema.DateFromNumber`); `timestamp-micros` →
  * `number` of microseconds (exact, Deimos #97); `date` → `number` of days; enums → string literal unions; arrays,
  * maps (`Record<string, T>`), unions (`T | null` → `Schema.NullOr`). Fields with a default are optional; the
- * backends fill the default.
+ * backends fill the default. Records with an `id` field (the conventional key) get `Handle.tombstone(id)`
+ * (Deimos #155).
  *
  * @since 0.1.0
  */
@@ -184,20 +185,20 @@ const definitions = (schema: unknown, ns: string | undefined, ctx: Context, out:
       `export interface ${name} extends Schema.Schema.Type<typeof ${name}Schema> {}\n`
   )
   const avro = JSON.stringify(inline(def, inner, ctx.named, new Set([fullName])), null, 2)
+  const handle = `SchemaRef.make({\n  name: ${JSON.stringify(name)},\n  namespace: ${
+    JSON.stringify(inner)
+  },\n  schema: ${name}Schema,\n  avro: ${avro.split("\n").join("\n  ")}\n})`
+  const keyField = fields.find((f) => f.name === "id")
   out.push(
-    `/** The schema handle of ${fullName}: give it to \`Producer.make\` / \`Consumer.make\` as \`schema\`. */\n` +
-      `export const ${name} = SchemaRef.make({\n  name: ${JSON.stringify(name)},\n  namespace: ${
-        JSON.stringify(inner)
-      },\n  schema: ${name}Schema,\n  avro: ${avro.split("\n").join("\n  ")}\n})\n`
+    keyField === undefined
+      ? `/** The schema handle of ${fullName}: give it to \`Producer.make\` / \`Consumer.make\` as \`schema\`. */\n` +
+        `export const ${name} = ${handle}\n`
+      : `/**\n * The schema handle of ${fullName}: give it to \`Producer.make\` / \`Consumer.make\` as \`schema\`;\n` +
+        ` * \`${name}.tombstone(id)\` deletes the ${name} keyed by \`id\` (Deimos #155).\n */\n` +
+        `export const ${name} = Object.assign(${handle}, {\n` +
+        `  /** A tombstone for the ${name} keyed by \`id\`: publishing it sends the key with a null value. */\n` +
+        `  tombstone: (id: ${name}["id"]): Tombstone.Tombstone<${name}["id"]> => Tombstone.make(id)\n})\n`
   )
-  if (fields.some((f) => f.name === "id")) {
-    out.push(
-      `/** A tombstone for the ${name} keyed by \`id\` (Deimos #155). */\n` +
-        `export const ${name[0].toLowerCase()}${
-          name.slice(1)
-        }Tombstone = (id: ${name}["id"]): Tombstone.Tombstone<${name}["id"]> =>\n  Tombstone.make(id)\n`
-    )
-  }
 }
 
 /**

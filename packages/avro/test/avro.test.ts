@@ -1,11 +1,15 @@
 import { AvroBackend } from "@deimos/avro"
 import { SchemaRegistry } from "@deimos/broker"
-import { SchemaRef } from "@deimos/core"
+import { SchemaBackend, SchemaRef } from "@deimos/core"
 import { describe, expect, it } from "@effect/vitest"
 import { SchemaRegistry as Client, SchemaType } from "@kafkajs/confluent-schema-registry"
+import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as http from "node:http"
+import * as net from "node:net"
 import { schemaDir, valid, Widget } from "./fixtures.js"
 
 const local = AvroBackend.makeLocal({ schemaDirs: [schemaDir] })
@@ -22,6 +26,26 @@ describe("avroLocal", () => {
       expect(wrong.message).toContain("dimensions.width")
       const extra = yield* Effect.flip(local.encode({ ...valid, colour: "red" }, { schema: Widget, topic }))
       expect(extra.issues?.map((i) => i.path.join("."))).toEqual(["colour"])
+    }))
+
+  it.effect("undeclared fields are found at any depth, with their paths", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        local.encode({ ...valid, dimensions: { width: 1, height: 2, depth: 3 } }, { schema: Widget, topic })
+      )
+      expect(error.reason).toBe("Validation")
+      expect(error.issues?.map((i) => i.path.join("."))).toEqual(["dimensions.depth"])
+      const validated = yield* Effect.flip(
+        local.validate({ ...valid, dimensions: { width: 1, height: 2, depth: 3 } }, Widget)
+      )
+      expect(validated.issues?.map((i) => i.path.join("."))).toEqual(["dimensions.depth"])
+    }))
+
+  it.effect("longs beyond 2^53 are a validation error, not silently rounded", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(local.encode({ ...valid, id: 2 ** 53 + 2 }, { schema: Widget, topic }))
+      expect(error.reason).toBe("Validation")
+      expect(error.issues?.map((i) => i.path.join("."))).toEqual(["id"])
     }))
 
   it.effect("an unknown schema name is an error naming the directories searched", () =>
@@ -192,19 +216,85 @@ describe("avroSchemaRegistry", () => {
       }))
   })
 
-  it.live("an unreachable registry is a retriable typed error after retries with backoff", () =>
+  it.scopedLive("an unreachable registry is a retriable typed error, after one attempt per retry", () =>
     Effect.gen(function*() {
+      // a "registry" that drops every connection: each attempt is one connection
+      const attempts = yield* listen(net.createServer((socket) => socket.destroy()))
       const b = AvroBackend.makeSchemaRegistry({
-        url: "http://127.0.0.1:1",
+        url: `http://127.0.0.1:${attempts.port}`,
         schemaDirs: [schemaDir],
-        retries: 2,
-        auth: { username: "u", password: Redacted.make("p") }
+        retries: 3,
+        retrySchedule: Schedule.exponential("5 millis")
       })
-      const started = Date.now()
       const error = yield* Effect.flip(b.encode(valid, { schema: Widget, topic }))
       expect(error).toMatchObject({ reason: "Registry", retriable: true })
       expect(error.message).toContain("unreachable")
-      // two retries with backoff happened (100 ms + 200 ms)
-      expect(Date.now() - started).toBeGreaterThanOrEqual(250)
+      expect(attempts.count()).toBe(4)
     }))
+
+  it.scopedLive("a registry failing with 503 is retried with backoff until it answers; basic auth is sent", () =>
+    Effect.gen(function*() {
+      const seen: Array<{ readonly url: string; readonly authorization: string | undefined }> = []
+      const server = yield* listen(http.createServer((req, res) => {
+        seen.push({ url: req.url ?? "", authorization: req.headers.authorization })
+        res.setHeader("content-type", "application/json")
+        if (seen.length <= 2) {
+          res.statusCode = 503
+          res.end(JSON.stringify({ error_code: 50003, message: "busy" }))
+        } else {
+          res.end(JSON.stringify({ id: 42 }))
+        }
+      }))
+      const b = AvroBackend.makeSchemaRegistry({
+        url: `http://127.0.0.1:${server.port}`,
+        schemaDirs: [schemaDir],
+        auth: { username: "app", password: Redacted.make("s3cret") },
+        retrySchedule: Schedule.exponential("5 millis")
+      })
+      const bytes = yield* b.encode(valid, { schema: Widget, topic: "busy" })
+      expect([...bytes.subarray(0, 5)]).toEqual([0, 0, 0, 0, 42])
+      expect(seen.map((r) => r.url)).toEqual(Array(3).fill("/subjects/busy-value/versions"))
+      expect(seen[0].authorization).toBe(`Basic ${Buffer.from("app:s3cret").toString("base64")}`)
+      // the id is cached: a second message makes no call
+      yield* b.encode(valid, { schema: Widget, topic: "busy" })
+      expect(seen).toHaveLength(3)
+    }))
+
+  it.effect("layerSchemaRegistryConfig reads the URL, schema directories and register flag from Config", () =>
+    Effect.gen(function*() {
+      const backend = yield* SchemaBackend.SchemaBackend
+      expect(backend.name).toBe("avroSchemaRegistry")
+      // register: false and an unreachable URL: encoding tries a lookup, fails typed, never crashes
+      const error = yield* Effect.flip(backend.encode(valid, { schema: Widget, topic }))
+      expect(error.reason).toBe("Registry")
+      expect(error.message).toContain("POST /subjects/widgets-value)")
+    }).pipe(
+      Effect.provide(
+        AvroBackend.layerSchemaRegistryConfig({
+          url: Config.succeed("http://127.0.0.1:1"),
+          schemaDirs: Config.succeed([schemaDir]),
+          register: Config.succeed(false),
+          auth: Config.succeed(undefined),
+          retries: Config.succeed(0)
+        })
+      )
+    ))
 })
+
+const listen = (server: net.Server) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly port: number; readonly count: () => number }>((resume) => {
+      let count = 0
+      server.on("connection", () => count++)
+      server.listen(0, "127.0.0.1", () => {
+        resume(Effect.succeed({
+          port: (server.address() as net.AddressInfo).port,
+          count: () => count
+        }))
+      })
+    }),
+    () =>
+      Effect.async<void>((resume) => {
+        server.close(() => resume(Effect.void))
+      })
+  )

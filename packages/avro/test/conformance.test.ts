@@ -3,9 +3,9 @@ import { SchemaRegistry } from "@deimos/broker"
 import { SchemaBackendSuite } from "@deimos/test"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { invalid, loose, schemaDir, valid, Widget } from "./fixtures.js"
+import { invalid, keySchema, loose, schemaDir, valid, Widget } from "./fixtures.js"
 
-const common = { validates: true, schema: Widget, keyField: "id", valid, loose, invalid }
+const common = { validates: true, encodes: true, schema: Widget, keyField: "id", keySchema, valid, loose, invalid }
 
 SchemaBackendSuite.suite("avroLocal", { ...common, layer: AvroBackend.layerLocal({ schemaDirs: [schemaDir] }) })
 SchemaBackendSuite.suite("avroValidation", {

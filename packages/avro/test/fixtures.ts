@@ -40,3 +40,13 @@ export const loose = {
 }
 
 export const invalid = { payload: { id: "x", tags: [1] }, paths: ["id", "name", "updated_at"] }
+
+/** A key schema of its own, resolved by name from the schema directory. */
+export const keySchema = {
+  schema: SchemaRef.make<{ readonly id: number; readonly region: string }>({
+    name: "WidgetKey",
+    namespace: "com.example"
+  }),
+  valid: { id: 1, region: "eu" },
+  invalid: { id: "one" }
+}

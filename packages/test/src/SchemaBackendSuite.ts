@@ -1,6 +1,6 @@
 /**
  * The conformance suite of the `SchemaBackend` port: every backend runs it (mock, JSON, Avro local, validation,
- * Schema Registry).
+ * Schema Registry), with a small schema set of its own.
  *
  * @since 0.1.0
  */
@@ -13,11 +13,18 @@ import type * as Layer from "effect/Layer"
  * @since 0.1.0
  */
 export interface Options<E> {
-  /** Does the backend validate payloads? */
+  /** Does the backend validate payloads and keys? (the mock does not) */
   readonly validates: boolean
-  /** The schema under test, with a field usable as key. */
+  /**
+   * Does the backend write bytes only it reads back? Then a cut-off encoding is an error too (every backend must
+   * answer garbage with an error).
+   */
+  readonly encodes: boolean
+  /** The value schema under test, with a field usable as key. */
   readonly schema: SchemaRef.Any
   readonly keyField: string
+  /** A key schema of its own (`keyConfig: { schema }`) and a valid key. */
+  readonly keySchema: { readonly schema: SchemaRef.Any; readonly valid: unknown; readonly invalid: unknown }
   /** A valid payload (type side) and the same payload with loosely-typed values that coercion fixes. */
   readonly valid: object
   readonly loose: object
@@ -26,6 +33,8 @@ export interface Options<E> {
   readonly layer: Layer.Layer<SchemaBackend.SchemaBackend, E>
 }
 
+const garbage = [new Uint8Array([255, 254, 1]), new Uint8Array(0), new Uint8Array([0, 0, 0])]
+
 /**
  * Registers the suite's tests under `describe(name)`.
  *
@@ -33,73 +42,120 @@ export interface Options<E> {
  */
 export const suite = <E>(name: string, options: Options<E>): void => {
   const topic = "conformance"
-  const key = { _tag: "Field" as const, field: options.keyField, valueSchema: options.schema }
+  const fieldKey: SchemaBackend.KeySchema = { _tag: "Field", field: options.keyField, valueSchema: options.schema }
+  const schemaKey: SchemaBackend.KeySchema = { _tag: "Schema", schema: options.keySchema.schema }
+  // a topic of their own for keys with a schema of their own: a registry holds one key schema per subject
+  const keyTopic = `${topic}-keyed`
+  const codec = { schema: options.schema, topic }
   describe(`SchemaBackend conformance: ${name}`, () => {
     it.layer(options.layer, { timeout: 30_000 })((it) => {
       it.effect("round-trips a payload", () =>
         Effect.gen(function*() {
           const backend = yield* SchemaBackend.SchemaBackend
-          const bytes = yield* backend.encode(options.valid, { schema: options.schema, topic })
+          const bytes = yield* backend.encode(options.valid, codec)
           expect(bytes).toBeInstanceOf(Uint8Array)
-          expect(yield* backend.decode(bytes, { schema: options.schema, topic })).toEqual(options.valid)
+          expect(bytes.length).toBeGreaterThan(0)
+          expect(yield* backend.decode(bytes, codec)).toEqual(options.valid)
         }))
 
-      it.effect("round-trips a field key", () =>
+      it.effect("round-trips a field key (the field's value in, the same value out)", () =>
         Effect.gen(function*() {
           const backend = yield* SchemaBackend.SchemaBackend
           const value = (options.valid as Record<string, unknown>)[options.keyField]
-          const bytes = yield* backend.encodeKey(value, { key, topic })
-          expect(yield* backend.decodeKey(bytes, { key, topic })).toEqual(value)
+          const bytes = yield* backend.encodeKey(value, { key: fieldKey, topic })
+          expect(yield* backend.decodeKey(bytes, { key: fieldKey, topic })).toEqual(value)
         }))
 
-      it.effect("reports the schema's fields", () =>
+      it.effect("round-trips a key with a schema of its own", () =>
+        Effect.gen(function*() {
+          const backend = yield* SchemaBackend.SchemaBackend
+          const bytes = yield* backend.encodeKey(options.keySchema.valid, { key: schemaKey, topic: keyTopic })
+          expect(yield* backend.decodeKey(bytes, { key: schemaKey, topic: keyTopic })).toEqual(options.keySchema.valid)
+        }))
+
+      it.effect(options.validates ? "rejects an invalid key" : "does not validate keys", () =>
+        Effect.gen(function*() {
+          const backend = yield* SchemaBackend.SchemaBackend
+          const result = yield* Effect.either(
+            backend.encodeKey(options.keySchema.invalid, { key: schemaKey, topic: keyTopic })
+          )
+          expect(result._tag).toBe(options.validates ? "Left" : "Right")
+          if (result._tag === "Left") expect(result.left._tag).toBe("SchemaError")
+        }))
+
+      it.effect("reports the schema's fields, each with an SQL type", () =>
         Effect.gen(function*() {
           const backend = yield* SchemaBackend.SchemaBackend
           const fields = yield* backend.schemaFields(options.schema)
           expect(fields.map((f) => f.name)).toEqual(expect.arrayContaining(Object.keys(options.valid)))
-          for (const f of fields) expect(typeof f.sqlType).toBe("string")
+          for (const f of fields) expect(f.sqlType).toMatch(/^[a-z]/)
+          const key = fields.find((f) => f.name === options.keyField)
+          expect(key?.nullable).toBe(false)
         }))
 
-      it.effect("coerces loosely-typed values into a valid payload", () =>
-        Effect.gen(function*() {
-          const backend = yield* SchemaBackend.SchemaBackend
-          const coerced = yield* backend.coerce(options.loose, options.schema)
-          if (options.validates) {
-            yield* backend.validate(coerced, options.schema)
-            expect(coerced).toEqual(options.valid)
-          }
-        }))
+      it.effect(
+        options.validates ? "coerces loosely-typed values into the valid payload" : "leaves payloads as they are",
+        () =>
+          Effect.gen(function*() {
+            const backend = yield* SchemaBackend.SchemaBackend
+            const coerced = yield* backend.coerce(options.loose, options.schema)
+            if (options.validates) {
+              yield* backend.validate(coerced, options.schema)
+              expect(coerced).toEqual(options.valid)
+            } else {
+              expect(coerced).toEqual(options.loose)
+            }
+          })
+      )
 
       it.effect(
         options.validates ? "rejects an invalid payload naming the field paths" : "does not validate",
         () =>
           Effect.gen(function*() {
             const backend = yield* SchemaBackend.SchemaBackend
-            const result = yield* Effect.either(
-              backend.encode(options.invalid.payload, { schema: options.schema, topic })
-            )
+            const encoded = yield* Effect.either(backend.encode(options.invalid.payload, codec))
+            const validated = yield* Effect.either(backend.validate(options.invalid.payload, options.schema))
             if (!options.validates) {
-              expect(result._tag).toBe("Right")
+              expect(encoded._tag).toBe("Right")
+              expect(validated._tag).toBe("Right")
               return
             }
-            expect(result._tag).toBe("Left")
-            if (result._tag === "Left") {
-              expect(result.left.reason).toBe("Validation")
-              const paths = (result.left.issues ?? []).map((i) => i.path.join("."))
-              expect(paths).toEqual(expect.arrayContaining([...options.invalid.paths]))
+            for (const result of [encoded, validated]) {
+              expect(result._tag).toBe("Left")
+              if (result._tag === "Left") {
+                expect(result.left.reason).toBe("Validation")
+                const paths = (result.left.issues ?? []).map((i) => i.path.join("."))
+                expect(paths).toEqual(expect.arrayContaining([...options.invalid.paths]))
+              }
             }
           })
       )
 
-      it.effect("answers garbage bytes with a typed SchemaError, never a crash", () =>
+      it.effect("answers garbage bytes with a typed SchemaError, never a crash (payloads and keys)", () =>
         Effect.gen(function*() {
           const backend = yield* SchemaBackend.SchemaBackend
-          for (const garbage of [new Uint8Array([255, 254, 1]), new Uint8Array(0), new Uint8Array([0, 0, 0])]) {
-            const result = yield* Effect.either(backend.decode(garbage, { schema: options.schema, topic }))
-            expect(result._tag).toBe("Left")
-            if (result._tag === "Left") expect(result.left._tag).toBe("SchemaError")
+          for (const bytes of garbage) {
+            const payload = yield* Effect.either(backend.decode(bytes, codec))
+            expect(payload._tag).toBe("Left")
+            if (payload._tag === "Left") expect(payload.left._tag).toBe("SchemaError")
+            const key = yield* Effect.either(backend.decodeKey(bytes, { key: schemaKey, topic: keyTopic }))
+            expect(key._tag).toBe("Left")
+            if (key._tag === "Left") expect(key.left._tag).toBe("SchemaError")
           }
         }))
+
+      if (options.encodes) {
+        it.effect("answers a cut-off encoding with a typed SchemaError", () =>
+          Effect.gen(function*() {
+            const backend = yield* SchemaBackend.SchemaBackend
+            const bytes = yield* backend.encode(options.valid, codec)
+            for (const cut of [bytes.length - 1, Math.floor(bytes.length / 2)]) {
+              const result = yield* Effect.either(backend.decode(bytes.slice(0, cut), codec))
+              expect(result._tag).toBe("Left")
+              if (result._tag === "Left") expect(result.left._tag).toBe("SchemaError")
+            }
+          }))
+      }
     })
   })
 }

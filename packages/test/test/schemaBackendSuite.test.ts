@@ -31,31 +31,31 @@ const loose = {
   updated_at: new Date(1_700_000_000_123)
 }
 const invalid = { payload: { id: "x", tags: [1] }, paths: ["id", "name", "updated_at"] }
+const keySchema = {
+  schema: SchemaRef.fromSchema(Schema.Struct({ id: Schema.Int, region: Schema.String }), {
+    name: "WidgetKey",
+    namespace: "com.example"
+  }),
+  valid: { id: 1, region: "eu" },
+  invalid: { id: "one" }
+}
+const common = { schema: Widget, keyField: "id", keySchema, valid, loose, invalid }
 
 SchemaBackendSuite.suite("mock", {
+  ...common,
   validates: false,
-  schema: Widget,
-  keyField: "id",
-  valid,
-  loose,
-  invalid,
+  encodes: true,
   layer: SchemaBackend.layerMock
 })
 SchemaBackendSuite.suite("mockValidating", {
+  ...common,
   validates: true,
-  schema: Widget,
-  keyField: "id",
-  valid,
-  loose,
-  invalid,
+  encodes: true,
   layer: SchemaBackend.layerMockValidating
 })
 SchemaBackendSuite.suite("json", {
+  ...common,
   validates: true,
-  schema: Widget,
-  keyField: "id",
-  valid,
-  loose,
-  invalid,
+  encodes: true,
   layer: SchemaBackend.layerJson
 })

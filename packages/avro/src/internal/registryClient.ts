@@ -67,7 +67,7 @@ export const makeClient = (options: RegistryOptions) => {
             schema: subject,
             cause: detail,
             message: `Schema Registry answered ${status}${
-              detail?.error_code === undefined ? "" : ` (${detail.error_code})`
+              detail?.error_code === undefined || detail.error_code === status ? "" : ` (${detail.error_code})`
             }${subject === undefined ? "" : ` for subject ${subject}`}: ${detail?.message ?? "no message"}`
           })
         )

@@ -20,8 +20,11 @@ export const WidgetSchema = Schema.Struct({
 })
 export interface Widget extends Schema.Schema.Type<typeof WidgetSchema> {}
 
-/** The schema handle of com.example.Widget: give it to `Producer.make` / `Consumer.make` as `schema`. */
-export const Widget = SchemaRef.make({
+/**
+ * The schema handle of com.example.Widget: give it to `Producer.make` / `Consumer.make` as `schema`;
+ * `Widget.tombstone(id)` deletes the Widget keyed by `id` (Deimos #155).
+ */
+export const Widget = Object.assign(SchemaRef.make({
   name: "Widget",
   namespace: "com.example",
   schema: WidgetSchema,
@@ -117,8 +120,7 @@ export const Widget = SchemaRef.make({
       }
     ]
   }
+}), {
+  /** A tombstone for the Widget keyed by `id`: publishing it sends the key with a null value. */
+  tombstone: (id: Widget["id"]): Tombstone.Tombstone<Widget["id"]> => Tombstone.make(id)
 })
-
-/** A tombstone for the Widget keyed by `id` (Deimos #155). */
-export const widgetTombstone = (id: Widget["id"]): Tombstone.Tombstone<Widget["id"]> =>
-  Tombstone.make(id)
