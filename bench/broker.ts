@@ -1,97 +1,186 @@
 /**
  * Dev broker throughput with kafkajs: batched produce then consume of 200k messages of 200 bytes on one topic with
- * 3 partitions. Prints messages/s for each as kafkajs sees them, and the broker's own capacity (messages per
- * second of the time the broker spent handling the requests, measured in the same run): kafkajs's encoding is what
- * limits the first figure on this machine, not the broker.
+ * 3 partitions. Prints messages/s for each as kafkajs sees them, and the broker's own capacity (messages per second
+ * of the time the broker spent handling the requests, measured in the same run).
  *
- * Run: `npm run bench:broker`
+ * kafkajs encodes records in JavaScript on the thread that calls `send`, and that encoding, not the broker, limits a
+ * single producer on this machine; so the produce phase runs `BENCH_PRODUCERS` kafkajs producers (default 2, one
+ * per core) in worker threads, each sending its share of the messages in batches. The broker runs on the main
+ * thread, and one kafkajs consumer there reads everything back.
+ *
+ * Run: `npm run bench:broker` (`BENCH_MESSAGES`, `BENCH_PRODUCERS` to vary)
  */
-import { KafkaBroker } from "@deimos/broker"
+import * as KafkaBroker from "@deimos/broker/KafkaBroker"
 import * as Effect from "effect/Effect"
 import { Kafka, logLevel, Partitioners } from "kafkajs"
+import * as os from "node:os"
+import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads"
 
 const total = Number(process.env.BENCH_MESSAGES ?? 200_000)
-const batchSize = 1000
+const producers = Number(process.env.BENCH_PRODUCERS ?? Math.max(1, Math.min(2, os.availableParallelism())))
+const topic = "bench"
+const partitions = 3
+/** Messages per partition in one `send` (kafkajs groups a send's messages per partition in quadratic time). */
+const perPartition = 250
+/** `send` calls in flight per producer (kafkajs pipelines them on one connection). */
 const inFlight = 4
-const value = Buffer.alloc(200, "x")
 
-const run = (broker: string, stats: () => { readonly busyMs: number }) =>
-  Effect.promise(async () => {
-    const kafka = new Kafka({ brokers: [broker], clientId: "bench", logLevel: logLevel.NOTHING })
-    const admin = kafka.admin()
-    await admin.connect()
-    await admin.createTopics({ topics: [{ topic: "bench", numPartitions: 3 }] })
-    await admin.disconnect()
+interface Share {
+  readonly broker: string
+  readonly first: number
+  readonly count: number
+}
 
-    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
-    await producer.connect()
-    const produceStart = performance.now()
-    // batches of 1000 per partition, several requests in flight (kafkajs pipelines them on one connection)
-    const batches = Math.ceil(total / batchSize)
-    let next = 0
-    const lane = async () => {
-      while (next < batches) {
-        const b = next++
-        const count = Math.min(batchSize, total - b * batchSize)
-        await producer.send({
-          topic: "bench",
-          messages: Array.from(
-            { length: count },
-            (_, i) => ({ key: String(b * batchSize + i), value, partition: b % 3 })
-          )
-        })
-      }
+type FromWorker = { readonly _tag: "Ready" } | { readonly _tag: "Done" } | {
+  readonly _tag: "Failed"
+  readonly error: string
+}
+
+/** A producer worker: connects, says Ready, sends its share when told to go, says Done. */
+const producerWorker = async (share: Share) => {
+  const port = parentPort!
+  const value = Buffer.alloc(200, "x")
+  const kafka = new Kafka({ brokers: [share.broker], clientId: "bench-producer", logLevel: logLevel.NOTHING })
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
+  await producer.connect()
+  const go = new Promise<void>((resolve) => port.once("message", () => resolve()))
+  port.postMessage({ _tag: "Ready" } satisfies FromWorker)
+  await go
+  const perSend = perPartition * partitions
+  const sends = Math.ceil(share.count / perSend)
+  let next = 0
+  const lane = async () => {
+    while (next < sends) {
+      const s = next++
+      const from = share.first + s * perSend
+      const count = Math.min(perSend, share.first + share.count - from)
+      await producer.send({
+        topic,
+        messages: Array.from({ length: count }, (_, i) => ({
+          key: String(from + i),
+          value,
+          partition: i % partitions
+        }))
+      })
     }
-    await Promise.all(Array.from({ length: inFlight }, lane))
-    const produceSeconds = (performance.now() - produceStart) / 1000
-    const produceBusy = stats().busyMs / 1000
-    await producer.disconnect()
+  }
+  await Promise.all(Array.from({ length: inFlight }, lane))
+  await producer.disconnect()
+  port.postMessage({ _tag: "Done" } satisfies FromWorker)
+}
 
+/** Starts a worker thread running this file (through tsx) with its share; terminated when the scope closes. */
+const spawn = (share: Share) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const url = JSON.stringify(import.meta.url)
+      return new Worker(`import("tsx/esm/api").then((tsx) => tsx.tsImport(${url}, ${url}))`, {
+        eval: true,
+        workerData: share
+      })
+    }),
+    (worker) => Effect.promise(() => worker.terminate())
+  )
+
+/** Waits for the worker's next message of the given tag. */
+const next = (worker: Worker, tag: FromWorker["_tag"]) =>
+  Effect.async<void, Error>((resume) => {
+    const onMessage = (message: FromWorker) => {
+      if (message._tag === tag) resume(Effect.void)
+      else if (message._tag === "Failed") resume(Effect.fail(new Error(message.error)))
+    }
+    const onError = (error: Error) => resume(Effect.fail(error))
+    worker.on("message", onMessage)
+    worker.once("error", onError)
+    return Effect.sync(() => {
+      worker.off("message", onMessage)
+      worker.off("error", onError)
+    })
+  })
+
+const produce = (broker: string) =>
+  Effect.gen(function*() {
+    const share = Math.ceil(total / producers)
+    const workers = yield* Effect.forEach(
+      Array.from({ length: producers }, (_, i) => ({
+        broker,
+        first: i * share,
+        count: Math.max(0, Math.min(share, total - i * share))
+      })),
+      (s) => spawn(s)
+    )
+    yield* Effect.forEach(workers, (w) => next(w, "Ready"), { concurrency: "unbounded" })
+    const start = performance.now()
+    for (const w of workers) w.postMessage("go")
+    yield* Effect.forEach(workers, (w) => next(w, "Done"), { concurrency: "unbounded" })
+    return (performance.now() - start) / 1000
+  })
+
+const consume = (broker: string) =>
+  Effect.tryPromise(async () => {
+    const kafka = new Kafka({ brokers: [broker], clientId: "bench-consumer", logLevel: logLevel.NOTHING })
     const consumer = kafka.consumer({ groupId: "bench-g", maxBytesPerPartition: 4 * 1024 * 1024 })
     await consumer.connect()
-    await consumer.subscribe({ topic: "bench", fromBeginning: true })
+    await consumer.subscribe({ topic, fromBeginning: true })
     let consumed = 0
-    let consumeStart = 0
-    const consumeSeconds = await new Promise<number>((resolve) => {
+    let start = 0
+    const seconds = await new Promise<number>((resolve) => {
       void consumer.run({
         eachBatchAutoResolve: true,
         eachBatch: async ({ batch }) => {
-          if (consumeStart === 0) consumeStart = performance.now()
+          if (start === 0) start = performance.now()
           consumed += batch.messages.length
-          if (consumed >= total) resolve((performance.now() - consumeStart) / 1000)
+          if (consumed >= total) resolve((performance.now() - start) / 1000)
         }
       })
     })
-    const consumeBusy = stats().busyMs / 1000 - produceBusy
     await consumer.disconnect()
-    return { produceSeconds, consumeSeconds, produceBusy, consumeBusy }
+    return seconds
+  })
+
+const createTopic = (broker: string) =>
+  Effect.tryPromise(async () => {
+    const admin = new Kafka({ brokers: [broker], clientId: "bench-admin", logLevel: logLevel.NOTHING }).admin()
+    await admin.connect()
+    await admin.createTopics({ topics: [{ topic, numPartitions: partitions }] })
+    await admin.disconnect()
   })
 
 const program = Effect.gen(function*() {
   const broker = yield* KafkaBroker.make({ port: 0, maxMessageBytes: 16 * 1024 * 1024 })
-  const { consumeBusy, consumeSeconds, produceBusy, produceSeconds } = yield* run(broker.broker, broker.stats)
+  yield* createTopic(broker.broker)
+  const produceSeconds = yield* Effect.scoped(produce(broker.broker))
+  const produceBusy = broker.stats().busyMs / 1000
+  const produced = broker.stats().producedRecords
+  if (produced !== total) return yield* Effect.fail(new Error(`the broker holds ${produced} records, not ${total}`))
+  const consumeSeconds = yield* consume(broker.broker)
+  const consumeBusy = broker.stats().busyMs / 1000 - produceBusy
+
   const produceRate = Math.round(total / produceSeconds)
   const consumeRate = Math.round(total / consumeSeconds)
-  console.log(
-    `produce: ${total} messages of ${value.length} bytes in ${produceSeconds.toFixed(2)} s = ${produceRate} msg/s`
-  )
-  console.log(`consume: ${total} messages in ${consumeSeconds.toFixed(2)} s = ${consumeRate} msg/s`)
-  // the broker's own share: messages per second of time it spent handling requests in the same run
   const produceCapacity = Math.round(total / produceBusy)
   const consumeCapacity = Math.round(total / consumeBusy)
   console.log(
-    `broker time: produce ${produceBusy.toFixed(2)} s (${
-      (100 * produceBusy / produceSeconds).toFixed(0)
-    }% of the run, ` +
-      `capacity ${produceCapacity} msg/s), consume ${consumeBusy.toFixed(2)} s (capacity ${consumeCapacity} msg/s)`
+    `produce: ${total} messages of 200 bytes from ${producers} kafkajs producer(s), ${perPartition} per partition ` +
+      `per send, in ${produceSeconds.toFixed(2)} s = ${produceRate} msg/s`
   )
   console.log(
-    `RESULT broker_produce_msgs_per_s=${produceRate} broker_consume_msgs_per_s=${consumeRate} ` +
-      `broker_produce_capacity_msgs_per_s=${produceCapacity} broker_consume_capacity_msgs_per_s=${consumeCapacity}`
+    `consume: ${total} messages by one kafkajs consumer in ${consumeSeconds.toFixed(2)} s = ${consumeRate} msg/s`
   )
+  console.log(
+    `broker time: produce ${produceBusy.toFixed(2)} s (capacity ${produceCapacity} msg/s), ` +
+      `consume ${consumeBusy.toFixed(2)} s (capacity ${consumeCapacity} msg/s)`
+  )
+  console.log(`RESULT broker_produce_msgs_per_s=${produceRate} broker_consume_msgs_per_s=${consumeRate}`)
 })
 
-Effect.runPromise(Effect.scoped(program)).catch((error) => {
-  console.error(error)
-  process.exit(1)
-})
+if (isMainThread) {
+  Effect.runPromise(Effect.scoped(program)).catch((error) => {
+    console.error(error)
+    process.exit(1)
+  })
+} else {
+  producerWorker(workerData as Share).catch((error) =>
+    parentPort!.postMessage({ _tag: "Failed", error: String(error) } satisfies FromWorker)
+  )
+}
