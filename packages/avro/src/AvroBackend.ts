@@ -79,14 +79,17 @@ export const makeLocal = (options: LocalOptions = {}): SchemaBackend.SchemaBacke
     coerce: common.coerce,
     schemaFields: common.schemaFields,
     encodeKey: (key, { key: spec, topic }) =>
-      Effect.flatMap(common.resolveKey(spec, topic), (r) => common.encodeBody(r, common.keyWire(spec, key), topic)),
+      Effect.flatMap(
+        common.keyToWire(spec, key, topic),
+        ({ resolved, wire }) => common.encodeBody(resolved, wire, topic)
+      ),
     decodeKey: (bytes, { key: spec, topic }) =>
       Effect.flatMap(
         common.resolveKey(spec, topic),
         (r) =>
-          Exit.map(
+          Effect.flatMap(
             readBody(r.type, undefined, asBuffer(bytes), 0, r.name, topic, "key"),
-            (v) => common.keyValue(spec, v)
+            (v) => common.keyFromWire(spec, v, topic)
           )
       )
   }
@@ -120,8 +123,12 @@ export const makeValidation = (options: LocalOptions = {}): SchemaBackend.Schema
     schemaFields: common.schemaFields,
     encodeKey: (key, o) =>
       Effect.flatMap(
-        common.resolveKey(o.key, o.topic),
-        (r) => Effect.flatMap(common.validateWire(r, common.keyWire(o.key, key), o.topic), () => mock.encodeKey(key, o))
+        common.keyToWire(o.key, key, o.topic),
+        ({ resolved, wire }) =>
+          Effect.flatMap(
+            common.validateWire(resolved, wire, o.topic),
+            () => Effect.flatMap(common.keyFromWire(o.key, wire, o.topic), (coerced) => mock.encodeKey(coerced, o))
+          )
       ),
     decodeKey: (bytes, o) =>
       Effect.flatMap(
@@ -129,8 +136,8 @@ export const makeValidation = (options: LocalOptions = {}): SchemaBackend.Schema
         (key) =>
           Effect.as(
             Effect.flatMap(
-              common.resolveKey(o.key, o.topic),
-              (r) => common.validateWire(r, common.keyWire(o.key, key), o.topic)
+              common.keyToWire(o.key, key, o.topic),
+              ({ resolved, wire }) => common.validateWire(resolved, wire, o.topic)
             ),
             key
           )
@@ -353,13 +360,16 @@ export const makeSchemaRegistry = (options: RegistryOptions): SchemaBackend.Sche
     coerce: common.coerce,
     schemaFields: common.schemaFields,
     encodeKey: (key, { key: spec, topic }) =>
-      Effect.flatMap(common.resolveKey(spec, topic), (r) => encodeFramed(r, common.keyWire(spec, key), topic, "key")),
+      Effect.flatMap(
+        common.keyToWire(spec, key, topic),
+        ({ resolved, wire }) => encodeFramed(resolved, wire, topic, "key")
+      ),
     decodeKey: (bytes, { key: spec, topic }) => {
       const resolved = common.resolveKey(spec, topic)
       const name = spec._tag === "Field" ? `${spec.valueSchema.fullName}_key` : spec.schema.fullName
-      return Effect.map(
+      return Effect.flatMap(
         decodeFramed(bytes, Exit.isSuccess(resolved) ? resolved.value : undefined, name, topic, "key"),
-        (v) => common.keyValue(spec, v)
+        (v) => common.keyFromWire(spec, v, topic)
       )
     }
   }

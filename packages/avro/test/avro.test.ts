@@ -88,6 +88,50 @@ describe("avroLocal", () => {
       expect(roundTrip.seen_at_micros).toBe(1_700_000_000_123_456)
     }))
 
+  it.effect("coercion covers date days, maps, arrays of records and keys", () =>
+    Effect.gen(function*() {
+      const Event = SchemaRef.make<Record<string, unknown>>({
+        name: "com.example.Event",
+        avro: {
+          type: "record",
+          name: "Event",
+          namespace: "com.example",
+          fields: [
+            { name: "day", type: { type: "int", logicalType: "date" } },
+            { name: "counts", type: { type: "map", values: "long" } },
+            {
+              name: "lines",
+              type: {
+                type: "array",
+                items: {
+                  type: "record",
+                  name: "Line",
+                  fields: [{ name: "qty", type: "int" }, { name: "ok", type: "boolean" }]
+                }
+              }
+            },
+            { name: "at", type: ["null", { type: "long", logicalType: "timestamp-micros" }] }
+          ]
+        }
+      })
+      const coerced = yield* local.coerce({
+        day: "2024-01-02",
+        counts: { a: "3" },
+        lines: [{ qty: "2", ok: 1 }],
+        at: "2024-01-02T00:00:00.000Z"
+      }, Event)
+      expect(coerced).toEqual({
+        day: 19724,
+        counts: { a: 3 },
+        lines: [{ qty: 2, ok: true }],
+        at: Date.UTC(2024, 0, 2) * 1000
+      })
+      yield* local.validate(coerced, Event)
+      const key = { _tag: "Field" as const, field: "id", valueSchema: Widget }
+      const bytes = yield* local.encodeKey("7", { key, topic })
+      expect(yield* local.decodeKey(bytes, { key, topic })).toBe(7)
+    }))
+
   it.effect("schemaFields describes types, nullability, enums, defaults and SQL types", () =>
     Effect.gen(function*() {
       const fields = Object.fromEntries((yield* local.schemaFields(Widget)).map((f) => [f.name, f]))

@@ -309,6 +309,34 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
       ? (value as Record<string, unknown>)[key.field]
       : value
 
+  /**
+   * The key schema and the coerced wire value of a key: a `Field` key becomes the one-field key record; a key
+   * schema with an Effect Schema goes through it (coerced on its type side), others are coerced on the Avro side.
+   */
+  const keyToWire = (
+    key: SchemaBackend.KeySchema,
+    value: unknown,
+    topic: string
+  ): Effect.Effect<{ readonly resolved: Resolved; readonly wire: unknown }, SchemaError.SchemaError> =>
+    Effect.flatMap(resolveKey(key, topic), (resolved) =>
+      key._tag === "Schema" && key.schema.schema !== undefined
+        ? Effect.flatMap(
+          SchemaBackend.json.coerce(value, key.schema),
+          (coerced) => Effect.map(toWire(key.schema, coerced, topic), (wire) => ({ resolved, wire }))
+        )
+        : Exit.succeed({
+          resolved,
+          wire: Walk.coerce(resolved.json, keyWire(key, value), named, resolved.namespace)
+        }))
+
+  /** The key of a decoded key record: through the key schema's Effect Schema when attached. */
+  const keyFromWire = (
+    key: SchemaBackend.KeySchema,
+    value: unknown,
+    topic: string
+  ): Effect.Effect<unknown, SchemaError.SchemaError> =>
+    key._tag === "Schema" ? fromWire(key.schema, value, topic) : Exit.succeed(keyValue(key, value))
+
   return {
     directory,
     named,
@@ -320,8 +348,8 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
     toWire,
     fromWire,
     coerce,
-    keyWire,
-    keyValue,
+    keyToWire,
+    keyFromWire,
     schemaFields: (ref: SchemaRef.Any) => Effect.map(resolveRef(ref), (r) => Walk.fields(r.json, named, r.namespace)),
     /** Validates a payload: the Effect Schema when attached, then Avro. */
     validate: (payload: unknown, ref: SchemaRef.Any, topic?: string) =>
