@@ -253,6 +253,40 @@ describe("dev broker protocol", () => {
         expect(yield* describeGroup(admin, group)).toEqual({ error: 0, state: "Empty", members: [] })
       }))
 
+    it.scoped("a long-polling fetch of an unknown topic is answered at once with error 3", () =>
+      Effect.gen(function*() {
+        const conn = yield* connection(yield* broker)
+        // Fetch v4 with a 10-minute max wait: the test would time out if the broker waited for it
+        const r = reader(
+          yield* request(
+            conn,
+            1,
+            4,
+            body(
+              i32(-1),
+              i32(600_000),
+              i32(1),
+              i32(1 << 20),
+              i8(0),
+              i32(1),
+              str("no-such-topic"),
+              i32(1),
+              i32(0),
+              i64(0),
+              i32(1 << 20)
+            )
+          )
+        )
+        r.int32()
+        r.int32()
+        expect(r.string()).toBe("no-such-topic")
+        r.int32()
+        expect([r.int32(), r.int16()]).toEqual([0, 3])
+        // and producing to an invalid topic name is INVALID_TOPIC_EXCEPTION
+        const produced = yield* request(conn, 0, 3, produceV3("bad/name", recordBatch(Buffer.from("x"))))
+        expect(produceResult(produced).error).toBe(17)
+      }))
+
     it.scoped("a fetch with min bytes waits for a produce and returns it", () =>
       Effect.gen(function*() {
         const address = yield* broker

@@ -196,7 +196,7 @@ const produce: Handler = (ctx, r, { version }) => {
       let error: number = ErrorCode.NONE
       let baseOffset = -1
       if (log === undefined) {
-        error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        error = validTopicName.test(t.name) ? ErrorCode.UNKNOWN_TOPIC_OR_PARTITION : ErrorCode.INVALID_TOPIC_EXCEPTION
       } else if (acks !== 0 && acks !== 1 && acks !== -1) {
         error = ErrorCode.INVALID_REQUIRED_ACKS
       } else if (p.records !== null) {
@@ -258,7 +258,7 @@ const fetch: Handler = (ctx, r, { version }) => {
   }))
   // forgotten topics (v7+) and rack id (v11+) are read and ignored
 
-  const build = (): { readonly body: Buffer; readonly size: number } => {
+  const build = (): Buffer => {
     const w = new Writer(1024)
     if (version >= 1) w.int32(0)
     if (version >= 7) w.int16(ErrorCode.NONE).int32(0)
@@ -292,11 +292,29 @@ const fetch: Handler = (ctx, r, { version }) => {
         else w.int32(-1)
       }
     }
-    return { body: Buffer.from(w.result()), size: total }
+    return Buffer.from(w.result())
   }
 
-  const first = build()
-  if (first.size >= minBytes || maxWait <= 0) return first.body
+  /**
+   * Whether the fetch should be answered now: enough bytes (counted without building the response), or an error
+   * in some partition (as Kafka, which answers errors at once). Checked on every produce while long-polling.
+   */
+  const ready = (): boolean => {
+    let total = 0
+    for (const t of topics) {
+      const topic = ctx.storage.topics.get(t.name)
+      for (const p of t.partitions) {
+        const log = topic?.partitions[p.partition]
+        if (log === undefined || p.fetchOffset > log.nextOffset || p.fetchOffset < log.logStartOffset) return true
+        if (p.fetchOffset === log.nextOffset) continue
+        total += log.read(p.fetchOffset, Math.min(p.maxBytes, Math.max(1, maxBytes - total))).size
+        if (total >= minBytes) return true
+      }
+    }
+    return total >= minBytes
+  }
+
+  if (maxWait <= 0 || ready()) return build()
   return new Promise<Buffer>((resolve) => {
     let done = false
     const finish = () => {
@@ -304,10 +322,10 @@ const fetch: Handler = (ctx, r, { version }) => {
       done = true
       clearTimeout(timer)
       ctx.waiters.delete(wake)
-      resolve(build().body)
+      resolve(build())
     }
     const wake = () => {
-      if (build().size >= minBytes) finish()
+      if (ready()) finish()
     }
     const timer = setTimeout(finish, maxWait)
     ctx.waiters.add(wake)
