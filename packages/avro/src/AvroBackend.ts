@@ -303,6 +303,34 @@ export const makeSchemaRegistry = (options: RegistryOptions): SchemaBackend.Sche
     }
   }
 
+  // the last (handle, writer id) decoded and its decoder: a consumer reads runs of one schema, and this skips the
+  // WeakMap lookups of `readerOf` / `decoderOf` on the hot path
+  let lastRef: SchemaRef.Any | undefined = undefined
+  let lastId = -1
+  let lastDecoder: Decoder | undefined = undefined
+
+  const decodeValue = (
+    bytes: Uint8Array,
+    ref: SchemaRef.Any,
+    topic: string
+  ): Effect.Effect<unknown, SchemaError.SchemaError> => {
+    if (bytes.length >= 5 && bytes[0] === 0) {
+      const buffer = asBuffer(bytes)
+      const id = buffer.readInt32BE(1)
+      if (ref !== lastRef || id !== lastId) {
+        const decoder = decoderOf(readerOf(ref), id, ref.fullName, topic)
+        if (decoder === undefined || !("type" in decoder)) {
+          return decodeFramed(bytes, readerOf(ref), ref.fullName, topic, "message")
+        }
+        lastRef = ref
+        lastId = id
+        lastDecoder = decoder
+      }
+      return readBody(lastDecoder!.type, lastDecoder!.resolver, buffer, 5, ref.fullName, topic, "message")
+    }
+    return decodeFramed(bytes, readerOf(ref), ref.fullName, topic, "message")
+  }
+
   const decodeFramed = (
     bytes: Uint8Array,
     reader: Resolved | undefined,
@@ -342,15 +370,32 @@ export const makeSchemaRegistry = (options: RegistryOptions): SchemaBackend.Sche
       ? readBody(decoder.type, decoder.resolver, buffer, 5, name, topic, what)
       : Exit.fail(decoder)
 
+  // the last (handle, topic) encoded, its schema and id: a producer writes runs of one schema to one topic
+  let lastEncodeRef: SchemaRef.Any | undefined = undefined
+  let lastTopic = ""
+  let lastResolved: Resolved | undefined = undefined
+  let lastEncodeId = -1
+
+  const encodeValue = (ref: SchemaRef.Any, wire: unknown, topic: string) => {
+    if (ref === lastEncodeRef && topic === lastTopic) return frame(lastResolved!, wire, lastEncodeId, topic)
+    const resolved = common.resolveRef(ref, topic)
+    if (Exit.isFailure(resolved)) return failed<Uint8Array>(resolved)
+    const id = idOf(valueIds, resolved.value, topic)
+    if (id !== undefined) {
+      lastEncodeRef = ref
+      lastTopic = topic
+      lastResolved = resolved.value
+      lastEncodeId = id
+    }
+    return encodeFramed(resolved.value, wire, topic, "value")
+  }
+
   return {
     name: "avroSchemaRegistry",
     encode: (payload, { schema, topic }) =>
-      withWire(common, schema, payload, topic, (wire) => {
-        const resolved = common.resolveRef(schema, topic)
-        return Exit.isSuccess(resolved) ? encodeFramed(resolved.value, wire, topic, "value") : failed(resolved)
-      }),
+      withWire(common, schema, payload, topic, (wire) => encodeValue(schema, wire, topic)),
     decode: (bytes, { schema, topic }) => {
-      const read = decodeFramed(bytes, readerOf(schema), schema.fullName, topic, "message")
+      const read = decodeValue(bytes, schema, topic)
       if (schema.schema === undefined) return read
       return Exit.isExit(read)
         ? thenFromWire(common, schema, read as Exit.Exit<unknown, SchemaError.SchemaError>, topic)

@@ -216,6 +216,12 @@ describe("avroSchemaRegistry", () => {
           fetch(`${url}/subjects`).then((r) => r.json() as Promise<Array<string>>)
         )
         expect(after).toEqual(before)
+        // alternating writer ids with one handle: each message is read with its own writer schema
+        const current = yield* (yield* backend).encode(valid, { schema: Widget, topic: "readers-current" })
+        for (const [bytes, expected] of [[current, valid], [producerSide, { id: 3, name: "old" }], [current, valid]]) {
+          expect(yield* (yield* backend).decode(bytes as Uint8Array, { schema: Widget, topic: "readers" }))
+            .toMatchObject(expected as object)
+        }
       }))
 
     it.effect("wrong magic byte, unknown schema id and truncated bytes are typed decode errors", () =>
