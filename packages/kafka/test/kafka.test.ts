@@ -1,13 +1,17 @@
 import { Consumer, Metrics, Producer } from "@deimos/core"
 import { Consumers, InlineConsumer, KafkaDriver, KafkaProducerBackend, LagReporter } from "@deimos/kafka"
 import { describe, expect, layer } from "@effect/vitest"
+import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
 import type * as Tracer from "effect/Tracer"
 import { Event, fast, KafkaTest, unique } from "./fixtures.js"
 
@@ -29,10 +33,26 @@ const committedTotal = (groupId: string, topic: string) =>
     return committed.reduce((n, c) => n + Math.max(0, Number(c.offset)), 0)
   }))
 
+const handlerErrors = (topic: string) =>
+  Effect.map(
+    Metric.value(Metric.tagged(Metric.tagged(Metrics.handler, "status", "error"), "topic", topic)),
+    (s) => s.count
+  )
+
+/** Polls until `check` is true (tests have their own timeout). */
+const waitUntil = <E, R>(check: Effect.Effect<boolean, E, R>) =>
+  Effect.repeat(check, { until: (ok) => ok, schedule: Schedule.spaced("50 millis") })
+
+/** The lag interval `consumeUntil` runs its consumers with. */
+class LagInterval extends Context.Reference<LagInterval>()("test/LagInterval", {
+  defaultValue: (): Duration.DurationInput | undefined => undefined
+}) {}
+
 /** Runs the consumers in a fiber until `until` succeeds, then interrupts them (graceful shutdown). */
 const consumeUntil = <A, E, R>(consumers: ReadonlyArray<Consumer.Any>, until: Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
-    const fiber = yield* Effect.fork(Consumers.run(consumers))
+    const lagInterval = yield* LagInterval
+    const fiber = yield* Effect.fork(Consumers.run(consumers, { lagInterval }))
     const result = yield* until
     yield* Fiber.interrupt(fiber)
     return result
@@ -137,13 +157,14 @@ describe("Kafka runtime against the dev broker", () => {
         expect(yield* committedTotal(retryGroup, topic)).toBe(6)
       }))
 
-    it.effect("a fatal error stops the consumer with the consumer, topic, partition and offset, uncommitted", () =>
+    it.effect("a fatal error fails Consumers.layer naming consumer, topic, partition and offset, uncommitted", () =>
       Effect.gen(function*() {
         const topic = unique("fatal")
         const groupId = unique("g")
         yield* Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
           .publishList([{ id: "k", n: 1 }, { id: "k", n: 2 }, { id: "k", n: 3 }])
           .pipe(Effect.provide(KafkaProducerBackend.layer()))
+        const handled = yield* Ref.make<ReadonlyArray<number>>([])
         const consumer = Consumer.make({
           topic,
           groupId,
@@ -151,15 +172,20 @@ describe("Kafka runtime against the dev broker", () => {
           keyConfig: { field: "id" },
           ...fast,
           errorPolicy: { fatalOn: ["Broken"] },
-          handle: (payload) => payload!.n === 2 ? new Broken() : Effect.void
+          handle: (payload) =>
+            Effect.zipRight(
+              Ref.update(handled, (h) => [...h, payload!.n]),
+              payload!.n === 2 ? new Broken() : Effect.void
+            )
         })
-        const error = yield* Effect.flip(Consumers.run([consumer]))
+        const error = yield* Effect.flip(Layer.launch(Consumers.layer([consumer])))
         expect(error._tag).toBe("ConsumerFatalError")
         if (error._tag === "ConsumerFatalError") {
           expect(error).toMatchObject({ consumer: `${groupId}:${topic}`, topic, offset: "1" })
-          expect(error.message).toContain(`${topic}[${error.partition}]@1`)
+          expect(error.message).toContain(`Consumer ${groupId}:${topic} stopped at ${topic}[${error.partition}]@1`)
         }
-        // only the first message was committed
+        // the consumer stopped at the failed message: the third was never handled, only the first committed
+        expect(yield* Ref.get(handled)).toEqual([1, 2])
         expect(yield* committedTotal(groupId, topic)).toBe(1)
       }))
 
@@ -207,25 +233,75 @@ describe("Kafka runtime against the dev broker", () => {
         expect(error.message).toContain("stopped")
       }))
 
-    it.effect("a handler that dies is logged and swallowed by default and the consumer carries on", () =>
+    it.effect("a handler that throws, fails or dies is logged and swallowed by default; the consumer carries on", () =>
       Effect.gen(function*() {
-        const topic = unique("dies")
-        yield* publish(topic, 2)
+        const topic = unique("bad-handler")
+        const groupId = unique("g")
+        yield* Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
+          .publishList(Array.from({ length: 4 }, (_, n) => Producer.envelope({ id: `e${n}`, n }, { partitionKey: "p" })))
+          .pipe(Effect.provide(KafkaProducerBackend.layer()))
         const handled = yield* Ref.make<ReadonlyArray<string>>([])
         const done = yield* Deferred.make<void>()
         const consumer = Consumer.make({
           topic,
-          groupId: unique("g"),
+          groupId,
           schema: Event,
           keyConfig: { field: "id" },
           ...fast,
-          handle: (payload) =>
-            payload!.id === "e0"
-              ? Effect.die(new Error("bug"))
-              : Effect.zipRight(Ref.update(handled, (h) => [...h, payload!.id]), Deferred.succeed(done, undefined))
+          handle: (payload) => {
+            switch (payload!.n) {
+              case 0:
+                return Effect.sync(() => {
+                  throw new Error("thrown")
+                })
+              case 1:
+                return new Flaky()
+              case 2:
+                return Effect.die(new Error("bug"))
+              default:
+                return Effect.zipRight(
+                  Ref.update(handled, (h) => [...h, payload!.id]),
+                  Deferred.succeed(done, undefined)
+                )
+            }
+          }
         })
+        const errorsBefore = yield* handlerErrors(topic)
         yield* consumeUntil([consumer], Deferred.await(done))
-        expect(yield* Ref.get(handled)).toEqual(["e1"])
+        expect(yield* Ref.get(handled)).toEqual(["e3"])
+        expect((yield* handlerErrors(topic)) - errorsBefore).toBe(3)
+        expect(yield* committedTotal(groupId, topic)).toBe(4)
+      }))
+
+    it.effect("heartbeats keep the member in its group while a handler runs longer than the session timeout", () =>
+      Effect.gen(function*() {
+        const topic = unique("slow")
+        const groupId = unique("g")
+        yield* publish(topic, 1)
+        const calls = yield* Ref.make(0)
+        const done = yield* Deferred.make<void>()
+        const consumer = Consumer.make({
+          topic,
+          groupId,
+          schema: Event,
+          keyConfig: { field: "id" },
+          maxWaitTime: "100 millis",
+          sessionTimeout: "1 second",
+          heartbeatInterval: "200 millis",
+          handle: () =>
+            Effect.gen(function*() {
+              yield* Ref.update(calls, (n) => n + 1)
+              // three session timeouts: without heartbeats the broker expires the member and the message is
+              // delivered again after the rejoin
+              yield* Effect.sleep("3 seconds")
+              yield* Deferred.succeed(done, undefined)
+            })
+        })
+        yield* consumeUntil(
+          [consumer],
+          Effect.zipRight(Deferred.await(done), waitUntil(Effect.map(committedTotal(groupId, topic), (n) => n === 1)))
+        )
+        expect(yield* Ref.get(calls)).toBe(1)
       }))
 
     it.effect("the consumer's span continues the producer's trace", () =>
@@ -250,41 +326,54 @@ describe("Kafka runtime against the dev broker", () => {
         expect(Option.map(span.parent, (p) => p.spanId)).toEqual(Option.some(producerSpan.spanId))
       }))
 
-    it.effect("the lag reporter sets consumer_lag per partition", () =>
+    it.effect("consumer_lag is high watermark minus committed offset, per partition, and updated periodically", () =>
       Effect.gen(function*() {
         const topic = unique("lag")
         const groupId = unique("g")
         yield* Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
           .publishList(Array.from({ length: 5 }, (_, n) => Producer.envelope({ id: "same", n }, { partitionKey: "p" })))
           .pipe(Effect.provide(KafkaProducerBackend.layer()))
-        const consumer = Consumer.make({
-          topic,
-          groupId,
-          schema: Event,
-          keyConfig: { field: "id" },
-          handle: () => Effect.void
-        })
-        const lags = yield* LagReporter.report([consumer])
-        expect(lags.reduce((n, l) => n + l.lag, 0)).toBe(5)
-        const busy = lags.find((l) => l.lag === 5)!
-        const gauge = yield* Metric.value(
-          Metrics.consumerLag.pipe(
-            Metric.tagged("consumer_group", groupId),
-            Metric.tagged("topic", topic),
-            Metric.tagged("partition", String(busy.partition))
+        const definition = (handle: (n: number) => Effect.Effect<void, Broken>) =>
+          Consumer.make({
+            topic,
+            groupId,
+            schema: Event,
+            keyConfig: { field: "id" },
+            ...fast,
+            errorPolicy: { fatalOn: ["Broken"] },
+            handle: (payload) => handle(payload!.n)
+          })
+        const gauge = (partition: number) =>
+          Effect.map(
+            Metric.value(
+              Metrics.consumerLag.pipe(
+                Metric.tagged("consumer_group", groupId),
+                Metric.tagged("topic", topic),
+                Metric.tagged("partition", String(partition))
+              )
+            ),
+            (g) => g.value
           )
-        )
-        expect(gauge.value).toBe(5)
-      }))
 
-    it.effect("the async backend buffers and flushes everything when its scope closes", () =>
-      Effect.gen(function*() {
-        const topic = unique("async")
-        yield* Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
-          .publishList(Array.from({ length: 50 }, (_, n) => ({ id: `a${n}`, n })))
-          .pipe(Effect.provide(KafkaProducerBackend.layerAsync({ maxLinger: "10 seconds", maxBatchSize: 1000 })))
-        const all = yield* InlineConsumer.read({ topic, schema: Event, keyConfig: { field: "id" } })
-        expect(all).toHaveLength(50)
+        // nothing committed: the whole partition
+        const before = yield* LagReporter.report([definition(() => Effect.void)])
+        expect(before.map((l) => l.lag).sort()).toEqual([0, 0, 5])
+        const busy = before.find((l) => l.lag === 5)!.partition
+        expect(yield* gauge(busy)).toBe(5)
+
+        // three handled and committed, the fourth stops the consumer: two behind
+        yield* Effect.flip(Consumers.run([definition((n) => n === 3 ? new Broken() : Effect.void)]))
+        const partial = yield* LagReporter.report([definition(() => Effect.void)])
+        expect(partial.find((l) => l.partition === busy)!.lag).toBe(2)
+        expect(yield* gauge(busy)).toBe(2)
+
+        // the periodic reporter of a running worker brings it to zero once the rest is committed
+        yield* consumeUntil(
+          [definition(() => Effect.void)],
+          waitUntil(Effect.map(gauge(busy), (lag) => lag === 0))
+        ).pipe(
+          Effect.provideService(LagInterval, "50 millis")
+        )
       }))
   })
 })

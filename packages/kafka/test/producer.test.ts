@@ -1,0 +1,131 @@
+import { Instrumentation, Metrics, Producer, SchemaRef } from "@deimos/core"
+import { InlineConsumer, KafkaProducerBackend } from "@deimos/kafka"
+import { describe, expect, layer } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import { Event, KafkaTest, unique } from "./fixtures.js"
+
+const published = (topic: string) =>
+  Effect.map(
+    Metric.value(Metric.tagged(Metric.tagged(Metrics.publish, "status", "success"), "topic", topic)),
+    (s) => s.count
+  )
+const publishErrors = (topic: string) =>
+  Effect.map(Metric.value(Metric.tagged(Metrics.publishError, "topic", topic)), (s) => s.count)
+
+const Blob = SchemaRef.fromSchema(Schema.Struct({ id: Schema.String, body: Schema.String }), {
+  name: "Blob",
+  namespace: "test"
+})
+/** Bigger than the broker's 1 MiB batch limit: the broker answers MESSAGE_TOO_LARGE. */
+const tooLarge = { id: "big", body: "x".repeat(1_200_000) }
+const blobs = (topic: string) => Producer.make({ topic, schema: Blob, keyConfig: { none: true } })
+
+const firstProduceError = (events: Stream.Stream<Instrumentation.Event>) =>
+  events.pipe(
+    Stream.filter((e): e is Extract<Instrumentation.Event, { _tag: "ProduceError" }> => e._tag === "ProduceError"),
+    Stream.runHead,
+    Effect.map((o) => o._tag === "Some" ? o.value : undefined)
+  )
+
+/** What a ProduceError event says, without the 1 MB payload (a failed assertion would print it). */
+const summary = (event: Extract<Instrumentation.Event, { _tag: "ProduceError" }> | undefined) =>
+  event === undefined ? undefined : {
+    topic: event.topic,
+    backend: event.backend,
+    payloads: event.payloads.map((p) => {
+      const { body, id } = p as { readonly id: string; readonly body: string }
+      return { id, bodyLength: body.length }
+    })
+  }
+
+describe("Kafka producer backends", () => {
+  layer(KafkaTest, { timeout: 120_000, excludeTestServices: true })((it) => {
+    it.scoped("kafka: counts publish{status:success}; a refused send counts publish_error and emits the payloads", () =>
+      Effect.gen(function*() {
+        const topic = unique("produce")
+        const events = yield* Effect.flatMap(Instrumentation.Events, (e) => e.subscribe)
+        const producer = Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
+        yield* producer.publishList([{ id: "a", n: 1 }, { id: "b", n: 2 }, { id: "c", n: 3 }])
+        expect(yield* published(topic)).toBe(3)
+        const error = yield* Effect.flip(blobs(topic).publish(tooLarge))
+        expect(error._tag).toBe("ProducerError")
+        if (error._tag !== "ProducerError") return expect.fail(`expected a ProducerError, got ${error._tag}`)
+        expect({ reason: error.reason, topic: error.topic, retriable: error.retriable, failedCount: error.failedCount })
+          .toEqual({ reason: "Send", topic, retriable: false, failedCount: 1 })
+        expect(error.message.slice(0, 200)).toContain(topic)
+        expect(yield* publishErrors(topic)).toBe(1)
+        expect(yield* published(topic)).toBe(3)
+        const event = yield* firstProduceError(events)
+        expect(summary(event)).toEqual({ topic, backend: "kafka", payloads: [{ id: "big", bodyLength: 1_200_000 }] })
+        const read = yield* InlineConsumer.read({ topic, schema: Event, keyConfig: { field: "id" } })
+        expect(read.map((m) => m.payload?.n).sort()).toEqual([1, 2, 3])
+      }).pipe(
+        Effect.provide(KafkaProducerBackend.layer()),
+        Effect.provide(Instrumentation.layerPubSub())
+      ))
+
+    it.scoped("kafka: the same partition key lands in the same partition, whatever the message key", () =>
+      Effect.gen(function*() {
+        const topic = unique("partition-key")
+        yield* Producer.make({ topic, schema: Event, keyConfig: { field: "id" } }).publishList(
+          Array.from({ length: 12 }, (_, n) => Producer.envelope({ id: `k${n}`, n }, { partitionKey: "tenant-1" }))
+        )
+        // without a partition key, the key decides: 12 distinct keys over 3 partitions
+        yield* Producer.make({ topic, schema: Event, keyConfig: { field: "id" } }).publishList(
+          Array.from({ length: 12 }, (_, n) => ({ id: `k${n}`, n: 100 + n }))
+        )
+        const read = yield* InlineConsumer.read({ topic, schema: Event, keyConfig: { field: "id" } })
+        const pinned = read.filter((m) => m.payload!.n < 100)
+        expect(pinned).toHaveLength(12)
+        expect(new Set(pinned.map((m) => m.partition)).size).toBe(1)
+        // in order within the partition
+        expect(pinned.map((m) => m.payload!.n)).toEqual(Array.from({ length: 12 }, (_, n) => n))
+        const byKey = read.filter((m) => m.payload!.n >= 100)
+        expect(new Set(byKey.map((m) => m.partition)).size).toBeGreaterThan(1)
+      }).pipe(Effect.provide(KafkaProducerBackend.layer())))
+
+    it.scoped("kafka: an idempotent producer delivers every message once, in order", () =>
+      Effect.gen(function*() {
+        const topic = unique("idempotent")
+        yield* Producer.make({ topic, schema: Event, keyConfig: { field: "id" } }).publishList(
+          Array.from({ length: 50 }, (_, n) => Producer.envelope({ id: `i${n}`, n }, { partitionKey: "p" }))
+        )
+        const read = yield* InlineConsumer.read({ topic, schema: Event, keyConfig: { field: "id" } })
+        expect(read.map((m) => m.payload!.n)).toEqual(Array.from({ length: 50 }, (_, n) => n))
+      }).pipe(Effect.provide(KafkaProducerBackend.layer({ idempotent: true }))))
+
+    it.scoped("kafkaAsync: sync: true sends at once; buffered messages are all flushed when the scope closes", () =>
+      Effect.gen(function*() {
+        const topic = unique("async")
+        const producer = Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
+        yield* Effect.scoped(Effect.gen(function*() {
+          // a linger far longer than the test: only a flush on close (or sync) sends these
+          yield* producer.publishList(Array.from({ length: 50 }, (_, n) => ({ id: `a${n}`, n })))
+          yield* producer.publish({ id: "now", n: 1000 }, { sync: true })
+          const sent = yield* InlineConsumer.read({ topic, schema: Event, keyConfig: { field: "id" } })
+          expect(sent.map((m) => m.key)).toContain("now")
+        }).pipe(
+          Effect.provide(KafkaProducerBackend.layerAsync({ maxLinger: "1 minute", maxBatchSize: 1000 }))
+        ))
+        const all = yield* InlineConsumer.read({ topic, schema: Event, keyConfig: { field: "id" } })
+        expect(all).toHaveLength(51)
+        expect(new Set(all.map((m) => m.key)).size).toBe(51)
+        expect(yield* published(topic)).toBe(51)
+      }))
+
+    it.scoped("kafkaAsync: a buffered batch the broker refuses is counted and emitted with its payloads", () =>
+      Effect.gen(function*() {
+        const topic = unique("async-error")
+        const events = yield* Effect.flatMap(Instrumentation.Events, (e) => e.subscribe)
+        yield* blobs(topic)
+          .publish(tooLarge)
+          .pipe(Effect.provide(KafkaProducerBackend.layerAsync({ maxLinger: "10 millis" })), Effect.scoped)
+        expect(yield* publishErrors(topic)).toBe(1)
+        const event = yield* firstProduceError(events)
+        expect(summary(event)).toEqual({ topic, backend: "kafkaAsync", payloads: [{ id: "big", bodyLength: 1_200_000 }] })
+      }).pipe(Effect.provide(Instrumentation.layerPubSub())))
+  })
+})
