@@ -36,6 +36,23 @@ const codeOf = (cause: unknown): string | undefined => {
   return undefined
 }
 
+const rootOf = (cause: unknown): unknown => {
+  let current = cause as { readonly cause?: unknown } | undefined
+  for (let depth = 0; depth < 5 && current?.cause !== undefined && current.cause !== null; depth++) {
+    current = current.cause as typeof current
+  }
+  return current
+}
+
+const isRetriable = (cause: unknown): boolean => {
+  const error = cause as { readonly retriable?: unknown; readonly name?: unknown } | undefined
+  // a driver that gave up retrying reports "not retriable"; what it was retrying decides (as kafkajs does itself)
+  if (error?.name === "KafkaJSNumberOfRetriesExceeded") {
+    return (rootOf(cause) as { readonly retriable?: unknown } | undefined)?.retriable === true
+  }
+  return error?.retriable === true
+}
+
 /**
  * Maps anything a driver threw: the driver's own `retriable` flag and error type are kept.
  *
@@ -46,7 +63,7 @@ export const fromUnknown = (reason: Reason, context: string) => (cause: unknown)
   const detail = typeof error?.message === "string" ? error.message : String(cause)
   return new KafkaError({
     reason,
-    retriable: typeof error?.retriable === "boolean" ? error.retriable : false,
+    retriable: isRetriable(cause),
     code: codeOf(cause),
     message: `${context}: ${detail}`,
     cause

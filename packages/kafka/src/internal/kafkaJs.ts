@@ -108,6 +108,18 @@ const logCreator = (runtime: Runtime.Runtime<never>) => () => (entry: LogEntry) 
   Runtime.runFork(runtime)(log.pipe(Effect.annotateLogs({ ...extra, kafkajs: entry.namespace })))
 }
 
+interface BatchState {
+  rejoin: unknown
+}
+
+const rejoinTypes = new Set(["UNKNOWN_MEMBER_ID", "ILLEGAL_GENERATION", "REBALANCE_IN_PROGRESS", "NOT_COORDINATOR"])
+
+/** The coordinator's answers after which a member must rejoin its group (kafkajs rejoins on them). */
+const needsRejoin = (cause: unknown): boolean => {
+  const type = (cause as { readonly type?: unknown } | undefined)?.type
+  return typeof type === "string" && rejoinTypes.has(type)
+}
+
 interface Work {
   readonly batch: KafkaDriver.Batch
   readonly control: KafkaDriver.BatchControl
@@ -140,8 +152,15 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
 
   /** Connects with retries and exponential backoff, then a clear error. */
   const connect = (what: string, f: () => Promise<void>) =>
-    Effect.tryPromise({ try: f, catch: fromUnknown("Connect", `Cannot connect the ${what} to Kafka at ${brokers}`) })
-      .pipe(
+    Effect.suspend(() => {
+      let made = 0
+      return Effect.tryPromise({
+        try: () => {
+          made++
+          return f()
+        },
+        catch: fromUnknown("Connect", `Cannot connect the ${what} to Kafka at ${brokers}`)
+      }).pipe(
         Effect.retry({
           schedule: Schedule.exponential("200 millis"),
           times: attempts - 1,
@@ -152,11 +171,12 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
             reason: "Connect",
             retriable: e.retriable,
             code: e.code,
-            message: `${e.message} (after ${attempts} attempt${attempts === 1 ? "" : "s"})`,
+            message: `${e.message} (after ${made} attempt${made === 1 ? "" : "s"})`,
             cause: e.cause
           })
         )
       )
+    })
 
   const disconnect = (what: string, f: () => Promise<void>) =>
     Effect.tryPromise(f).pipe(
@@ -242,9 +262,13 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
           })
           yield* Effect.addFinalizer(() => Effect.sync(removeCrashListener))
 
-          const controlOf = (payload: EachBatchPayload): KafkaDriver.BatchControl => {
+          const controlOf = (payload: EachBatchPayload, state: BatchState): KafkaDriver.BatchControl => {
             const { batch } = payload
             let resolved: string | undefined
+            // a membership the coordinator no longer honours: stop this batch, let kafkajs rejoin afterwards
+            const noteRejoin = (cause: unknown) => {
+              if (state.rejoin === undefined && needsRejoin(cause)) state.rejoin = cause
+            }
             return {
               resolveOffset: (offset) =>
                 Effect.sync(() => {
@@ -259,14 +283,24 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
                     payload.commitOffsetsIfNecessary({
                       topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset }] }]
                     }),
-                  catch: fromUnknown("Commit", `Cannot commit offset ${offset} of ${batch.topic}[${batch.partition}]`)
+                  catch: (cause) => {
+                    noteRejoin(cause)
+                    return fromUnknown("Commit", `Cannot commit offset ${offset} of ${batch.topic}[${batch.partition}]`)(
+                      cause
+                    )
+                  }
                 })
               }),
               heartbeat: Effect.tryPromise({
                 try: () => payload.heartbeat(),
-                catch: fromUnknown("Consume", "Heartbeat failed")
+                catch: (cause) => {
+                  noteRejoin(cause)
+                  return fromUnknown("Consume", "Heartbeat failed")(cause)
+                }
               }),
-              isRunning: Effect.sync(() => !stopping && payload.isRunning() && !payload.isStale()),
+              isRunning: Effect.sync(() =>
+                !stopping && state.rejoin === undefined && payload.isRunning() && !payload.isStale()
+              ),
               pause: Effect.sync(() => {
                 payload.pause()
               })
@@ -283,6 +317,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
               messages[i] = toRawMessage(batch.topic, batch.partition, batch.messages[i])
             }
             const done = Deferred.unsafeMake<void>(FiberId.none)
+            const state: BatchState = { rejoin: undefined }
             const work: Work = {
               batch: {
                 topic: batch.topic,
@@ -290,11 +325,13 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
                 highWatermark: batch.highWatermark,
                 messages
               },
-              control: controlOf(payload),
+              control: controlOf(payload, state),
               done
             }
             // a shut-down inbox (the member stopped) interrupts the offer: the batch is left unresolved
             await Runtime.runPromiseExit(runtime)(Effect.zipRight(Queue.offer(inbox, work), Deferred.await(done)))
+            // kafkajs rejoins the group when the batch fails with the coordinator's error
+            if (state.rejoin !== undefined && !stopping) throw state.rejoin
           }
 
           yield* Effect.tryPromise({

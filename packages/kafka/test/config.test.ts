@@ -1,0 +1,51 @@
+import { KafkaJs } from "@deimos/kafka"
+import { describe, expect, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+
+const read = (env: Record<string, string>) =>
+  Effect.withConfigProvider(KafkaJs.config, ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" }))
+
+describe("KafkaJs.config", () => {
+  it.effect("reads brokers, client id, SSL, SASL with a redacted password, timeouts; defaults the rest", () =>
+    Effect.gen(function*() {
+      const options = yield* read({
+        KAFKA_BROKERS: "kafka-1:9092, kafka-2:9092,",
+        KAFKA_CLIENT_ID: "billing",
+        KAFKA_SSL: "true",
+        KAFKA_SASL_MECHANISM: "scram-sha-512",
+        KAFKA_SASL_USERNAME: "svc",
+        KAFKA_SASL_PASSWORD: "s3cret",
+        KAFKA_REQUEST_TIMEOUT: "10 seconds",
+        KAFKA_SHUTDOWN_TIMEOUT: "5 seconds"
+      })
+      expect(options.brokers).toEqual(["kafka-1:9092", "kafka-2:9092"])
+      expect(options.clientId).toBe("billing")
+      expect(options.ssl).toBe(true)
+      expect(options.sasl?.mechanism).toBe("scram-sha-512")
+      expect(options.sasl?.username).toBe("svc")
+      expect(Redacted.isRedacted(options.sasl?.password)).toBe(true)
+      expect(String(options.sasl?.password)).not.toContain("s3cret")
+      expect(Redacted.value(options.sasl!.password)).toBe("s3cret")
+      expect(Duration.toMillis(Duration.decode(options.requestTimeout!))).toBe(10_000)
+      expect(Duration.toMillis(Duration.decode(options.shutdownTimeout!))).toBe(5_000)
+      expect(Duration.toMillis(Duration.decode(options.connectionTimeout!))).toBe(3_000)
+      expect(options.connectAttempts).toBe(5)
+      expect(options.logLevel).toBe("warn")
+    }))
+
+  it.effect("no SASL without a mechanism; a mechanism without its password is an error naming the key", () =>
+    Effect.gen(function*() {
+      const plain = yield* read({ KAFKA_BROKERS: "localhost:9092" })
+      expect(plain.sasl).toBeUndefined()
+      expect(plain.ssl).toBe(false)
+      const error = yield* Effect.flip(
+        read({ KAFKA_BROKERS: "localhost:9092", KAFKA_SASL_MECHANISM: "plain", KAFKA_SASL_USERNAME: "svc" })
+      )
+      expect(String(error)).toContain("SASL_PASSWORD")
+      const missing = yield* Effect.flip(read({}))
+      expect(String(missing)).toContain("KAFKA.BROKERS")
+    }))
+})
