@@ -1,10 +1,19 @@
 /**
- * Framework overhead against raw kafkajs, in one run against the dev broker: 200k messages produced through
- * `Producer.publishList` (kafka backend, mock schema) versus raw kafkajs `producer.send` of the same bytes, then
- * consumed through a `Consumers` worker versus raw kafkajs `eachBatch` (which also parses the JSON, as the mock
- * backend does). Ends with `RESULT produce_overhead_ratio=X consume_overhead_ratio=Y` (framework time / raw time).
+ * Framework overhead against raw kafkajs, in one run against the dev broker (in-process, ephemeral port):
  *
- * Run: `npm run bench:kafka`
+ * - produce: 200k messages through `Producer.publishList` (kafka backend, mock schema, batches of 500) versus raw
+ *   kafkajs `producer.send` of the same bytes in the same batches; also the idempotent kafka backend;
+ * - consume: the same 200k messages through a `Consumers` worker versus a raw kafkajs `eachBatch` loop that parses
+ *   the JSON (as the mock backend does), resolves and commits per batch. The RESULT line uses `inlineBatch`
+ *   delivery, the like-for-like counterpart of `eachBatch`; `batch` delivery (the handler per message) is printed
+ *   too.
+ *
+ * Each side is warmed up first; then `BENCH_ROUNDS` (default 2) rounds in alternating order, and the best time of
+ * each side is kept (the machine is shared: the best run is the least disturbed one). Timings include connecting
+ * and joining the group on both sides. Ends with `RESULT produce_overhead_ratio=X consume_overhead_ratio=Y`
+ * (framework time / raw time).
+ *
+ * Run: `npm run bench:kafka` (`BENCH_MESSAGES`, `BENCH_ROUNDS` to change the size).
  */
 import * as KafkaBroker from "@deimos/broker/KafkaBroker"
 import { Consumer, Producer, SchemaBackend, SchemaRef } from "@deimos/core"
@@ -13,11 +22,15 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as Ref from "effect/Ref"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import { Kafka, logLevel, Partitioners } from "kafkajs"
 
 const total = Number(process.env.BENCH_MESSAGES ?? 200_000)
+const rounds = Number(process.env.BENCH_ROUNDS ?? 2)
+const warmup = Math.min(total, 20_000)
 const batchSize = 500
+const partitions = 3
 
 interface Payload {
   readonly id: string
@@ -31,18 +44,18 @@ const payloads: ReadonlyArray<Payload> = Array.from({ length: total }, (_, n) =>
   body: "x".repeat(150)
 }))
 
-const seconds = (start: number) => (performance.now() - start) / 1000
+const now = () => performance.now()
+const seconds = (start: number) => (now() - start) / 1000
+const best = (times: ReadonlyArray<number>) => Math.min(...times)
+const fmt = (s: number) => `${s.toFixed(2)} s`
 
 const program = Effect.gen(function*() {
-  const broker = yield* KafkaBroker.make({ port: 0, maxMessageBytes: 16 * 1024 * 1024 })
+  const broker = yield* KafkaBroker.make({ port: 0, maxMessageBytes: 16 * 1024 * 1024, partitions })
   const kafka = new Kafka({ brokers: [broker.broker], clientId: "bench-raw", logLevel: logLevel.NOTHING })
-  const Live = Layer.mergeAll(
-    KafkaProducerBackend.layer(),
-    SchemaBackend.layerMock
-  ).pipe(
-    Layer.provideMerge(KafkaJs.layer({ brokers: [broker.broker], clientId: "bench-fw", logLevel: "nothing" })),
-    Layer.merge(SchemaBackend.layerMock)
-  )
+  const driver = KafkaJs.layer({ brokers: [broker.broker], clientId: "bench-fw", logLevel: "nothing" })
+  const context = yield* Layer.build(Layer.merge(driver, SchemaBackend.layerMock))
+  const backend = (idempotent: boolean) =>
+    KafkaProducerBackend.layer({ idempotent }).pipe(Layer.provide(driver), Layer.merge(SchemaBackend.layerMock))
 
   // the same bytes for the raw side: keys as the producer encodes plain keys, values as the mock backend does
   const encoded = yield* Effect.forEach(
@@ -54,118 +67,140 @@ const program = Effect.gen(function*() {
       }))
   )
 
+  const admin = kafka.admin()
+  yield* Effect.acquireRelease(Effect.promise(() => admin.connect()), () => Effect.promise(() => admin.disconnect()))
+  const createTopic = (topic: string) =>
+    Effect.promise(() => admin.createTopics({ topics: [{ topic, numPartitions: partitions }] }))
+  const deleteTopic = (topic: string) => Effect.promise(() => admin.deleteTopics({ topics: [topic] }))
+
   // ---- produce
-  const rawProduce = yield* Effect.promise(async () => {
-    const admin = kafka.admin()
-    await admin.connect()
-    await admin.createTopics({
-      topics: [{ topic: "raw", numPartitions: 3 }, { topic: "fw", numPartitions: 3 }, {
-        topic: "idem",
-        numPartitions: 3
-      }]
+  const rawProduce = (topic: string, count: number) =>
+    Effect.promise(async () => {
+      const start = now()
+      const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
+      await producer.connect()
+      for (let i = 0; i < count; i += batchSize) {
+        await producer.send({ topic, acks: -1, messages: encoded.slice(i, Math.min(count, i + batchSize)) })
+      }
+      await producer.disconnect()
+      return seconds(start)
     })
-    await admin.disconnect()
-    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
-    await producer.connect()
-    const start = performance.now()
-    for (let i = 0; i < total; i += batchSize) {
-      await producer.send({ topic: "raw", acks: -1, messages: encoded.slice(i, i + batchSize) })
-    }
-    const took = seconds(start)
-    await producer.disconnect()
-    return took
-  })
 
-  const producer = Producer.make({ topic: "fw", schema: Payload, keyConfig: { plain: true }, maxBatchSize: batchSize })
-  const fwProduce = yield* Effect.scoped(Effect.gen(function*() {
-    const context = yield* Layer.build(Live)
-    const start = performance.now()
-    yield* producer.publishList(payloads.map((p) => Producer.envelope(p, { key: p.id }))).pipe(Effect.provide(context))
-    return seconds(start)
-  }))
-
-  // idempotent producer: the same publishList through an idempotent kafka backend
-  const idempotentProduce = yield* Effect.scoped(Effect.gen(function*() {
-    const context = yield* Layer.build(
-      KafkaProducerBackend.layer({ idempotent: true }).pipe(
-        Layer.provideMerge(KafkaJs.layer({ brokers: [broker.broker], clientId: "bench-idem", logLevel: "nothing" })),
-        Layer.merge(SchemaBackend.layerMock)
-      )
-    )
-    const idempotent = Producer.make({
-      topic: "idem",
-      schema: Payload,
-      keyConfig: { plain: true },
-      maxBatchSize: batchSize
+  const fwProduce = (topic: string, count: number, idempotent: boolean) =>
+    Effect.gen(function*() {
+      const producer = Producer.make({ topic, schema: Payload, keyConfig: { plain: true }, maxBatchSize: batchSize })
+      const inputs = payloads.slice(0, count).map((p) => Producer.envelope(p, { key: p.id }))
+      const start = now()
+      yield* producer.publishList(inputs).pipe(Effect.provide(backend(idempotent)))
+      return seconds(start)
     })
-    const start = performance.now()
-    yield* idempotent.publishList(payloads.map((p) => Producer.envelope(p, { key: p.id }))).pipe(
-      Effect.provide(context)
-    )
-    return seconds(start)
-  }))
 
   // ---- consume
-  const rawConsume = yield* Effect.promise(async () => {
-    const consumer = kafka.consumer({ groupId: "raw-g", maxBytesPerPartition: 4 * 1024 * 1024 })
-    await consumer.connect()
-    await consumer.subscribe({ topic: "raw", fromBeginning: true })
-    let count = 0
-    const start = performance.now()
-    const took = await new Promise<number>((resolve) => {
-      void consumer.run({
-        eachBatchAutoResolve: false,
-        eachBatch: async ({ batch, commitOffsetsIfNecessary, resolveOffset }) => {
-          for (const m of batch.messages) {
-            JSON.parse(m.value!.toString())
-            resolveOffset(m.offset)
-            count++
+  let groups = 0
+  const rawConsume = (topic: string, count: number) =>
+    Effect.promise(async () => {
+      const start = now()
+      const consumer = kafka.consumer({ groupId: `raw-${++groups}`, maxBytesPerPartition: 4 * 1024 * 1024 })
+      await consumer.connect()
+      await consumer.subscribe({ topic, fromBeginning: true })
+      let seen = 0
+      const took = await new Promise<number>((resolve) => {
+        void consumer.run({
+          eachBatchAutoResolve: false,
+          eachBatch: async ({ batch, commitOffsetsIfNecessary, resolveOffset }) => {
+            for (const m of batch.messages) {
+              JSON.parse(m.value!.toString())
+              resolveOffset(m.offset)
+              seen++
+            }
+            await commitOffsetsIfNecessary()
+            if (seen >= count) resolve(seconds(start))
           }
-          await commitOffsetsIfNecessary()
-          if (count >= total) resolve(seconds(start))
-        }
+        })
       })
+      await consumer.disconnect()
+      return took
     })
-    await consumer.disconnect()
-    return took
-  })
 
-  const fwConsume = yield* Effect.scoped(Effect.gen(function*() {
-    const context = yield* Layer.build(Live)
-    const count = yield* Ref.make(0)
-    const done = yield* Deferred.make<void>()
-    const consumer = Consumer.make({
-      topic: "fw",
-      groupId: "fw-g",
-      schema: Payload,
-      keyConfig: { plain: true },
-      delivery: "batch",
-      maxBytesPerPartition: 4 * 1024 * 1024,
-      handle: () =>
-        Effect.flatMap(
-          Ref.updateAndGet(count, (c) => c + 1),
-          (c) => c >= total ? Deferred.succeed(done, undefined) : Effect.void
-        )
-    })
-    const start = performance.now()
-    const fiber = yield* Effect.fork(Consumers.run([consumer]).pipe(Effect.provide(context)))
-    yield* Deferred.await(done)
-    const took = seconds(start)
-    yield* Fiber.interrupt(fiber)
-    return took
-  }))
+  const fwConsume = (topic: string, count: number, delivery: "inlineBatch" | "batch") =>
+    Effect.gen(function*() {
+      let seen = 0
+      const done = yield* Deferred.make<void>()
+      const add = (n: number) =>
+        Effect.suspend(() => (seen += n) >= count ? Deferred.succeed(done, undefined) : Effect.void)
+      const options = {
+        topic,
+        groupId: `fw-${++groups}`,
+        schema: Payload,
+        keyConfig: { plain: true },
+        maxBytesPerPartition: 4 * 1024 * 1024
+      } as const
+      const consumer = delivery === "inlineBatch"
+        ? Consumer.make({ ...options, delivery, handleBatch: (batch) => add(batch.length) })
+        : Consumer.make({ ...options, delivery, handle: () => add(1) })
+      const start = now()
+      const fiber = yield* Effect.fork(Consumers.run([consumer]))
+      yield* Deferred.await(done)
+      const took = seconds(start)
+      yield* Fiber.interrupt(fiber)
+      return took
+    }).pipe(Effect.provide(context))
 
-  const produceRatio = fwProduce / rawProduce
-  const consumeRatio = fwConsume / rawConsume
+  // ---- warm-up (JIT, connections, broker code paths)
+  yield* createTopic("warm")
+  yield* rawProduce("warm", warmup)
+  yield* fwProduce("warm", warmup, false)
+  yield* fwProduce("warm", warmup, true)
+  yield* rawConsume("warm", warmup)
+  yield* fwConsume("warm", warmup, "inlineBatch")
+  yield* fwConsume("warm", warmup, "batch")
+  yield* deleteTopic("warm")
+
+  const times = { raw: [] as Array<number>, fw: [] as Array<number>, idem: [] as Array<number> }
+  const consume = { raw: [] as Array<number>, inline: [] as Array<number>, batch: [] as Array<number> }
+  for (let round = 0; round < rounds; round++) {
+    const [raw, fw, idem] = [`raw-${round}`, `fw-${round}`, `idem-${round}`]
+    yield* Effect.forEach([raw, fw, idem], createTopic)
+    const produceSteps = [
+      Effect.map(rawProduce(raw, total), (t) => times.raw.push(t)),
+      Effect.map(fwProduce(fw, total, false), (t) => times.fw.push(t)),
+      Effect.map(fwProduce(idem, total, true), (t) => times.idem.push(t))
+    ]
+    yield* Effect.all(round % 2 === 0 ? produceSteps : [...produceSteps].reverse(), { discard: true })
+    const consumeSteps = [
+      Effect.map(rawConsume(fw, total), (t) => consume.raw.push(t)),
+      Effect.map(fwConsume(fw, total, "inlineBatch"), (t) => consume.inline.push(t)),
+      Effect.map(fwConsume(fw, total, "batch"), (t) => consume.batch.push(t))
+    ]
+    yield* Effect.all(round % 2 === 0 ? consumeSteps : [...consumeSteps].reverse(), { discard: true })
+    yield* Effect.forEach([raw, fw, idem], deleteTopic)
+    console.log(
+      `round ${round + 1}: produce raw ${fmt(times.raw[round])}, framework ${fmt(times.fw[round])}, idempotent ${
+        fmt(times.idem[round])
+      }; consume raw ${fmt(consume.raw[round])}, inlineBatch ${fmt(consume.inline[round])}, batch ${
+        fmt(consume.batch[round])
+      }`
+    )
+  }
+
+  const produceRatio = best(times.fw) / best(times.raw)
+  const consumeRatio = best(consume.inline) / best(consume.raw)
+  console.log(`best of ${rounds} rounds, ${total} messages of ~200 bytes, ${partitions} partitions:`)
   console.log(
-    `produce ${total}: raw kafkajs ${rawProduce.toFixed(2)} s, Producer.publishList ${fwProduce.toFixed(2)} s`
+    `produce: raw kafkajs producer.send ${fmt(best(times.raw))}, Producer.publishList (kafka backend) ${
+      fmt(best(times.fw))
+    }`
   )
   console.log(
-    `consume ${total}: raw kafkajs eachBatch ${rawConsume.toFixed(2)} s, Consumers worker ${fwConsume.toFixed(2)} s`
+    `consume: raw kafkajs eachBatch ${fmt(best(consume.raw))}, Consumers worker inlineBatch ${
+      fmt(best(consume.inline))
+    }, batch (handler per message) ${fmt(best(consume.batch))} (${
+      (best(consume.batch) / best(consume.raw)).toFixed(3)
+    }x raw, ${((best(consume.batch) - best(consume.raw)) / total * 1e6).toFixed(1)} µs per message)`
   )
   console.log(
-    `idempotent producer: ${idempotentProduce.toFixed(2)} s for the same publishList (${
-      (idempotentProduce / fwProduce).toFixed(2)
+    `idempotent producer: ${fmt(best(times.idem))} for the same publishList (${
+      (best(times.idem) / best(times.fw)).toFixed(3)
     }x the non-idempotent time)`
   )
   console.log(
@@ -173,7 +208,10 @@ const program = Effect.gen(function*() {
   )
 })
 
-Effect.runPromise(Effect.scoped(program)).catch((error) => {
-  console.error(error)
-  process.exit(1)
-})
+Effect.runPromise(Effect.scoped(program).pipe(Logger.withMinimumLogLevel(LogLevel.Warning))).then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error)
+    process.exit(1)
+  }
+)

@@ -1,14 +1,20 @@
 /**
- * A consumer worker: runs until SIGINT/SIGTERM, then finishes the message in hand, commits, leaves the group.
+ * A consumer worker: `Consumers.layer` runs the billing consumer (two group members) and reports its lag every 30
+ * seconds until SIGINT/SIGTERM; then it stops fetching, finishes the batch in hand, commits, leaves the group and
+ * disconnects. A fatal handler error ends the program with a message naming consumer, topic, partition and offset.
  *
- * Run against a broker: `KAFKA_BROKERS=127.0.0.1:9092 npx tsx examples/src/kafka-consumer.ts`
+ * Run against a broker (e.g. `npm run broker`):
+ * `KAFKA_BROKERS=127.0.0.1:9092 npx tsx examples/src/kafka-consumer.ts`
  */
 import { Consumer, DeimosConfig, SchemaBackend } from "@deimos/core"
 import { Consumers, KafkaJs } from "@deimos/kafka"
 import { NodeRuntime } from "@effect/platform-node"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { Order } from "./shared.js"
+
+class PaymentDeclined extends Data.TaggedError("PaymentDeclined")<{ readonly orderId: string }> {}
 
 const billing = Consumer.make({
   topic: "orders",
@@ -16,12 +22,22 @@ const billing = Consumer.make({
   schema: Order,
   keyConfig: { field: "order_id" },
   delivery: "batch",
+  maxConcurrency: 2,
+  // declined payments are retried with backoff (the batch is not committed meanwhile); other errors are logged,
+  // counted and skipped
+  errorPolicy: { retryOn: ["PaymentDeclined"], backoff: { min: "1 second", max: "1 minute" } },
   handle: (order, metadata) =>
     order === null
       ? Effect.logInfo(`order ${metadata.key} deleted`)
+      : order.amount < 0
+      ? new PaymentDeclined({ orderId: order.order_id })
       : Effect.logInfo(`order ${order.order_id}: ${order.customer} pays ${order.amount}`)
 })
 
 const Live = Layer.mergeAll(KafkaJs.layerConfig(), SchemaBackend.layerJson, DeimosConfig.layerConfig())
 
-Consumers.run([billing], { lagInterval: "30 seconds" }).pipe(Effect.provide(Live), NodeRuntime.runMain)
+Consumers.layer([billing], { lagInterval: "30 seconds" }).pipe(
+  Layer.provide(Live),
+  Layer.launch,
+  NodeRuntime.runMain
+)

@@ -1,7 +1,10 @@
 /**
- * A producer program: publishes orders to Kafka through the `kafka` backend.
+ * A producer program: publishes orders to Kafka through the buffered `kafkaAsync` backend (batches of up to 500,
+ * 50 ms linger), then a last one with `sync: true`; closing the program's scope flushes whatever is still buffered
+ * before the producer disconnects.
  *
- * Run against a broker (e.g. `npm run broker`): `KAFKA_BROKERS=127.0.0.1:9092 npx tsx examples/src/kafka-producer.ts`
+ * Run against a broker (e.g. `npm run broker`):
+ * `KAFKA_BROKERS=127.0.0.1:9092 npx tsx examples/src/kafka-producer.ts`
  */
 import { DeimosConfig, Producer, SchemaBackend } from "@deimos/core"
 import { KafkaJs, KafkaProducerBackend } from "@deimos/kafka"
@@ -14,12 +17,13 @@ import { Order } from "./shared.js"
 const orders = Producer.make({ topic: "orders", schema: Order, keyConfig: { field: "order_id" } })
 
 const program = Effect.gen(function*() {
-  const batch = Array.from({ length: 10 }, (_, i) => ({ order_id: `o-${i}`, customer: `c-${i % 3}`, amount: 10 * i }))
+  const batch = Array.from({ length: 100 }, (_, i) => ({ order_id: `o-${i}`, customer: `c-${i % 3}`, amount: 10 * i }))
   yield* orders.publishList(batch)
-  yield* Console.log(`Published ${batch.length} orders to 'orders'`)
-})
+  yield* orders.publish({ order_id: "o-last", customer: "c-0", amount: 1 }, { sync: true })
+  yield* Console.log(`Published ${batch.length + 1} orders to 'orders'`)
+}).pipe(Effect.withSpan("publish-orders"))
 
-const Live = KafkaProducerBackend.layer().pipe(
+const Live = KafkaProducerBackend.layerAsync({ maxBatchSize: 500, maxLinger: "50 millis" }).pipe(
   Layer.provide(KafkaJs.layerConfig()),
   Layer.merge(SchemaBackend.layerJson),
   Layer.merge(DeimosConfig.layerConfig())

@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import { Consumer, type ConsumerError, type SchemaBackend } from "@deimos/core"
+import { Consumer, type ConsumerError, Instrumentation, Metrics, type SchemaBackend } from "@deimos/core"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -77,6 +77,23 @@ export const handleBatch = <A, K, E, R>(
         }
         if (uncommitted > 0) yield* commit
       })
+  // `batch` delivery is a batch to the metrics (as the core's processBatch records it), handled message by message
+  // here so that a stop can end it at a message boundary
+  const measured = consumer.delivery !== "batch" ? body : Effect.gen(function*() {
+    yield* Metrics.countHandler("batch_received", batch.topic)
+    const start = yield* Clock.currentTimeMillis
+    yield* Effect.tapErrorCause(body, () => Metrics.countHandler("batch_error", batch.topic))
+    const end = yield* Clock.currentTimeMillis
+    yield* Metrics.timeHandler("consume_batch", batch.topic, (end - start) / 1000)
+    yield* Metrics.countHandler("batch_success", batch.topic)
+    yield* Instrumentation.emit({
+      _tag: "BatchConsumed",
+      consumer: consumer.name,
+      topic: batch.topic,
+      partition: batch.partition,
+      count: batch.messages.length
+    })
+  })
   if (batch.messages.length === 0) return Effect.void
   return Effect.scoped(
     Effect.gen(function*() {
@@ -87,7 +104,7 @@ export const handleBatch = <A, K, E, R>(
         Effect.delay(heartbeatEvery),
         Effect.forkScoped
       )
-      yield* body
+      yield* measured
     })
   ).pipe(Effect.tapError(() => control.pause))
 }
@@ -156,9 +173,7 @@ export const run = <const Cs extends ReadonlyArray<Consumer.Any>>(
   Context<Cs> | SchemaBackend.SchemaBackend | KafkaDriver.KafkaDriver
 > => {
   const enabled = consumers.filter((c) => c.disabled !== true)
-  const members = enabled.flatMap((c) =>
-    Array.from({ length: Math.max(1, c.maxConcurrency ?? 1) }, () => runMember(c))
-  )
+  const members = enabled.flatMap((c) => Array.from({ length: Math.max(1, c.maxConcurrency ?? 1) }, () => runMember(c)))
   const lag = options.lagInterval === undefined || enabled.length === 0
     ? []
     : [Effect.zipRight(LagReporter.run(enabled, options.lagInterval), Effect.never)]

@@ -67,9 +67,10 @@ const measure = (
 export const report = (
   consumers: ReadonlyArray<Consumer.Any>
 ): Effect.Effect<ReadonlyArray<PartitionLag>, KafkaError, KafkaDriver.KafkaDriver> =>
-  Effect.scoped(Effect.flatMap(KafkaDriver.KafkaDriver, (driver) =>
-    Effect.flatMap(driver.admin, (admin) =>
-      measure(admin, consumers))))
+  Effect.scoped(
+    Effect.flatMap(KafkaDriver.KafkaDriver, (driver) =>
+      Effect.flatMap(driver.admin, (admin) => measure(admin, consumers)))
+  )
 
 /**
  * Reports every `interval` over one admin connection until interrupted; failures (a broker away) are logged and

@@ -114,6 +114,12 @@ describe("Kafka runtime against the dev broker", () => {
           expect(new Set(ids).size).toBe(30)
           expect(ids).toHaveLength(30)
           expect(yield* committedTotal(groupId, topic)).toBe(30)
+          // batches count as batches in the handler metrics; single messages do not
+          const batches = yield* Metric.value(
+            Metric.tagged(Metric.tagged(Metrics.handler, "status", "batch_success"), "topic", topic)
+          )
+          if (delivery === "message") expect(batches.count).toBe(0)
+          else expect(batches.count).toBeGreaterThan(0)
         }))
     }
 
@@ -238,7 +244,9 @@ describe("Kafka runtime against the dev broker", () => {
         const topic = unique("bad-handler")
         const groupId = unique("g")
         yield* Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
-          .publishList(Array.from({ length: 4 }, (_, n) => Producer.envelope({ id: `e${n}`, n }, { partitionKey: "p" })))
+          .publishList(
+            Array.from({ length: 4 }, (_, n) => Producer.envelope({ id: `e${n}`, n }, { partitionKey: "p" }))
+          )
           .pipe(Effect.provide(KafkaProducerBackend.layer()))
         const handled = yield* Ref.make<ReadonlyArray<string>>([])
         const done = yield* Deferred.make<void>()

@@ -166,34 +166,38 @@ describe("consumer lifecycle", () => {
       expect(error.message).toContain("after 2 attempts")
     }), 60_000)
 
-  it.live("an unreachable broker at start: Consumers.layer retries with backoff, then fails with a clear error", () =>
-    Effect.gen(function*() {
-      const consumer = Consumer.make({
-        topic: "never",
-        groupId: "never",
-        schema: Event,
-        keyConfig: { field: "id" },
-        handle: () => Effect.void
-      })
-      const error = yield* Effect.flip(Layer.launch(Consumers.layer([consumer]))).pipe(
-        Effect.provide(
-          KafkaJs.layer({
-            brokers: ["127.0.0.1:1"],
-            logLevel: "nothing",
-            connectAttempts: 3,
-            connectionTimeout: "200 millis"
-          })
-        ),
-        Effect.provide(SchemaBackend.layerMockValidating)
-      )
-      expect(error._tag).toBe("KafkaError")
-      if (error._tag !== "KafkaError") return
-      expect(error.reason).toBe("Connect")
-      expect(error.retriable).toBe(true)
-      expect(error.message).toBe(
-        `Cannot connect the consumer to Kafka at 127.0.0.1:1: ${(error.cause as Error).message} (after 3 attempts)`
-      )
-    }), 60_000)
+  it.live(
+    "an unreachable broker at start: Consumers.layer retries with backoff, then fails with a clear error",
+    () =>
+      Effect.gen(function*() {
+        const consumer = Consumer.make({
+          topic: "never",
+          groupId: "never",
+          schema: Event,
+          keyConfig: { field: "id" },
+          handle: () => Effect.void
+        })
+        const error = yield* Effect.flip(Layer.launch(Consumers.layer([consumer]))).pipe(
+          Effect.provide(
+            KafkaJs.layer({
+              brokers: ["127.0.0.1:1"],
+              logLevel: "nothing",
+              connectAttempts: 3,
+              connectionTimeout: "200 millis"
+            })
+          ),
+          Effect.provide(SchemaBackend.layerMockValidating)
+        )
+        expect(error._tag).toBe("KafkaError")
+        if (error._tag !== "KafkaError") return
+        expect(error.reason).toBe("Connect")
+        expect(error.retriable).toBe(true)
+        expect(error.message).toBe(
+          `Cannot connect the consumer to Kafka at 127.0.0.1:1: ${(error.cause as Error).message} (after 3 attempts)`
+        )
+      }),
+    60_000
+  )
 
   it.live(
     "a broker restarted while consuming (same data directory): consumption resumes from the committed offsets",
@@ -246,27 +250,31 @@ describe("consumer lifecycle", () => {
     90_000
   )
 
-  it.live("maxConcurrency runs that many members of the group; every message is handled once", () =>
-    Effect.gen(function*() {
-      const topic = unique("members")
-      const groupId = unique("g")
-      const seen = yield* Ref.make<ReadonlyArray<string>>([])
-      const consumer = Consumer.make({
-        topic,
-        groupId,
-        schema: Event,
-        keyConfig: { field: "id" },
-        ...fast,
-        maxConcurrency: 2,
-        handle: (payload) => Ref.update(seen, (s) => [...s, payload!.id])
-      })
-      const worker = yield* Effect.fork(Consumers.run([consumer]))
-      yield* stableWith(groupId, 2)
-      yield* publish(topic, 0, 30)
-      yield* waitUntil(Effect.map(committed(groupId, topic), (n) => n === 30))
-      yield* Fiber.interrupt(worker)
-      const ids = yield* Ref.get(seen)
-      expect(ids).toHaveLength(30)
-      expect(new Set(ids).size).toBe(30)
-    }).pipe(Effect.provide(withCluster())), 60_000)
+  it.live(
+    "maxConcurrency runs that many members of the group; every message is handled once",
+    () =>
+      Effect.gen(function*() {
+        const topic = unique("members")
+        const groupId = unique("g")
+        const seen = yield* Ref.make<ReadonlyArray<string>>([])
+        const consumer = Consumer.make({
+          topic,
+          groupId,
+          schema: Event,
+          keyConfig: { field: "id" },
+          ...fast,
+          maxConcurrency: 2,
+          handle: (payload) => Ref.update(seen, (s) => [...s, payload!.id])
+        })
+        const worker = yield* Effect.fork(Consumers.run([consumer]))
+        yield* stableWith(groupId, 2)
+        yield* publish(topic, 0, 30)
+        yield* waitUntil(Effect.map(committed(groupId, topic), (n) => n === 30))
+        yield* Fiber.interrupt(worker)
+        const ids = yield* Ref.get(seen)
+        expect(ids).toHaveLength(30)
+        expect(new Set(ids).size).toBe(30)
+      }).pipe(Effect.provide(withCluster())),
+    60_000
+  )
 })

@@ -101,15 +101,17 @@ describe("Kafka producer backends", () => {
       Effect.gen(function*() {
         const topic = unique("async")
         const producer = Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
-        yield* Effect.scoped(Effect.gen(function*() {
-          // a linger far longer than the test: only a flush on close (or sync) sends these
-          yield* producer.publishList(Array.from({ length: 50 }, (_, n) => ({ id: `a${n}`, n })))
-          yield* producer.publish({ id: "now", n: 1000 }, { sync: true })
-          const sent = yield* InlineConsumer.read({ topic, schema: Event, keyConfig: { field: "id" } })
-          expect(sent.map((m) => m.key)).toContain("now")
-        }).pipe(
-          Effect.provide(KafkaProducerBackend.layerAsync({ maxLinger: "1 minute", maxBatchSize: 1000 }))
-        ))
+        yield* Effect.scoped(
+          Effect.gen(function*() {
+            // a linger far longer than the test: only a flush on close (or sync) sends these
+            yield* producer.publishList(Array.from({ length: 50 }, (_, n) => ({ id: `a${n}`, n })))
+            yield* producer.publish({ id: "now", n: 1000 }, { sync: true })
+            const sent = yield* InlineConsumer.read({ topic, schema: Event, keyConfig: { field: "id" } })
+            expect(sent.map((m) => m.key)).toContain("now")
+          }).pipe(
+            Effect.provide(KafkaProducerBackend.layerAsync({ maxLinger: "1 minute", maxBatchSize: 1000 }))
+          )
+        )
         const all = yield* InlineConsumer.read({ topic, schema: Event, keyConfig: { field: "id" } })
         expect(all).toHaveLength(51)
         expect(new Set(all.map((m) => m.key)).size).toBe(51)
@@ -125,7 +127,11 @@ describe("Kafka producer backends", () => {
           .pipe(Effect.provide(KafkaProducerBackend.layerAsync({ maxLinger: "10 millis" })), Effect.scoped)
         expect(yield* publishErrors(topic)).toBe(1)
         const event = yield* firstProduceError(events)
-        expect(summary(event)).toEqual({ topic, backend: "kafkaAsync", payloads: [{ id: "big", bodyLength: 1_200_000 }] })
+        expect(summary(event)).toEqual({
+          topic,
+          backend: "kafkaAsync",
+          payloads: [{ id: "big", bodyLength: 1_200_000 }]
+        })
       }).pipe(Effect.provide(Instrumentation.layerPubSub())))
   })
 })

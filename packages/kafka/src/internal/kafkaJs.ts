@@ -15,8 +15,8 @@ import {
   type IHeaders,
   Kafka,
   type KafkaMessage,
-  logLevel as KafkaLogLevel,
   type LogEntry,
+  logLevel as KafkaLogLevel,
   type Message,
   Partitioners,
   type SASLOptions
@@ -55,14 +55,17 @@ const millis = (d: Duration.DurationInput | undefined, fallback: number) =>
 const toBuffer = (bytes: Uint8Array | null): Buffer | null =>
   bytes === null ? null : Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
-const headersOf = (headers: IHeaders | undefined): Record<string, string | Uint8Array | undefined> => {
-  const out: Record<string, string | Uint8Array | undefined> = {}
-  if (headers === undefined) return out
+const noHeaders: Readonly<Record<string, string | Uint8Array | undefined>> = Object.freeze({})
+
+const headersOf = (headers: IHeaders | undefined): Readonly<Record<string, string | Uint8Array | undefined>> => {
+  if (headers === undefined) return noHeaders
+  let out: Record<string, string | Uint8Array | undefined> | undefined
   for (const k in headers) {
     const v = headers[k]
+    out ??= {}
     out[k] = Array.isArray(v) ? v[v.length - 1] : v
   }
-  return out
+  return out ?? noHeaders
 }
 
 /** A fetched kafkajs message in the toolkit's types. */
@@ -77,7 +80,7 @@ export const toRawMessage = (topic: string, partition: number, m: KafkaMessage):
 })
 
 interface PartitionedMessage extends Message {
-  readonly partitionKey?: string | null
+  partitionKey?: string | null
 }
 
 /**
@@ -88,10 +91,15 @@ const partitionKeyPartitioner = () => {
   const partitioner = Partitioners.DefaultPartitioner()
   return (args: Parameters<typeof partitioner>[0]) => {
     const message = args.message as PartitionedMessage
-    return partitioner({
-      ...args,
-      message: { ...message, key: message.partitionKey ?? message.key ?? null }
-    })
+    if (message.partitionKey === null || message.partitionKey === undefined) return partitioner(args)
+    // the message objects are ours (built in `send`): swap the key for the partition key while hashing
+    const key = message.key ?? null
+    message.key = message.partitionKey
+    try {
+      return partitioner(args)
+    } finally {
+      message.key = key
+    }
   }
 }
 
@@ -285,7 +293,10 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
                     }),
                   catch: (cause) => {
                     noteRejoin(cause)
-                    return fromUnknown("Commit", `Cannot commit offset ${offset} of ${batch.topic}[${batch.partition}]`)(
+                    return fromUnknown(
+                      "Commit",
+                      `Cannot commit offset ${offset} of ${batch.topic}[${batch.partition}]`
+                    )(
                       cause
                     )
                   }
