@@ -105,12 +105,17 @@ const partitionKeyPartitioner = () => {
 
 /** kafkajs logs go to Effect's logger (its level and annotations), at or above `logLevel`. */
 const logCreator = (runtime: Runtime.Runtime<never>) => () => (entry: LogEntry) => {
-  const { message, ...extra } = entry.log
-  const log = entry.level <= KafkaLogLevel.ERROR
+  const { logger: _logger, message, timestamp: _timestamp, ...extra } = entry.log
+  // kafkajs's connection logs every error response (a rebalance included) at ERROR, and the error then reaches
+  // the caller, which reports it if it matters: those go to DEBUG
+  const level = entry.namespace === "Connection" && message.startsWith("Response ")
+    ? KafkaLogLevel.DEBUG
+    : entry.level
+  const log = level <= KafkaLogLevel.ERROR
     ? Effect.logError(message)
-    : entry.level === KafkaLogLevel.WARN
+    : level === KafkaLogLevel.WARN
     ? Effect.logWarning(message)
-    : entry.level === KafkaLogLevel.INFO
+    : level === KafkaLogLevel.INFO
     ? Effect.logInfo(message)
     : Effect.logDebug(message)
   Runtime.runFork(runtime)(log.pipe(Effect.annotateLogs({ ...extra, kafkajs: entry.namespace })))
