@@ -91,6 +91,30 @@ describe("deimos codegen", () => {
     fs.rmSync(out, { recursive: true, force: true })
   })
 
+  it("`npm exec -- deimos codegen` runs the workspace's bin (the lock links it into node_modules/.bin)", async () => {
+    const { spawnSync } = await import("node:child_process")
+    const root = path.join(path.dirname(schemaDir), "..", "..", "..")
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "deimos-npx-"))
+    const result = spawnSync("npm", [
+      "exec",
+      "--offline",
+      "--",
+      "deimos",
+      "codegen",
+      "--schemas",
+      schemaDir,
+      "--out",
+      out
+    ], {
+      cwd: root,
+      encoding: "utf8"
+    })
+    expect(result.stderr).not.toContain("could not determine executable")
+    expect(result.status).toBe(0)
+    expect(fs.readdirSync(out).sort()).toEqual(["Dimensions.ts", "Widget.ts", "WidgetKey.ts", "index.ts"])
+    fs.rmSync(out, { recursive: true, force: true })
+  })
+
   it("the CLI rejects missing arguments", async () => {
     const { spawnSync } = await import("node:child_process")
     const bin = path.join(path.dirname(schemaDir), "..", "bin", "deimos.js")
