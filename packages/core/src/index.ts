@@ -6,6 +6,7 @@
 export * as Consumer from "./Consumer.js"
 export * as ConsumerError from "./ConsumerError.js"
 export * as DeimosConfig from "./DeimosConfig.js"
+export * as Eager from "./Eager.js"
 export * as ErrorPolicy from "./ErrorPolicy.js"
 export * as Instrumentation from "./Instrumentation.js"
 export * as KeyConfig from "./KeyConfig.js"

@@ -1,10 +1,14 @@
 /**
- * The mock schema backend: no validation, no coercion; bytes are tagged JSON.
+ * The mock schema backend: no validation, no coercion; bytes are tagged JSON. Every answer is an `Exit` (see
+ * `Eager`): the pipelines encode and decode with it without fiber steps.
  */
-import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as AST from "effect/SchemaAST"
+import * as Eager from "../Eager.js"
 import type { KeySchema, SchemaBackend, SchemaField } from "../SchemaBackend.js"
 import * as SchemaError from "../SchemaError.js"
 import * as SchemaRef from "../SchemaRef.js"
@@ -12,7 +16,7 @@ import { coerce, fieldsOf, issuesOf, propertyOf, sqlTypeOf } from "./effectSchem
 import * as TaggedJson from "./taggedJson.js"
 
 const decodeBytes = (bytes: Uint8Array, what: string, schema: string, topic: string) =>
-  Effect.try({
+  Eager.attempt({
     try: () => TaggedJson.decode(bytes),
     catch: (cause) =>
       new SchemaError.SchemaError({
@@ -66,12 +70,12 @@ export const fieldsFromRef = (ref: SchemaRef.Any): ReadonlyArray<SchemaField> =>
 
 export const make = (): SchemaBackend.Service => ({
   name: "mock",
-  encode: (payload) => Effect.sync(() => TaggedJson.encode(payload)),
+  encode: (payload) => Eager.sync(() => TaggedJson.encode(payload)),
   decode: (bytes, { schema, topic }) => decodeBytes(bytes, "payload", schema.fullName, topic),
-  validate: () => Effect.void,
-  coerce: (payload) => Effect.succeed(payload),
-  schemaFields: (schema) => Effect.sync(() => fieldsFromRef(schema)),
-  encodeKey: (key) => Effect.sync(() => TaggedJson.encode(key)),
+  validate: () => Exit.void,
+  coerce: (payload) => Exit.succeed(payload),
+  schemaFields: (schema) => Eager.sync(() => fieldsFromRef(schema)),
+  encodeKey: (key) => Eager.sync(() => TaggedJson.encode(key)),
   decodeKey: (bytes, { key, topic }) =>
     decodeBytes(bytes, "key", key._tag === "Field" ? key.valueSchema.fullName : key.schema.fullName, topic)
 })
@@ -82,55 +86,76 @@ export const make = (): SchemaBackend.Service => ({
  */
 export const makeValidating = (): SchemaBackend.Service => {
   const plain = make()
+  // one validator per schema AST (a memo of pure functions: dropping it changes nothing but speed)
+  const validators = new WeakMap<AST.AST, (u: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
+  const validatorOf = (ast: AST.AST) => {
+    let validator = validators.get(ast)
+    if (validator === undefined) {
+      validators.set(
+        ast,
+        validator = Schema.validateEither(Schema.make(ast), { errors: "all", onExcessProperty: "error" })
+      )
+    }
+    return validator
+  }
   const check = (
     ast: AST.AST | undefined,
     value: unknown,
     name: string,
     topic?: string,
     field?: string
-  ) =>
-    ast === undefined
-      ? Effect.succeed(value)
-      : Schema.validate(Schema.make(ast))(value, { errors: "all", onExcessProperty: "error" }).pipe(
-        Effect.mapError((e) =>
-          SchemaError.validation({
-            schema: name,
-            topic,
-            issues: issuesOf(e).map((i) => field === undefined ? i : { ...i, path: [field, ...i.path] }),
-            cause: e
-          })
-        )
-      )
+  ): Exit.Exit<unknown, SchemaError.SchemaError> => {
+    if (ast === undefined) return Exit.succeed(value)
+    const result = validatorOf(ast)(value)
+    return Either.isRight(result) ? Exit.succeed(result.right) : Exit.fail(
+      SchemaError.validation({
+        schema: name,
+        topic,
+        issues: issuesOf(result.left).map((i) => field === undefined ? i : { ...i, path: [field, ...i.path] }),
+        cause: result.left
+      })
+    )
+  }
   const fieldOf = (key: KeySchema) => key._tag === "Field" ? key.field : undefined
-  const typeAst = (ref: SchemaRef.Any) => ref.schema === undefined ? undefined : Schema.typeSchema(ref.schema).ast
+  // `Schema.typeSchema` builds a new AST on each call: one per handle and key spec, so the validators above hit
+  const typeAsts = new WeakMap<SchemaRef.Any | KeySchema, AST.AST | undefined>()
+  const memo = <K extends SchemaRef.Any | KeySchema>(k: K, build: (k: K) => AST.AST | undefined) => {
+    if (typeAsts.has(k)) return typeAsts.get(k)
+    const ast = build(k)
+    typeAsts.set(k, ast)
+    return ast
+  }
+  const typeAst = (ref: SchemaRef.Any) =>
+    memo(ref, (r) => r.schema === undefined ? undefined : Schema.typeSchema(r.schema).ast)
   const keyAst = (key: KeySchema) =>
-    key._tag === "Schema"
-      ? typeAst(key.schema)
-      : key.valueSchema.schema === undefined
-      ? undefined
-      : propertyOf(Schema.typeSchema(key.valueSchema.schema), key.field)
+    memo(key, (k) =>
+      k._tag === "Schema"
+        ? typeAst(k.schema)
+        : k.valueSchema.schema === undefined
+        ? undefined
+        : propertyOf(Schema.typeSchema(k.valueSchema.schema), k.field))
   const keyName = (key: KeySchema) => key._tag === "Schema" ? key.schema.fullName : `${key.valueSchema.fullName}_key`
   return {
     ...plain,
     name: "mockValidating",
     encode: (payload, options) =>
-      Effect.flatMap(
+      Eager.flatMap(
         check(typeAst(options.schema), payload, options.schema.fullName, options.topic),
         () => plain.encode(payload, options)
       ),
     decode: (bytes, options) =>
-      Effect.flatMap(
+      Eager.flatMap(
         plain.decode(bytes, options),
         (value) => check(typeAst(options.schema), value, options.schema.fullName, options.topic)
       ),
-    validate: (payload, schema) => Effect.asVoid(check(typeAst(schema), payload, schema.fullName)),
+    validate: (payload, schema) => Eager.map(check(typeAst(schema), payload, schema.fullName), () => undefined),
     coerce: (payload, schema) => {
       const ast = typeAst(schema)
-      return Effect.succeed(ast === undefined ? payload : coerce(ast, payload))
+      return Exit.succeed(ast === undefined ? payload : coerce(ast, payload))
     },
     encodeKey: (key, options) => {
       const ast = keyAst(options.key)
-      return Effect.flatMap(
+      return Eager.flatMap(
         check(
           ast,
           ast === undefined ? key : coerce(ast, key),
@@ -142,7 +167,7 @@ export const makeValidating = (): SchemaBackend.Service => {
       )
     },
     decodeKey: (bytes, options) =>
-      Effect.flatMap(
+      Eager.flatMap(
         plain.decodeKey(bytes, options),
         (value) => check(keyAst(options.key), value, keyName(options.key), options.topic, fieldOf(options.key))
       )

@@ -1,8 +1,7 @@
 /**
  * JSON that keeps `Date`, `bigint` and `Uint8Array` values, for the mock schema backend.
  */
-const encoder = new TextEncoder()
-const decoder = new TextDecoder("utf-8", { fatal: true })
+import * as Utf8 from "./utf8.js"
 
 const TAG = "$deimos"
 
@@ -46,16 +45,16 @@ const needsTags = (value: unknown, depth: number): boolean => {
 }
 
 export const encode = (value: unknown): Uint8Array =>
-  encoder.encode((needsTags(value, 0) ? JSON.stringify(value, replacer) : JSON.stringify(value)) ?? "null")
+  Utf8.encode((needsTags(value, 0) ? JSON.stringify(value, replacer) : JSON.stringify(value)) ?? "null")
 
 export const decode = (bytes: Uint8Array): unknown => {
-  const text = decoder.decode(bytes)
+  const text = Utf8.decode(bytes)
   // the reviver is only needed when something was tagged
   return text.includes(`"${TAG}"`) ? JSON.parse(text, reviver) : JSON.parse(text)
 }
 
 /** Plain JSON (bigints as strings), for the JSON backend. */
 export const encodePlain = (value: unknown): Uint8Array =>
-  encoder.encode(JSON.stringify(value, (_k, v) => typeof v === "bigint" ? v.toString() : v) ?? "null")
+  Utf8.encode(JSON.stringify(value, (_k, v) => typeof v === "bigint" ? v.toString() : v) ?? "null")
 
-export const decodePlain = (bytes: Uint8Array): unknown => JSON.parse(decoder.decode(bytes))
+export const decodePlain = (bytes: Uint8Array): unknown => JSON.parse(Utf8.decode(bytes))
