@@ -6,9 +6,12 @@
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as DeimosConfig from "./DeimosConfig.js"
+import * as Eager from "./Eager.js"
 import * as Instrumentation from "./Instrumentation.js"
+import * as Utf8 from "./internal/utf8.js"
 import * as KeyConfig from "./KeyConfig.js"
 import * as ProducerBackend from "./ProducerBackend.js"
 import { ProducerError } from "./ProducerError.js"
@@ -178,6 +181,8 @@ export const envelope = <A, K = unknown>(
   options: Producer.MessageOptions<K> = {}
 ): Producer.Envelope<A, K> => ({ [EnvelopeTypeId]: EnvelopeTypeId, payload, ...options })
 
+const noHeaders: Readonly<Record<string, string>> = Object.freeze({})
+
 const isEnvelope = (u: unknown): u is Producer.Envelope<unknown, unknown> =>
   typeof u === "object" && u !== null && EnvelopeTypeId in u
 
@@ -211,37 +216,58 @@ export const make = <
 
   const normalize = (input: Producer.Input<A, K>, defaults: Producer.MessageOptions<K>): Pending => {
     if (Tombstone.isTombstone(input)) {
-      return { payload: null, key: input.key, headers: defaults.headers ?? {}, partitionKey: defaults.partitionKey }
+      return {
+        payload: null,
+        key: input.key,
+        headers: defaults.headers ?? noHeaders,
+        partitionKey: defaults.partitionKey
+      }
     }
     if (isEnvelope(input)) {
       return {
         payload: input.payload as Record<string, unknown> | null,
         key: input.key ?? defaults.key,
-        headers: { ...defaults.headers, ...input.headers },
+        headers: input.headers === undefined
+          ? defaults.headers ?? noHeaders
+          : defaults.headers === undefined
+          ? input.headers
+          : { ...defaults.headers, ...input.headers },
         partitionKey: input.partitionKey ?? defaults.partitionKey
       }
     }
     return {
       payload: input as Record<string, unknown>,
       key: defaults.key,
-      headers: defaults.headers ?? {},
+      headers: defaults.headers ?? noHeaders,
       partitionKey: defaults.partitionKey
     }
   }
 
-  const isEmpty = (payload: Record<string, unknown> | null) =>
-    payload === null || (typeof payload === "object" && Object.keys(payload).length === 0)
+  const isEmpty = (payload: Record<string, unknown> | null) => {
+    if (payload === null) return true
+    if (typeof payload !== "object") return false
+    for (const _ in payload) return false
+    return true
+  }
 
-  const textEncoder = new TextEncoder()
+  interface Filled {
+    readonly messageId: boolean
+    readonly timestamp: boolean
+  }
 
   // The hot path: synchronous steps in plain code, then only the backend's effects (coerce, key, value).
-  const prepare = (
-    pending: Pending,
-    topic: string,
-    fields: { readonly messageId: boolean; readonly timestamp: boolean },
-    traceparent: Option.Option<string>,
-    backend: SchemaBackend.SchemaBackend.Service
-  ): Effect.Effect<ProducerBackend.ProducerMessage, Producer.Error> => {
+  /** What every message of one `publishList` call shares. */
+  interface Call {
+    readonly topic: string
+    readonly codec: SchemaBackend.CodecOptions
+    readonly key: SchemaBackend.KeyOptions | undefined
+    readonly fields: Filled
+    readonly traceparent: Option.Option<string>
+    readonly backend: SchemaBackend.SchemaBackend.Service
+  }
+
+  const prepare = (pending: Pending, call: Call): Effect.Effect<ProducerBackend.ProducerMessage, Producer.Error> => {
+    const { backend, fields, topic, traceparent } = call
     const tombstone = isEmpty(pending.payload)
     // 1. message_id and timestamp
     let payload = pending.payload
@@ -287,56 +313,72 @@ export const make = <
       : pending.headers
     // 4. coerce, 5. encode key then value
     const encodeKey: Effect.Effect<Uint8Array | null, SchemaError> = rawKey === null
-      ? Effect.succeed(null)
+      ? Exit.succeed(null)
       : keySchema === undefined
-      ? Effect.succeed(rawKey instanceof Uint8Array ? rawKey : textEncoder.encode(String(rawKey)))
-      : backend.encodeKey(rawKey, { key: keySchema, topic })
-    if (tombstone) {
-      return Effect.map(encodeKey, (encodedKey) => ({
-        key: encodedKey,
-        value: null,
-        partitionKey,
-        headers,
-        rawKey,
-        payload: null,
-        producer: name
-      }))
+      ? Exit.succeed(rawKey instanceof Uint8Array ? rawKey : Utf8.encode(String(rawKey)))
+      : backend.encodeKey(rawKey, call.key!)
+    const message = (key: Uint8Array | null, value: Uint8Array | null, coerced: unknown) => ({
+      key,
+      value,
+      partitionKey,
+      headers,
+      rawKey,
+      payload: coerced,
+      producer: name
+    })
+    if (tombstone) return Eager.map(encodeKey, (key) => message(key, null, null))
+    const coerced = backend.coerce(payload, options.schema)
+    // the common case, every step already done (an Exit): no continuation is built
+    if (Exit.isExit(coerced) && Exit.isExit(encodeKey)) {
+      const value = coerced as Exit.Exit<unknown, SchemaError>
+      const key = encodeKey as Exit.Exit<Uint8Array | null, SchemaError>
+      if (Exit.isSuccess(value) && Exit.isSuccess(key)) {
+        return Eager.map(backend.encode(value.value, call.codec), (bytes) => message(key.value, bytes, value.value))
+      }
     }
-    return Effect.flatMap(
-      backend.coerce(payload, options.schema),
+    return Eager.flatMap(
+      coerced,
       (value) =>
-        Effect.flatMap(
+        Eager.flatMap(
           encodeKey,
-          (encodedKey) =>
-            Effect.map(backend.encode(value, { schema: options.schema, topic }), (encodedValue) => ({
-              key: encodedKey,
-              value: encodedValue,
-              partitionKey,
-              headers,
-              rawKey,
-              payload: value,
-              producer: name
-            }))
+          (key) => Eager.map(backend.encode(value, call.codec), (encoded) => message(key, encoded, value))
         )
     )
   }
 
+  // which of message_id / timestamp the schema has, per backend (a memo: the answer never changes)
+  const fieldsByBackend = new WeakMap<SchemaBackend.SchemaBackend.Service, Filled>()
+  const filledFields = (backend: SchemaBackend.SchemaBackend.Service): Effect.Effect<Filled, SchemaError> => {
+    const known = fieldsByBackend.get(backend)
+    if (known !== undefined) return Exit.succeed(known)
+    return Eager.map(backend.schemaFields(options.schema), (schemaFields) => {
+      const filled = {
+        messageId: schemaFields.some((f) => f.name === "message_id"),
+        timestamp: schemaFields.some((f) => f.name === "timestamp")
+      }
+      fieldsByBackend.set(backend, filled)
+      return filled
+    })
+  }
+
+  // built only when debug logs are on: the details copy every payload
   const logPayloads = (
     level: DeimosConfig.PayloadLogLevel,
     topic: string,
     messages: ReadonlyArray<ProducerBackend.ProducerMessage>
-  ) => {
-    const details = level === "full"
-      ? { payloads: messages.map((m) => ({ key: m.rawKey, payload: m.payload })) }
-      : level === "keys"
-      ? { keys: messages.map((m) => m.rawKey) }
-      : level === "headers"
-      ? { headers: messages.map((m) => m.headers) }
-      : {}
-    return Effect.logDebug("Publishing messages").pipe(
-      Effect.annotateLogs({ producer: name, topic, count: messages.length, ...details })
-    )
-  }
+  ) =>
+    Effect.suspend(() => {
+      const details = level === "full"
+        ? { payloads: messages.map((m) => ({ key: m.rawKey, payload: m.payload })) }
+        : level === "keys"
+        ? { keys: messages.map((m) => m.rawKey) }
+        : level === "headers"
+        ? { headers: messages.map((m) => m.headers) }
+        : {}
+      return Effect.logDebug("Publishing messages").pipe(
+        Effect.annotateLogs({ producer: name, topic, count: messages.length, ...details })
+      )
+    }).pipe(Effect.whenLogLevel("Debug"))
 
   const publishList: Producer<A, K>["publishList"] = (inputs, callOptions = {}) =>
     Effect.gen(function*() {
@@ -352,17 +394,16 @@ export const make = <
       const backend = yield* SchemaBackend.SchemaBackend
       const producerBackend = yield* ProducerBackend.ProducerBackend
       const topic = config.topicPrefix + options.topic
-      const schemaFields = yield* backend.schemaFields(options.schema)
-      const fields = {
-        messageId: schemaFields.some((f) => f.name === "message_id"),
-        timestamp: schemaFields.some((f) => f.name === "timestamp")
+      const call: Call = {
+        topic,
+        codec: { schema: options.schema, topic },
+        key: keySchema === undefined ? undefined : { key: keySchema, topic },
+        fields: yield* filledFields(backend),
+        traceparent: yield* TraceContext.current,
+        backend
       }
-      const traceparent = yield* TraceContext.current
       const defaults: Producer.MessageOptions<K> = { headers: callOptions.headers }
-      const messages = yield* Effect.forEach(
-        items,
-        (item) => prepare(normalize(item, defaults), topic, fields, traceparent, backend)
-      )
+      const messages = yield* Eager.forEach(items, (item) => prepare(normalize(item, defaults), call))
       yield* Instrumentation.emit({ _tag: "EncodeMessages", producer: name, topic, count: messages.length })
       yield* logPayloads(config.payloadLogLevel, topic, messages)
       for (let i = 0; i < messages.length; i += maxBatchSize) {
