@@ -7,13 +7,20 @@
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as EffectContext from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
+import type * as Tracer from "effect/Tracer"
 import { ConsumerDefinitionError, ConsumerFatalError } from "./ConsumerError.js"
 import * as DeimosConfig from "./DeimosConfig.js"
+import * as Eager from "./Eager.js"
 import * as ErrorPolicy from "./ErrorPolicy.js"
 import * as Instrumentation from "./Instrumentation.js"
+import * as Utf8 from "./internal/utf8.js"
 import * as KeyConfig from "./KeyConfig.js"
 import * as Metrics from "./Metrics.js"
 import * as SchemaBackend from "./SchemaBackend.js"
@@ -70,7 +77,10 @@ export interface BatchMetadata<K> {
   readonly partition: number
   readonly firstOffset: string
   readonly lastOffset: string
+  /** How many payloads the handler gets: the batch's messages that could be decoded. */
   readonly batchSize: number
+  /** The offset of each payload (a message that cannot be decoded is not among them). */
+  readonly offsets: ReadonlyArray<string>
   readonly keys: ReadonlyArray<K | null>
   readonly headers: ReadonlyArray<Readonly<Record<string, string>>>
   readonly retryCount: number
@@ -287,14 +297,17 @@ export const make = <
   } as Consumer<A, K, E, R>
 }
 
-const textDecoder = new TextDecoder()
+const noHeaders: Readonly<Record<string, string>> = Object.freeze({})
 
 const headersOf = (raw: RawMessage): Readonly<Record<string, string>> => {
-  const out: Record<string, string> = {}
-  for (const [k, v] of Object.entries(raw.headers)) {
-    if (v !== undefined) out[k] = typeof v === "string" ? v : textDecoder.decode(v)
+  let out: Record<string, string> | undefined
+  for (const k in raw.headers) {
+    const v = raw.headers[k]
+    if (v === undefined) continue
+    out ??= {}
+    out[k] = typeof v === "string" ? v : Utf8.decodeLossy(v)
   }
-  return out
+  return out ?? noHeaders
 }
 
 /**
@@ -305,6 +318,29 @@ const headersOf = (raw: RawMessage): Readonly<Record<string, string>> => {
 export const fullTopic = (consumer: Any): Effect.Effect<string> =>
   Effect.map(DeimosConfig.DeimosConfig, (config) => config.topicPrefix + consumer.topic)
 
+const keyDecoder = (consumer: Any, backend: SchemaBackend.SchemaBackend.Service) => {
+  const keySchema = KeyConfig.keySchema(consumer.keyConfig, consumer.schema)
+  const unkeyed = "none" in consumer.keyConfig
+  const options = new Map<string, SchemaBackend.KeyOptions>()
+  return (raw: RawMessage): Effect.Effect<unknown, SchemaError> => {
+    if (raw.key === null) return Exit.succeed(null)
+    if (keySchema === undefined) return Exit.succeed(unkeyed ? null : Utf8.decodeLossy(raw.key))
+    let keyOptions = options.get(raw.topic)
+    if (keyOptions === undefined) options.set(raw.topic, keyOptions = { key: keySchema, topic: raw.topic })
+    return backend.decodeKey(raw.key, keyOptions)
+  }
+}
+
+const payloadDecoder = (consumer: Any, backend: SchemaBackend.SchemaBackend.Service) => {
+  const options = new Map<string, SchemaBackend.CodecOptions>()
+  return (raw: RawMessage): Effect.Effect<unknown, SchemaError> => {
+    if (raw.value === null) return Exit.succeed(null)
+    let codec = options.get(raw.topic)
+    if (codec === undefined) options.set(raw.topic, codec = { schema: consumer.schema, topic: raw.topic })
+    return backend.decode(raw.value, codec)
+  }
+}
+
 /**
  * Decodes a message's key with the consumer's key config.
  *
@@ -313,18 +349,8 @@ export const fullTopic = (consumer: Any): Effect.Effect<string> =>
 export const decodeKey = (
   consumer: Any,
   raw: RawMessage
-): Effect.Effect<unknown, SchemaError, SchemaBackend.SchemaBackend> => {
-  if (raw.key === null) return Effect.succeed(null)
-  const keySchema = KeyConfig.keySchema(consumer.keyConfig, consumer.schema)
-  if (keySchema === undefined) {
-    return Effect.succeed("none" in consumer.keyConfig ? null : textDecoder.decode(raw.key))
-  }
-  const bytes = raw.key
-  return Effect.flatMap(
-    SchemaBackend.SchemaBackend,
-    (backend) => backend.decodeKey(bytes, { key: keySchema, topic: raw.topic })
-  )
-}
+): Effect.Effect<unknown, SchemaError, SchemaBackend.SchemaBackend> =>
+  Effect.flatMap(SchemaBackend.SchemaBackend, (backend) => keyDecoder(consumer, backend)(raw))
 
 /**
  * Decodes a message's payload; `null` for tombstones.
@@ -334,14 +360,8 @@ export const decodeKey = (
 export const decodePayload = (
   consumer: Any,
   raw: RawMessage
-): Effect.Effect<unknown, SchemaError, SchemaBackend.SchemaBackend> => {
-  if (raw.value === null) return Effect.succeed(null)
-  const bytes = raw.value
-  return Effect.flatMap(
-    SchemaBackend.SchemaBackend,
-    (backend) => backend.decode(bytes, { schema: consumer.schema, topic: raw.topic })
-  )
-}
+): Effect.Effect<unknown, SchemaError, SchemaBackend.SchemaBackend> =>
+  Effect.flatMap(SchemaBackend.SchemaBackend, (backend) => payloadDecoder(consumer, backend)(raw))
 
 const timestampMillis = (payload: unknown): number | undefined => {
   if (typeof payload !== "object" || payload === null || !("timestamp" in payload)) return undefined
@@ -356,26 +376,25 @@ const timestampMillis = (payload: unknown): number | undefined => {
   return undefined
 }
 
-const countErrors = (topic: string, count: number) => <X, Y, Z>(self: Effect.Effect<X, Y, Z>) =>
-  Effect.tapErrorCause(
-    self,
-    (cause) => Cause.isInterruptedOnly(cause) ? Effect.void : Metrics.countHandler("error", topic, count)
-  )
+/**
+ * Completes when the runtime stops the consumer. The error policy races each retry backoff against it: a message
+ * waiting to be retried when the scope closes is given up at once (interrupted, left uncommitted, delivered again
+ * after the restart) instead of holding the shutdown for its whole grace period. A `Context.Reference`: by default
+ * it never completes (tests, and runtimes that do not stop).
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Stopping extends EffectContext.Reference<Stopping>()("@deimos/core/Consumer/Stopping", {
+  defaultValue: (): Effect.Effect<void> => Effect.never
+}) {}
 
-/** What the policy sees of an attempt; payload and metadata are filled in once decoded. */
-const attemptOf = (raw: RawMessage, context: { payload: unknown; metadata: unknown }): Attempt => ({
-  topic: raw.topic,
-  partition: raw.partition,
-  offset: raw.offset,
-  get payload() {
-    return context.payload
-  },
-  get metadata() {
-    return context.metadata
-  }
-})
-
-interface Attempt {
+/**
+ * What the error policy sees of an attempt; `payload` and `metadata` are filled in once decoded.
+ *
+ * @since 0.1.0
+ */
+export interface Attempt {
   readonly topic: string
   readonly partition: number
   readonly offset: string
@@ -383,19 +402,27 @@ interface Attempt {
   readonly metadata: unknown
 }
 
-/**
- * Runs `attempt` under the consumer's error policy: swallow (log, count, succeed), retry with exponential backoff
- * (the attempt number is passed in), or fail with `ConsumerFatalError`. Interruption is never caught.
- *
- * @since 0.1.0
- */
-export const withErrorPolicy = <R>(
-  consumer: Any,
-  context: Attempt,
-  attempt: (retryCount: number) => Effect.Effect<void, unknown, R>
-): Effect.Effect<void, ConsumerFatalError, R> =>
-  Effect.flatMap(DeimosConfig.DeimosConfig, (settings) => {
-    const backoff = ErrorPolicy.backoffOf(consumer.errorPolicy, settings)
+interface Decoded {
+  readonly raw: RawMessage
+  readonly key: unknown
+  readonly payload: unknown
+}
+
+interface MutableAttempt {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: string
+  payload: unknown
+  metadata: unknown
+}
+
+/** The error policy of a consumer with its settings resolved: `run(context, attempt)` as `withErrorPolicy`. */
+const policyOf = (consumer: Any, settings: DeimosConfig.Settings) => {
+  const backoff = ErrorPolicy.backoffOf(consumer.errorPolicy, settings)
+  return <R>(
+    context: Attempt,
+    attempt: (retryCount: number) => Effect.Effect<void, unknown, R>
+  ): Effect.Effect<void, ConsumerFatalError, R> => {
     const fatal = (cause: Cause.Cause<unknown>, retries: number, why: string) =>
       Effect.fail(
         new ConsumerFatalError({
@@ -460,17 +487,35 @@ export const withErrorPolicy = <R>(
                 retryCount,
                 waitMillis: Duration.toMillis(wait)
               })),
-              Effect.zipRight(Effect.sleep(wait)),
+              Effect.zipRight(Effect.raceFirst(
+                Effect.sleep(wait),
+                Effect.flatMap(Stopping, (stopping) => Effect.zipRight(stopping, Effect.interrupt))
+              )),
               Effect.zipRight(Effect.suspend(() => loop(retryCount + 1)))
             )
           }
         }
       })
     return loop(0)
-  })
+  }
+}
+
+/**
+ * Runs `attempt` under the consumer's error policy: swallow (log, count, succeed), retry with exponential backoff
+ * (the attempt number is passed in), or fail with `ConsumerFatalError`. Interruption is never caught.
+ *
+ * @since 0.1.0
+ */
+export const withErrorPolicy = <R>(
+  consumer: Any,
+  context: Attempt,
+  attempt: (retryCount: number) => Effect.Effect<void, unknown, R>
+): Effect.Effect<void, ConsumerFatalError, R> =>
+  Effect.flatMap(DeimosConfig.DeimosConfig, (settings) => policyOf(consumer, settings)(context, attempt))
 
 const spanOptions = (consumer: Any, raw: RawMessage, headers: Readonly<Record<string, string>>) => {
-  const parent = TraceContext.parse(headers[TraceContext.header])
+  const traceparent = headers[TraceContext.header]
+  const parent = traceparent === undefined ? Option.none() : TraceContext.parse(traceparent)
   return {
     kind: "consumer" as const,
     captureStackTrace: false,
@@ -485,49 +530,287 @@ const spanOptions = (consumer: Any, raw: RawMessage, headers: Readonly<Record<st
   }
 }
 
+/** Span links beyond this many distinct producer traces in one batch are dropped. */
+const maxBatchLinks = 128
+
+/** The span of a batch: a child of the first message's trace, linked to the other messages' traces. */
+const batchSpanOptions = (
+  consumer: Any,
+  first: RawMessage,
+  headers: ReadonlyArray<Readonly<Record<string, string>>>
+) => {
+  const options = spanOptions(consumer, first, headers[0])
+  const seen = new Set<string>()
+  const own = headers[0][TraceContext.header]
+  if (own !== undefined) seen.add(own)
+  const links: Array<Tracer.SpanLink> = []
+  for (let i = 1; i < headers.length && links.length < maxBatchLinks; i++) {
+    const traceparent = headers[i][TraceContext.header]
+    if (traceparent === undefined || seen.has(traceparent)) continue
+    seen.add(traceparent)
+    const span = TraceContext.parse(traceparent)
+    if (Option.isSome(span)) links.push({ _tag: "SpanLink", span: span.value, attributes: {} })
+  }
+  return links.length === 0 ? options : { ...options, links }
+}
+
+/**
+ * A consumer bound to what handling its messages needs (schema backend, settings, key spec, metrics), made once
+ * and used for every message: what the Kafka runtime runs per group member. Each message or batch is one attempt
+ * under the error policy, with the `handler` metrics and a `deimos-consumer` span continuing the producer's trace.
+ *
+ * @since 0.1.0
+ */
+export interface Processor<R> {
+  readonly consumer: Any
+  /** Decodes one message and runs `handle` on it (`message`/`batch` delivery; a batch handler gets a batch of one). */
+  readonly message: (raw: RawMessage) => Effect.Effect<void, ConsumerFatalError, R>
+  /** One fetched batch of one partition: `handleBatch` for `inlineBatch`, else each message; with batch metrics. */
+  readonly batch: (raws: ReadonlyArray<RawMessage>) => Effect.Effect<void, ConsumerFatalError, R>
+  /**
+   * The batch metrics (`handler{status:batch_received|batch_success|batch_error}`, `handler{time:consume_batch}`)
+   * and the `BatchConsumed` event around `body`, for a runtime that drives a `batch` delivery message by message.
+   */
+  readonly measureBatch: <X, Y, Z>(
+    first: RawMessage,
+    count: number,
+    body: Effect.Effect<X, Y, Z>
+  ) => Effect.Effect<X, Y, Z>
+}
+
+/** What a step reads of the fiber it runs in, without a fiber step: its metric labels and its clock. */
+const fiberView = (fiber: Fiber.RuntimeFiber<unknown, unknown>) => ({
+  labels: fiber.getFiberRef(FiberRef.currentMetricLabels),
+  clock: EffectContext.get(fiber.currentDefaultServices as EffectContext.Context<Clock.Clock>, Clock.Clock)
+})
+
+/**
+ * Binds a consumer to the schema backend and settings in context.
+ *
+ * @since 0.1.0
+ */
+export const processor = <A, K, E, R>(
+  consumer: Consumer<A, K, E, R>
+): Effect.Effect<Processor<R>, never, SchemaBackend.SchemaBackend> =>
+  Effect.map(
+    Effect.zip(SchemaBackend.SchemaBackend, DeimosConfig.DeimosConfig),
+    ([backend, settings]) => makeProcessor(consumer, backend, settings)
+  )
+
+const makeProcessor = <A, K, E, R>(
+  consumer: Consumer<A, K, E, R>,
+  backend: SchemaBackend.SchemaBackend.Service,
+  settings: DeimosConfig.Settings
+): Processor<R> => {
+  const decodeKeyOf = keyDecoder(consumer, backend)
+  const decodePayloadOf = payloadDecoder(consumer, backend)
+  const policy = policyOf(consumer, settings)
+  const handler = consumer.handler
+
+  const measureBatch = <X, Y, Z>(first: RawMessage, count: number, body: Effect.Effect<X, Y, Z>) =>
+    Effect.withFiberRuntime<X, Y, Z>((fiber) => {
+      const { clock, labels } = fiberView(fiber)
+      const m = Metrics.handlerMetrics(first.topic)
+      m.batchReceived.unsafeUpdate(1, labels)
+      const start = clock.unsafeCurrentTimeMillis()
+      return Effect.matchCauseEffect(body, {
+        onFailure: (cause) => {
+          m.batchError.unsafeUpdate(1, labels)
+          return Exit.failCause(cause)
+        },
+        onSuccess: (result) => {
+          m.consumeBatch.unsafeUpdate((clock.unsafeCurrentTimeMillis() - start) / 1000, labels)
+          m.batchSuccess.unsafeUpdate(1, labels)
+          return Effect.as(
+            Instrumentation.emit({
+              _tag: "BatchConsumed",
+              consumer: consumer.name,
+              topic: first.topic,
+              partition: first.partition,
+              count
+            }),
+            result
+          )
+        }
+      })
+    })
+
+  const message = (raw: RawMessage): Effect.Effect<void, ConsumerFatalError, R> => {
+    if (handler._tag !== "Message") return batch([raw])
+    const handle = handler.handle
+    const headers = headersOf(raw)
+    const context: MutableAttempt = {
+      topic: raw.topic,
+      partition: raw.partition,
+      offset: raw.offset,
+      payload: null,
+      metadata: undefined
+    }
+    const run = (retryCount: number): Effect.Effect<void, unknown, R> =>
+      Effect.withFiberRuntime<void, unknown, R>((fiber) => {
+        const { clock, labels } = fiberView(fiber)
+        const m = Metrics.handlerMetrics(raw.topic)
+        if (retryCount === 0) m.received.unsafeUpdate(1, labels)
+        const failed = (cause: Cause.Cause<unknown>) => {
+          if (!Cause.isInterruptedOnly(cause)) m.error.unsafeUpdate(1, labels)
+          return Exit.failCause(cause)
+        }
+        const handleDecoded = (key: unknown, payload: unknown): Effect.Effect<void, unknown, R> => {
+          const metadata: Metadata<K> = {
+            consumer: consumer.name,
+            topic: raw.topic,
+            partition: raw.partition,
+            offset: raw.offset,
+            key: key as K | null,
+            headers,
+            timestamp: new Date(Number(raw.timestamp)),
+            retryCount
+          }
+          context.payload = payload
+          context.metadata = metadata
+          const start = clock.unsafeCurrentTimeMillis()
+          const delayed = timestampMillis(payload)
+          if (delayed !== undefined) m.timeDelayed.unsafeUpdate((start - delayed) / 1000, labels)
+          return Effect.matchCauseEffect(handle(payload as A | null, metadata), {
+            onFailure: failed,
+            onSuccess: () => {
+              m.consume.unsafeUpdate((clock.unsafeCurrentTimeMillis() - start) / 1000, labels)
+              m.success.unsafeUpdate(1, labels)
+              return Exit.void
+            }
+          })
+        }
+        const key = decodeKeyOf(raw)
+        const payload = decodePayloadOf(raw)
+        if (Exit.isExit(key) && Exit.isExit(payload)) {
+          const k = key as Exit.Exit<unknown, SchemaError>
+          const p = payload as Exit.Exit<unknown, SchemaError>
+          if (Exit.isFailure(k)) return failed(k.cause)
+          if (Exit.isFailure(p)) return failed(p.cause)
+          return handleDecoded(k.value, p.value)
+        }
+        return Effect.matchCauseEffect(Effect.zip(key, payload), {
+          onFailure: failed,
+          onSuccess: ([k, p]) => handleDecoded(k, p)
+        })
+      }).pipe(Effect.withSpan("deimos-consumer", spanOptions(consumer, raw, headers)))
+    return policy(context, run)
+  }
+
+  /** One message's key and payload, or why it cannot be decoded; an `Exit` when the backend answered with them. */
+  const decodeOne = (raw: RawMessage): Effect.Effect<Exit.Exit<Decoded, SchemaError>> => {
+    const key = decodeKeyOf(raw)
+    const payload = decodePayloadOf(raw)
+    if (Exit.isExit(key) && Exit.isExit(payload)) {
+      const k = key as Exit.Exit<unknown, SchemaError>
+      const p = payload as Exit.Exit<unknown, SchemaError>
+      return Exit.succeed(
+        Exit.isFailure(k)
+          ? Exit.failCause(k.cause)
+          : Exit.isFailure(p)
+          ? Exit.failCause(p.cause)
+          : Exit.succeed({ raw, key: k.value, payload: p.value })
+      )
+    }
+    return Effect.exit(Effect.map(Effect.zip(key, payload), ([k, p]) => ({ raw, key: k, payload: p })))
+  }
+
+  /** A message that cannot be decoded, as its own attempt: the policy swallows it (counted) or stops there. */
+  const undecodable = (raw: RawMessage, cause: Cause.Cause<SchemaError>) =>
+    policy(
+      { topic: raw.topic, partition: raw.partition, offset: raw.offset, payload: null, metadata: undefined },
+      () =>
+        Effect.withFiberRuntime<void, SchemaError>((fiber) => {
+          Metrics.handlerMetrics(raw.topic).error.unsafeUpdate(1, fiberView(fiber).labels)
+          return Exit.failCause(cause)
+        }).pipe(Effect.withSpan("deimos-consumer", spanOptions(consumer, raw, headersOf(raw))))
+    )
+
+  const batch = (raws: ReadonlyArray<RawMessage>): Effect.Effect<void, ConsumerFatalError, R> => {
+    if (raws.length === 0) return Effect.void
+    const first = raws[0]
+    if (handler._tag === "Message") {
+      return measureBatch(first, raws.length, Effect.forEach(raws, message, { discard: true }))
+    }
+    // each message decoded on its own: one that cannot be is an attempt of its own under the policy, and the
+    // handler gets the others (one bad message neither hides the batch nor is committed unseen)
+    const handled = Effect.withFiberRuntime<void, ConsumerFatalError, R>((fiber) => {
+      Metrics.handlerMetrics(first.topic).received.unsafeUpdate(raws.length, fiberView(fiber).labels)
+      return Eager.flatMap(Eager.forEach(raws, decodeOne), (results) => {
+        const decoded: Array<Decoded> = []
+        const invalid: Array<Effect.Effect<void, ConsumerFatalError>> = []
+        for (let i = 0; i < results.length; i++) {
+          const result = results[i]
+          if (Exit.isSuccess(result)) decoded.push(result.value)
+          else invalid.push(undecodable(raws[i], result.cause))
+        }
+        const handle = decoded.length === 0 ? Effect.void : handleAll(decoded)
+        return invalid.length === 0 ? handle : Effect.zipRight(Effect.all(invalid, { discard: true }), handle)
+      })
+    })
+    return measureBatch(first, raws.length, handled)
+  }
+
+  /** `handleBatch` on the decoded messages of a batch, under the policy. */
+  const handleAll = (decoded: ReadonlyArray<Decoded>): Effect.Effect<void, ConsumerFatalError, R> => {
+    const handleBatch = (handler as Extract<typeof handler, { readonly _tag: "Batch" }>).handleBatch
+    const first = decoded[0].raw
+    const payloads = decoded.map((d) => d.payload as A | null)
+    const headers = decoded.map((d) => headersOf(d.raw))
+    const context: MutableAttempt = {
+      topic: first.topic,
+      partition: first.partition,
+      offset: first.offset,
+      payload: payloads,
+      metadata: undefined
+    }
+    const metadataOf = (retryCount: number): BatchMetadata<K> => ({
+      consumer: consumer.name,
+      topic: first.topic,
+      partition: first.partition,
+      firstOffset: first.offset,
+      lastOffset: decoded[decoded.length - 1].raw.offset,
+      batchSize: decoded.length,
+      offsets: decoded.map((d) => d.raw.offset),
+      keys: decoded.map((d) => d.key as K | null),
+      headers,
+      retryCount
+    })
+    const run = (retryCount: number): Effect.Effect<void, unknown, R> =>
+      Effect.withFiberRuntime<void, unknown, R>((fiber) => {
+        const { labels } = fiberView(fiber)
+        const m = Metrics.handlerMetrics(first.topic)
+        const metadata = metadataOf(retryCount)
+        context.metadata = metadata
+        return Effect.matchCauseEffect(handleBatch(payloads, metadata), {
+          onFailure: (cause) => {
+            if (!Cause.isInterruptedOnly(cause)) m.error.unsafeUpdate(decoded.length, labels)
+            return Exit.failCause(cause)
+          },
+          onSuccess: () => {
+            m.success.unsafeUpdate(decoded.length, labels)
+            return Exit.void
+          }
+        })
+      }).pipe(Effect.withSpan("deimos-consumer", batchSpanOptions(consumer, first, headers)))
+    return policy(context, run)
+  }
+
+  return { consumer, message, batch, measureBatch }
+}
+
 /**
  * Decodes one message and runs the consumer's `handle` on it under the error policy, with the `handler` metrics
- * and a `deimos-consumer` span that continues the producer's trace. Fails only with `ConsumerFatalError`.
+ * and a `deimos-consumer` span that continues the producer's trace. Fails only with `ConsumerFatalError`. The
+ * runtime binds the consumer once with {@link processor}; this binds it per call.
  *
  * @since 0.1.0
  */
 export const processMessage = <A, K, E, R>(
   consumer: Consumer<A, K, E, R>,
   raw: RawMessage
-): Effect.Effect<void, ConsumerFatalError, R | SchemaBackend.SchemaBackend> => {
-  const handler = consumer.handler
-  if (handler._tag !== "Message") {
-    return processBatch(consumer, [raw])
-  }
-  const headers = headersOf(raw)
-  const context: { payload: unknown; metadata: unknown } = { payload: null, metadata: undefined }
-  const run = (retryCount: number) =>
-    Effect.gen(function*() {
-      yield* Metrics.countHandler("received", raw.topic)
-      const key = (yield* decodeKey(consumer, raw)) as K | null
-      const payload = (yield* decodePayload(consumer, raw)) as A | null
-      const metadata: Metadata<K> = {
-        consumer: consumer.name,
-        topic: raw.topic,
-        partition: raw.partition,
-        offset: raw.offset,
-        key,
-        headers,
-        timestamp: new Date(Number(raw.timestamp)),
-        retryCount
-      }
-      context.payload = payload
-      context.metadata = metadata
-      const start = yield* Clock.currentTimeMillis
-      const delayed = timestampMillis(payload)
-      if (delayed !== undefined) yield* Metrics.timeHandler("time_delayed", raw.topic, (start - delayed) / 1000)
-      yield* handler.handle(payload, metadata)
-      const end = yield* Clock.currentTimeMillis
-      yield* Metrics.timeHandler("consume", raw.topic, (end - start) / 1000)
-      yield* Metrics.countHandler("success", raw.topic)
-    }).pipe(countErrors(raw.topic, 1), Effect.withSpan("deimos-consumer", spanOptions(consumer, raw, headers)))
-  return withErrorPolicy(consumer, attemptOf(raw, context), run)
-}
+): Effect.Effect<void, ConsumerFatalError, R | SchemaBackend.SchemaBackend> =>
+  Effect.flatMap(processor(consumer), (p) => p.message(raw))
 
 /**
  * Processes a fetched batch of one partition: for `message`/`batch` delivery each message through
@@ -538,55 +821,5 @@ export const processMessage = <A, K, E, R>(
 export const processBatch = <A, K, E, R>(
   consumer: Consumer<A, K, E, R>,
   raws: ReadonlyArray<RawMessage>
-): Effect.Effect<void, ConsumerFatalError, R | SchemaBackend.SchemaBackend> => {
-  if (raws.length === 0) return Effect.void
-  const first = raws[0]
-  const last = raws[raws.length - 1]
-  const handler = consumer.handler
-  const batchMetrics = <X, Y, Z>(body: Effect.Effect<X, Y, Z>) =>
-    Effect.gen(function*() {
-      yield* Metrics.countHandler("batch_received", first.topic)
-      const start = yield* Clock.currentTimeMillis
-      const result = yield* Effect.tapErrorCause(body, () => Metrics.countHandler("batch_error", first.topic))
-      const end = yield* Clock.currentTimeMillis
-      yield* Metrics.timeHandler("consume_batch", first.topic, (end - start) / 1000)
-      yield* Metrics.countHandler("batch_success", first.topic)
-      yield* Instrumentation.emit({
-        _tag: "BatchConsumed",
-        consumer: consumer.name,
-        topic: first.topic,
-        partition: first.partition,
-        count: raws.length
-      })
-      return result
-    })
-  if (handler._tag === "Message") {
-    return batchMetrics(Effect.forEach(raws, (raw) => processMessage(consumer, raw), { discard: true }))
-  }
-  const context: { payload: unknown; metadata: unknown } = { payload: [], metadata: undefined }
-  const run = (retryCount: number) =>
-    Effect.gen(function*() {
-      yield* Metrics.countHandler("received", first.topic, raws.length)
-      const keys = (yield* Effect.forEach(raws, (raw) => decodeKey(consumer, raw))) as ReadonlyArray<K | null>
-      const payloads = (yield* Effect.forEach(raws, (raw) => decodePayload(consumer, raw))) as ReadonlyArray<A | null>
-      const metadata: BatchMetadata<K> = {
-        consumer: consumer.name,
-        topic: first.topic,
-        partition: first.partition,
-        firstOffset: first.offset,
-        lastOffset: last.offset,
-        batchSize: raws.length,
-        keys,
-        headers: raws.map(headersOf),
-        retryCount
-      }
-      context.payload = payloads
-      context.metadata = metadata
-      yield* handler.handleBatch(payloads, metadata)
-      yield* Metrics.countHandler("success", first.topic, raws.length)
-    }).pipe(
-      countErrors(first.topic, raws.length),
-      Effect.withSpan("deimos-consumer", spanOptions(consumer, first, headersOf(first)))
-    )
-  return batchMetrics(withErrorPolicy(consumer, attemptOf(first, context), run))
-}
+): Effect.Effect<void, ConsumerFatalError, R | SchemaBackend.SchemaBackend> =>
+  Effect.flatMap(processor(consumer), (p) => p.batch(raws))

@@ -81,6 +81,44 @@ const publishTagged = memo((status, topic) =>
 const publishErrorTagged = memo((_, topic) => Metric.fromMetricKey(MetricKey.tagged(publishErrorKey, "topic", topic)))
 
 /**
+ * The `handler` metrics of one topic, tags bound. Each is a plain Effect `Metric`: `Metric.increment(m.received)`
+ * in an effect, or `m.received.unsafeUpdate(1, labels)` on a hot path that has read the fiber's metric labels
+ * (`FiberRef.currentMetricLabels`) once.
+ *
+ * @since 0.1.0
+ */
+export interface HandlerMetrics {
+  readonly received: Metric.Metric.Counter<number>
+  readonly success: Metric.Metric.Counter<number>
+  readonly error: Metric.Metric.Counter<number>
+  readonly batchReceived: Metric.Metric.Counter<number>
+  readonly batchSuccess: Metric.Metric.Counter<number>
+  readonly batchError: Metric.Metric.Counter<number>
+  readonly consume: Metric.Metric.Histogram<number>
+  readonly consumeBatch: Metric.Metric.Histogram<number>
+  readonly timeDelayed: Metric.Metric.Histogram<number>
+}
+
+const handlerMetricsMemo = memo((_, topic): HandlerMetrics => ({
+  received: handlerTagged("received", topic),
+  success: handlerTagged("success", topic),
+  error: handlerTagged("error", topic),
+  batchReceived: handlerTagged("batch_received", topic),
+  batchSuccess: handlerTagged("batch_success", topic),
+  batchError: handlerTagged("batch_error", topic),
+  consume: handlerTimeTagged("consume", topic),
+  consumeBatch: handlerTimeTagged("consume_batch", topic),
+  timeDelayed: handlerTimeTagged("time_delayed", topic)
+}))
+
+/**
+ * The `handler` metrics of a topic.
+ *
+ * @since 0.1.0
+ */
+export const handlerMetrics = (topic: string): HandlerMetrics => handlerMetricsMemo("", topic)
+
+/**
  * Counts `handler{status,topic}`.
  *
  * @since 0.1.0

@@ -1,8 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
@@ -383,6 +385,120 @@ describe("processBatch", () => {
       ])
       expect(yield* Ref.get(seen)).toEqual([1, 3])
       expect(yield* counter("batch_received", "perMessage")).toBe(1)
+    }).pipe(Effect.provide(Env)))
+})
+
+describe("inlineBatch with undecodable messages", () => {
+  const garbage = (topic: string, key: number) =>
+    Effect.map(raw(topic, { id: key, name: "x" }, key), (m) => ({ ...m, value: new Uint8Array([0xff, 0x00, 0x01]) }))
+  const inline = (topic: string, fatalOn: ReadonlyArray<string>, seen: Ref.Ref<Array<unknown>>) =>
+    Consumer.make({
+      topic,
+      groupId: "g",
+      schema: Widget,
+      keyConfig: { field: "id" },
+      delivery: "inlineBatch",
+      errorPolicy: { fatalOn },
+      handleBatch: (payloads, metadata) =>
+        Ref.update(seen, (s) => [...s, { names: payloads.map((p) => p?.name), offsets: metadata.offsets }])
+    })
+
+  it.effect("the handler gets the decodable messages with their offsets; the bad one is swallowed and counted", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<unknown>>([])
+      const messages = [
+        yield* raw("inlineBad", { id: 1, name: "a" }, 1),
+        yield* garbage("inlineBad", 2),
+        yield* raw("inlineBad", { id: 3, name: "c" }, 3)
+      ]
+      yield* Consumer.processBatch(inline("inlineBad", [], seen), messages)
+      expect(yield* Ref.get(seen)).toEqual([{ names: ["a", "c"], offsets: [messages[0].offset, messages[2].offset] }])
+      expect(yield* counter("received", "inlineBad")).toBe(3)
+      expect(yield* counter("error", "inlineBad")).toBe(1)
+      expect(yield* counter("success", "inlineBad")).toBe(2)
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("with SchemaError in fatalOn the batch stops at the bad message before the handler runs", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<unknown>>([])
+      const messages = [yield* raw("inlineFatal", { id: 1, name: "a" }, 1), yield* garbage("inlineFatal", 2)]
+      const error = yield* Effect.flip(Consumer.processBatch(inline("inlineFatal", ["SchemaError"], seen), messages))
+      expect(error._tag).toBe("ConsumerFatalError")
+      expect(error.offset).toBe(messages[1].offset)
+      expect(yield* Ref.get(seen)).toEqual([])
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("a batch span continues the first message's trace and links the other producers' traces", () =>
+    Effect.gen(function*() {
+      const spans = yield* Ref.make<Array<Tracer.Span>>([])
+      const consumer = Consumer.make({
+        topic: "inlineTraced",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        delivery: "inlineBatch",
+        handleBatch: () => Effect.flatMap(Effect.currentSpan, (span) => Ref.update(spans, (s) => [...s, span]))
+      })
+      const trace = (t: string, s: string) => ({ traceparent: `00-${t.repeat(32)}-${s.repeat(16)}-01` })
+      yield* Consumer.processBatch(consumer, [
+        yield* raw("inlineTraced", { id: 1, name: "a" }, 1, trace("a", "1")),
+        yield* raw("inlineTraced", { id: 2, name: "b" }, 2, trace("b", "2")),
+        yield* raw("inlineTraced", { id: 3, name: "c" }, 3, trace("b", "2")),
+        yield* raw("inlineTraced", { id: 4, name: "d" }, 4)
+      ])
+      const [span] = yield* Ref.get(spans)
+      expect(span.traceId).toBe("a".repeat(32))
+      expect(span.links.map((l) => [l.span.traceId, l.span.spanId])).toEqual([["b".repeat(32), "2".repeat(16)]])
+    }).pipe(Effect.provide(Env)))
+})
+
+describe("retries and stopping", () => {
+  it.effect("a retried message is counted as received once", () =>
+    Effect.gen(function*() {
+      const attempts = yield* Ref.make(0)
+      const consumer = Consumer.make({
+        topic: "receivedOnce",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        errorPolicy: { retryOn: ["Transient"] },
+        handle: () =>
+          Effect.flatMap(Ref.updateAndGet(attempts, (n) => n + 1), (n) => n < 3 ? new Transient() : Effect.void)
+      })
+      const fiber = yield* Effect.fork(
+        Consumer.processMessage(consumer, yield* raw("receivedOnce", { id: 1, name: "a" }))
+      )
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(fiber)
+      expect(yield* Ref.get(attempts)).toBe(3)
+      expect(yield* counter("received", "receivedOnce")).toBe(1)
+      expect(yield* counter("error", "receivedOnce")).toBe(2)
+      expect(yield* counter("success", "receivedOnce")).toBe(1)
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("when the runtime signals Stopping, a message waiting to retry is given up at once (interrupted)", () =>
+    Effect.gen(function*() {
+      const attempts = yield* Ref.make(0)
+      const stopping = yield* Deferred.make<void>()
+      const consumer = Consumer.make({
+        topic: "stopRetry",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        errorPolicy: { retryOn: ["Transient"] },
+        handle: () => Effect.zipRight(Ref.update(attempts, (n) => n + 1), new Transient())
+      })
+      const fiber = yield* Effect.fork(
+        Consumer.processMessage(consumer, yield* raw("stopRetry", { id: 1, name: "a" })).pipe(
+          Effect.provideService(Consumer.Stopping, Deferred.await(stopping))
+        )
+      )
+      yield* TestClock.adjust("1 second") // first retry after 1 s
+      expect(yield* Ref.get(attempts)).toBe(2)
+      yield* Deferred.succeed(stopping, undefined) // now waiting 2 s for the next retry
+      const exit = yield* Fiber.await(fiber)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      expect(yield* Ref.get(attempts)).toBe(2)
     }).pipe(Effect.provide(Env)))
 })
 
