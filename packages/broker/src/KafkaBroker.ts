@@ -106,7 +106,8 @@ export const make = (options: Options = {}): Effect.Effect<KafkaBroker, KafkaBro
           new KafkaBrokerError({ reason: "Listen", message: `Cannot start the Kafka broker on ${host}:${port}`, cause })
       }),
       // connections are destroyed, not drained, so closing is quick; bounded all the same
-      (server) => Effect.promise(() => server.close()).pipe(Effect.timeout("5 seconds"), Effect.ignore)
+      (server) =>
+        Effect.interruptible(Effect.promise(() => server.close())).pipe(Effect.timeout("5 seconds"), Effect.ignore)
     )
     return {
       host,

@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import { Consumer, type ConsumerError, Instrumentation, Metrics, type SchemaBackend } from "@deimos/core"
+import { Consumer, type ConsumerError, type SchemaBackend } from "@deimos/core"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -20,15 +20,18 @@ import type { KafkaError } from "./KafkaError.js"
 import * as LagReporter from "./LagReporter.js"
 
 /**
- * Handles one fetched batch for a consumer (heartbeats while it runs) and commits per the delivery mode.
+ * Handles one fetched batch with a consumer's processor (heartbeats while it runs) and commits per the delivery
+ * mode.
  *
  * @since 0.1.0
  */
-export const handleBatch = <A, K, E, R>(
-  consumer: Consumer.Consumer<A, K, E, R>,
+export const handleBatch = <R>(
+  processor: Consumer.Processor<R>,
   batch: KafkaDriver.Batch,
   control: KafkaDriver.BatchControl
-): Effect.Effect<void, ConsumerError.ConsumerFatalError, R | SchemaBackend.SchemaBackend> => {
+): Effect.Effect<void, ConsumerError.ConsumerFatalError, R> => {
+  const consumer = processor.consumer
+  if (batch.messages.length === 0) return Effect.void
   const heartbeatEvery = Duration.decode(consumer.heartbeatInterval ?? "3 seconds")
   // a commit refused during a rebalance is not fatal: the driver rejoins, and what was not committed is delivered
   // again (at least once)
@@ -44,57 +47,41 @@ export const handleBatch = <A, K, E, R>(
     ? undefined
     : Duration.toMillis(Duration.decode(consumer.offsetCommitInterval))
   const messageCommits = consumer.delivery === "message" && threshold === undefined && interval === undefined
+  const messages = batch.messages
 
-  const body: Effect.Effect<void, ConsumerError.ConsumerFatalError, R | SchemaBackend.SchemaBackend> =
-    consumer.delivery === "inlineBatch"
-      ? Effect.gen(function*() {
-        yield* Consumer.processBatch(consumer, batch.messages)
-        yield* control.resolveOffset(batch.messages[batch.messages.length - 1].offset)
-        yield* commit
-      })
-      : Effect.gen(function*() {
-        let uncommitted = 0
-        let lastCommit = consumer.delivery === "message" ? yield* Clock.currentTimeMillis : 0
-        for (const message of batch.messages) {
-          if (!(yield* control.isRunning)) break
-          yield* Consumer.processMessage(consumer, message)
-          yield* control.resolveOffset(message.offset)
-          uncommitted++
-          if (messageCommits) {
+  const body: Effect.Effect<void, ConsumerError.ConsumerFatalError, R> = consumer.delivery === "inlineBatch"
+    ? processor.batch(messages).pipe(
+      Effect.zipRight(control.resolveOffset(messages[messages.length - 1].offset)),
+      Effect.zipRight(commit)
+    )
+    : Effect.gen(function*() {
+      let uncommitted = 0
+      let lastCommit = consumer.delivery === "message" ? yield* Clock.currentTimeMillis : 0
+      for (const message of messages) {
+        if (!(yield* control.isRunning)) break
+        yield* processor.message(message)
+        yield* control.resolveOffset(message.offset)
+        uncommitted++
+        if (messageCommits) {
+          yield* commit
+          uncommitted = 0
+        } else if (consumer.delivery === "message" && (threshold !== undefined || interval !== undefined)) {
+          const now = yield* Clock.currentTimeMillis
+          if (
+            (threshold !== undefined && uncommitted >= threshold) ||
+            (interval !== undefined && now - lastCommit >= interval)
+          ) {
             yield* commit
             uncommitted = 0
-          } else if (consumer.delivery === "message") {
-            const now = yield* Clock.currentTimeMillis
-            if (
-              (threshold !== undefined && uncommitted >= threshold) ||
-              (interval !== undefined && now - lastCommit >= interval)
-            ) {
-              yield* commit
-              uncommitted = 0
-              lastCommit = now
-            }
+            lastCommit = now
           }
         }
-        if (uncommitted > 0) yield* commit
-      })
+      }
+      if (uncommitted > 0) yield* commit
+    })
   // `batch` delivery is a batch to the metrics (as the core's processBatch records it), handled message by message
   // here so that a stop can end it at a message boundary
-  const measured = consumer.delivery !== "batch" ? body : Effect.gen(function*() {
-    yield* Metrics.countHandler("batch_received", batch.topic)
-    const start = yield* Clock.currentTimeMillis
-    yield* Effect.tapErrorCause(body, () => Metrics.countHandler("batch_error", batch.topic))
-    const end = yield* Clock.currentTimeMillis
-    yield* Metrics.timeHandler("consume_batch", batch.topic, (end - start) / 1000)
-    yield* Metrics.countHandler("batch_success", batch.topic)
-    yield* Instrumentation.emit({
-      _tag: "BatchConsumed",
-      consumer: consumer.name,
-      topic: batch.topic,
-      partition: batch.partition,
-      count: batch.messages.length
-    })
-  })
-  if (batch.messages.length === 0) return Effect.void
+  const measured = consumer.delivery === "batch" ? processor.measureBatch(messages[0], messages.length, body) : body
   return Effect.scoped(
     Effect.gen(function*() {
       // keep the group membership alive during long handlers
@@ -106,7 +93,7 @@ export const handleBatch = <A, K, E, R>(
       )
       yield* measured
     })
-  ).pipe(Effect.tapError(() => control.pause))
+  ).pipe(Effect.provideService(Consumer.Stopping, control.stopping), Effect.tapError(() => control.pause))
 }
 
 /**
@@ -135,8 +122,9 @@ export const runMember = <A, K, E, R>(
         minBytes: consumer.minBytes,
         maxWaitTime: consumer.maxWaitTime
       })
+      const processor = yield* Consumer.processor(consumer)
       yield* Effect.logInfo("Consumer started")
-      return yield* member.run((batch, control) => handleBatch(consumer, batch, control)).pipe(
+      return yield* member.run((batch, control) => handleBatch(processor, batch, control)).pipe(
         Effect.onInterrupt(() => Effect.logInfo("Consumer stopping: leaving the group"))
       )
     })

@@ -72,6 +72,8 @@ export interface BatchControl {
   readonly isRunning: Effect.Effect<boolean>
   /** Stops fetching from this batch's topic (fatal errors). */
   readonly pause: Effect.Effect<void>
+  /** Completes when the member begins to stop (never, while it runs): a handler waiting to retry gives up. */
+  readonly stopping: Effect.Effect<void>
 }
 
 /**

@@ -7,7 +7,7 @@
 import { Instrumentation, Metrics, ProducerBackend, ProducerError } from "@deimos/core"
 import type * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
@@ -91,6 +91,8 @@ export interface AsyncOptions extends Options {
   readonly maxLinger?: Duration.DurationInput | undefined
   /** Messages buffered before `publish` waits (back-pressure). @default 10000 */
   readonly bufferSize?: number | undefined
+  /** Longest the scope's close waits for buffered messages to be sent. @default 30 seconds */
+  readonly flushTimeout?: Duration.DurationInput | undefined
 }
 
 const End: unique symbol = Symbol("@deimos/kafka/KafkaProducerBackend/End")
@@ -139,12 +141,20 @@ export const makeAsync = (
       Effect.ensuring(Deferred.succeed(drained, undefined)),
       Effect.forkScoped
     )
-    // on scope close, before the sender is interrupted and the producer disconnects: flush what is buffered
+    // on scope close, before the sender is interrupted and the producer disconnects: flush what is buffered,
+    // within the flush timeout (a finalizer is uninterruptible: the wait is made interruptible for the timeout)
+    const flushTimeout = Duration.decode(options.flushTimeout ?? "30 seconds")
     yield* Effect.addFinalizer(() =>
-      Queue.offer(queue, End).pipe(
-        Effect.zipRight(Deferred.await(drained)),
-        Effect.timeout(options.timeout ?? "30 seconds"),
-        Effect.ignore
+      Effect.interruptible(Effect.zipRight(Queue.offer(queue, End), Deferred.await(drained))).pipe(
+        Effect.timeout(flushTimeout),
+        Effect.catchAll(() =>
+          Effect.flatMap(Queue.size(queue), (left) =>
+            Effect.logError(
+              `Buffered messages were not all sent within the flush timeout (${Duration.format(flushTimeout)}); ${
+                Math.max(0, left - 1)
+              } still buffered are dropped`
+            ))
+        )
       )
     )
     return {

@@ -79,9 +79,8 @@ export const toRawMessage = (topic: string, partition: number, m: KafkaMessage):
   timestamp: m.timestamp
 })
 
-interface PartitionedMessage extends Message {
-  partitionKey?: string | null
-}
+/** What reaches kafkajs: our outgoing messages, whose `partitionKey` only our partitioner reads. */
+type PartitionedMessage = Message & { readonly partitionKey?: string | null | undefined }
 
 /**
  * kafkajs's default partitioner (murmur2, as the Java client: the same key lands in the same partition as with a
@@ -90,17 +89,35 @@ interface PartitionedMessage extends Message {
 const partitionKeyPartitioner = () => {
   const partitioner = Partitioners.DefaultPartitioner()
   return (args: Parameters<typeof partitioner>[0]) => {
-    const message = args.message as PartitionedMessage
-    if (message.partitionKey === null || message.partitionKey === undefined) return partitioner(args)
-    // the message objects are ours (built in `send`): swap the key for the partition key while hashing
-    const key = message.key ?? null
-    message.key = message.partitionKey
-    try {
-      return partitioner(args)
-    } finally {
-      message.key = key
-    }
+    const partitionKey = (args.message as PartitionedMessage).partitionKey
+    return partitionKey === null || partitionKey === undefined
+      ? partitioner(args)
+      : partitioner({
+        topic: args.topic,
+        partitionMetadata: args.partitionMetadata,
+        message: { key: partitionKey, value: null }
+      })
   }
+}
+
+const isBufferOrNull = (bytes: Uint8Array | null) => bytes === null || Buffer.isBuffer(bytes)
+
+/**
+ * The messages as kafkajs takes them. Keys and values that are already `Buffer`s (what the toolkit's backends
+ * produce) pass as they are, without a copy of each message; other `Uint8Array`s are wrapped (no byte copy).
+ */
+const toKafkaMessages = (messages: ReadonlyArray<KafkaDriver.OutgoingMessage>): Array<PartitionedMessage> => {
+  let ready = true
+  for (let i = 0; i < messages.length && ready; i++) {
+    ready = isBufferOrNull(messages[i].key) && isBufferOrNull(messages[i].value)
+  }
+  if (ready) return messages as Array<PartitionedMessage>
+  return messages.map((m): PartitionedMessage => ({
+    key: toBuffer(m.key),
+    value: toBuffer(m.value),
+    headers: m.headers,
+    partitionKey: m.partitionKey
+  }))
 }
 
 /** kafkajs logs go to Effect's logger (its level and annotations), at or above `logLevel`. */
@@ -191,8 +208,9 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
       )
     })
 
+  // releases run uninterruptibly: the wait is made interruptible so that the timeout can end it
   const disconnect = (what: string, f: () => Promise<void>) =>
-    Effect.tryPromise(f).pipe(
+    Effect.interruptible(Effect.tryPromise(f)).pipe(
       Effect.timeout(shutdownTimeout),
       Effect.catchAll((e) => Effect.logWarning(`Disconnecting the ${what} from Kafka did not finish cleanly`, e))
     )
@@ -221,12 +239,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
                 topic,
                 acks,
                 timeout,
-                messages: messages.map((m): PartitionedMessage => ({
-                  key: toBuffer(m.key),
-                  value: toBuffer(m.value),
-                  headers: m.headers,
-                  partitionKey: m.partitionKey
-                }))
+                messages: toKafkaMessages(messages)
               }),
             catch: fromUnknown("Produce", `Cannot send ${messages.length} messages to ${topic}`)
           }).pipe(Effect.asVoid)
@@ -264,6 +277,12 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
           const inbox = yield* Queue.bounded<Work>(1)
           const crashed = yield* Deferred.make<never, KafkaError>()
           let stopping = false
+          // completes once the member stops: a handler waiting to retry gives up at once (see core Consumer.Stopping)
+          const stopped = Deferred.unsafeMake<void>(FiberId.none)
+          const stop = () => {
+            stopping = true
+            Deferred.unsafeDone(stopped, Exit.void)
+          }
           const removeCrashListener = c.on(c.events.CRASH, (event) => {
             if (event.payload.restart) return
             Runtime.runFork(runtime)(Deferred.fail(
@@ -319,7 +338,8 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
               ),
               pause: Effect.sync(() => {
                 payload.pause()
-              })
+              }),
+              stopping: Deferred.await(stopped)
             }
           }
 
@@ -364,8 +384,12 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
                 const exit = yield* Effect.exit(restore(Fiber.await(fiber)))
                 if (Exit.isSuccess(exit)) return yield* exit.value
                 // interrupted while the batch is in hand: stop taking messages, give it the shutdown timeout
-                stopping = true
-                const finished = yield* Fiber.await(fiber).pipe(Effect.timeout(shutdownTimeout), Effect.option)
+                stop()
+                // interruptible, or the timeout could not end the wait inside this uninterruptible region
+                const finished = yield* Effect.interruptible(Fiber.await(fiber)).pipe(
+                  Effect.timeout(shutdownTimeout),
+                  Effect.option
+                )
                 if (finished._tag === "None") {
                   yield* Effect.logWarning(
                     `The batch in hand did not finish within the shutdown timeout (${
@@ -376,11 +400,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
                 }
                 return yield* Effect.interrupt
               }).pipe(
-                Effect.tapErrorCause(() =>
-                  Effect.sync(() => {
-                    stopping = true
-                  })
-                ),
+                Effect.tapErrorCause(() => Effect.sync(stop)),
                 Effect.ensuring(Deferred.succeed(work.done, undefined))
               )
             )
@@ -388,7 +408,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
           const loop = Effect.forever(Effect.flatMap(Queue.take(inbox), handleWork))
           return yield* Effect.raceFirst(loop, Deferred.await(crashed)).pipe(
             Effect.ensuring(Effect.suspend(() => {
-              stopping = true
+              stop()
               return Queue.shutdown(inbox)
             }))
           )
