@@ -11,7 +11,7 @@
  *
  * @since 0.1.0
  */
-import { SchemaBackend, type SchemaError, type SchemaRef } from "@deimos/core"
+import { Eager, SchemaBackend, type SchemaError, type SchemaRef } from "@deimos/core"
 import avro from "avsc"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -56,101 +56,131 @@ const thenFromWire = (
 ): Effect.Effect<unknown, SchemaError.SchemaError> =>
   Exit.isSuccess(read) ? common.fromWire(ref, read.value, topic) : read
 
+/** The shared part of a backend, loaded when the effect runs (the schema directories are read then). */
+const commonOf = (options: LocalOptions): Effect.Effect<Common, SchemaError.SchemaError> =>
+  Effect.suspend(() => makeCommon(options.schemaDirs ?? []))
+
+const localOf = (common: Common): SchemaBackend.SchemaBackend.Service => ({
+  name: "avroLocal",
+  encode: (payload, { schema, topic }) =>
+    withWire(common, schema, payload, topic, (wire) => {
+      const resolved = common.resolveRef(schema, topic)
+      return Exit.isSuccess(resolved) ? common.encodeBody(resolved.value, wire, topic) : failed(resolved)
+    }),
+  decode: (bytes, { schema, topic }) => {
+    const resolved = common.resolveRef(schema, topic)
+    if (Exit.isFailure(resolved)) return failed(resolved)
+    const r = resolved.value
+    const read = readBody(r.type, undefined, asBuffer(bytes), 0, r.name, topic, "message")
+    return thenFromWire(common, schema, read, topic)
+  },
+  validate: (payload, schema) => common.validate(payload, schema),
+  coerce: common.coerce,
+  schemaFields: common.schemaFields,
+  encodeKey: (key, { key: spec, topic }) =>
+    Eager.flatMap(
+      common.keyToWire(spec, key, topic),
+      ({ resolved, wire }) => common.encodeBody(resolved, wire, topic)
+    ),
+  decodeKey: (bytes, { key: spec, topic }) =>
+    Eager.flatMap(
+      common.resolveKey(spec, topic),
+      (r) =>
+        Eager.flatMap(
+          readBody(r.type, undefined, asBuffer(bytes), 0, r.name, topic, "key"),
+          (v) => common.keyFromWire(spec, v, topic)
+        )
+    )
+})
+
 /**
+ * The `avroLocal` backend. Fails with an `UnknownSchema` error naming the file when a schema directory holds a
+ * file that cannot be loaded (bad JSON, a referenced type no file defines, a type defined twice).
+ *
  * @since 0.1.0
  */
-export const makeLocal = (options: LocalOptions = {}): SchemaBackend.SchemaBackend.Service => {
-  const common = makeCommon(options.schemaDirs ?? [])
-  return {
-    name: "avroLocal",
-    encode: (payload, { schema, topic }) =>
-      withWire(common, schema, payload, topic, (wire) => {
-        const resolved = common.resolveRef(schema, topic)
-        return Exit.isSuccess(resolved) ? common.encodeBody(resolved.value, wire, topic) : failed(resolved)
-      }),
-    decode: (bytes, { schema, topic }) => {
-      const resolved = common.resolveRef(schema, topic)
-      if (Exit.isFailure(resolved)) return failed(resolved)
-      const r = resolved.value
-      const read = readBody(r.type, undefined, asBuffer(bytes), 0, r.name, topic, "message")
-      return thenFromWire(common, schema, read, topic)
-    },
-    validate: (payload, schema) => common.validate(payload, schema),
-    coerce: common.coerce,
-    schemaFields: common.schemaFields,
-    encodeKey: (key, { key: spec, topic }) =>
-      Effect.flatMap(
-        common.keyToWire(spec, key, topic),
-        ({ resolved, wire }) => common.encodeBody(resolved, wire, topic)
-      ),
-    decodeKey: (bytes, { key: spec, topic }) =>
-      Effect.flatMap(
-        common.resolveKey(spec, topic),
-        (r) =>
-          Effect.flatMap(
-            readBody(r.type, undefined, asBuffer(bytes), 0, r.name, topic, "key"),
-            (v) => common.keyFromWire(spec, v, topic)
-          )
-      )
-  }
-}
+export const makeLocal = (options: LocalOptions = {}): Effect.Effect<
+  SchemaBackend.SchemaBackend.Service,
+  SchemaError.SchemaError
+> => Effect.map(commonOf(options), localOf)
 
 /**
  * @since 0.1.0
  * @category layers
  */
-export const layerLocal = (options: LocalOptions = {}): Layer.Layer<SchemaBackend.SchemaBackend> =>
-  Layer.sync(SchemaBackend.SchemaBackend, () => makeLocal(options))
+export const layerLocal = (
+  options: LocalOptions = {}
+): Layer.Layer<SchemaBackend.SchemaBackend, SchemaError.SchemaError> =>
+  Layer.effect(SchemaBackend.SchemaBackend, makeLocal(options))
 
-/**
- * The validating mock for Avro apps: validates and coerces like `avroLocal`, encodes with the mock's JSON.
- *
- * @since 0.1.0
- */
-export const makeValidation = (options: LocalOptions = {}): SchemaBackend.SchemaBackend.Service => {
-  const common = makeCommon(options.schemaDirs ?? [])
+const validationOf = (common: Common): SchemaBackend.SchemaBackend.Service => {
   const mock = SchemaBackend.mock
+  /** What a consumer of the real backends gets: the wire value validated, written and read back by avsc. */
+  const asRead = (ref: SchemaRef.Any, payload: unknown, topic: string) =>
+    Eager.flatMap(
+      common.toWire(ref, payload, topic),
+      (wire) =>
+        Eager.flatMap(common.resolveRef(ref, topic), (r) =>
+          Eager.flatMap(
+            common.validateWire(r, wire, topic),
+            () => Eager.flatMap(common.roundTrip(r, wire, topic), (read) => common.fromWire(ref, read, topic))
+          ))
+    )
   return {
     name: "avroValidation",
-    encode: (payload, o) => Effect.flatMap(common.validate(payload, o.schema, o.topic), () => mock.encode(payload, o)),
-    decode: (bytes, o) =>
-      Effect.flatMap(
-        mock.decode(bytes, o),
-        (payload) => Effect.as(common.validate(payload, o.schema, o.topic), payload)
-      ),
+    encode: (payload, o) => Eager.flatMap(common.validate(payload, o.schema, o.topic), () => mock.encode(payload, o)),
+    decode: (bytes, o) => Eager.flatMap(mock.decode(bytes, o), (payload) => asRead(o.schema, payload, o.topic)),
     validate: (payload, schema) => common.validate(payload, schema),
     coerce: common.coerce,
     schemaFields: common.schemaFields,
     encodeKey: (key, o) =>
-      Effect.flatMap(
+      Eager.flatMap(
         common.keyToWire(o.key, key, o.topic),
         ({ resolved, wire }) =>
-          Effect.flatMap(
+          Eager.flatMap(
             common.validateWire(resolved, wire, o.topic),
-            () => Effect.flatMap(common.keyFromWire(o.key, wire, o.topic), (coerced) => mock.encodeKey(coerced, o))
+            () => Eager.flatMap(common.keyFromWire(o.key, wire, o.topic), (coerced) => mock.encodeKey(coerced, o))
           )
       ),
     decodeKey: (bytes, o) =>
-      Effect.flatMap(
+      Eager.flatMap(
         mock.decodeKey(bytes, o),
         (key) =>
-          Effect.as(
-            Effect.flatMap(
-              common.keyToWire(o.key, key, o.topic),
-              ({ resolved, wire }) => common.validateWire(resolved, wire, o.topic)
-            ),
-            key
+          Eager.flatMap(
+            common.keyToWire(o.key, key, o.topic),
+            ({ resolved, wire }) =>
+              Eager.flatMap(
+                common.validateWire(resolved, wire, o.topic),
+                () =>
+                  Eager.flatMap(
+                    common.roundTrip(resolved, wire, o.topic),
+                    (read) => common.keyFromWire(o.key, read, o.topic)
+                  )
+              )
           )
       )
   }
 }
 
 /**
+ * The validating mock for Avro apps: validates and coerces like `avroLocal`, encodes with the mock's JSON, and
+ * decodes to what `avroLocal` would hand a consumer (defaults filled, the values avsc reads back).
+ *
+ * @since 0.1.0
+ */
+export const makeValidation = (options: LocalOptions = {}): Effect.Effect<
+  SchemaBackend.SchemaBackend.Service,
+  SchemaError.SchemaError
+> => Effect.map(commonOf(options), validationOf)
+
+/**
  * @since 0.1.0
  * @category layers
  */
-export const layerValidation = (options: LocalOptions = {}): Layer.Layer<SchemaBackend.SchemaBackend> =>
-  Layer.sync(SchemaBackend.SchemaBackend, () => makeValidation(options))
+export const layerValidation = (
+  options: LocalOptions = {}
+): Layer.Layer<SchemaBackend.SchemaBackend, SchemaError.SchemaError> =>
+  Layer.effect(SchemaBackend.SchemaBackend, makeValidation(options))
 
 /**
  * @since 0.1.0
@@ -178,8 +208,12 @@ interface Decoder {
 /**
  * @since 0.1.0
  */
-export const makeSchemaRegistry = (options: RegistryOptions): SchemaBackend.SchemaBackend.Service => {
-  const common = makeCommon(options.schemaDirs ?? [])
+export const makeSchemaRegistry = (options: RegistryOptions): Effect.Effect<
+  SchemaBackend.SchemaBackend.Service,
+  SchemaError.SchemaError
+> => Effect.map(commonOf(options), (common) => registryOf(common, options))
+
+const registryOf = (common: Common, options: RegistryOptions): SchemaBackend.SchemaBackend.Service => {
   const client = makeClient(options)
   const subjectOf = options.subject ?? ((topic, kind) => `${topic}-${kind}`)
   // schema ids per resolved schema and topic, one map for values and one for keys
@@ -424,8 +458,10 @@ export const makeSchemaRegistry = (options: RegistryOptions): SchemaBackend.Sche
  * @since 0.1.0
  * @category layers
  */
-export const layerSchemaRegistry = (options: RegistryOptions): Layer.Layer<SchemaBackend.SchemaBackend> =>
-  Layer.sync(SchemaBackend.SchemaBackend, () => makeSchemaRegistry(options))
+export const layerSchemaRegistry = (
+  options: RegistryOptions
+): Layer.Layer<SchemaBackend.SchemaBackend, SchemaError.SchemaError> =>
+  Layer.effect(SchemaBackend.SchemaBackend, makeSchemaRegistry(options))
 
 const schemaDirsConfig = Config.withDefault(
   Config.map(Config.string("AVRO_SCHEMA_DIRS"), (s) => s.split(",").map((d) => d.trim()).filter((d) => d !== "")),
@@ -463,8 +499,8 @@ export const registryConfig: Config.Config<RegistryOptions> = Config.all({
  */
 export const layerLocalConfig = (
   options: Config.Config.Wrap<LocalOptions> = localConfig
-): Layer.Layer<SchemaBackend.SchemaBackend, ConfigError.ConfigError> =>
-  Layer.effect(SchemaBackend.SchemaBackend, Effect.map(Config.unwrap(options), makeLocal))
+): Layer.Layer<SchemaBackend.SchemaBackend, ConfigError.ConfigError | SchemaError.SchemaError> =>
+  Layer.effect(SchemaBackend.SchemaBackend, Effect.flatMap(Config.unwrap(options), makeLocal))
 
 /**
  * `layerValidation` with its options read from `Config` (by default {@link localConfig}).
@@ -474,8 +510,8 @@ export const layerLocalConfig = (
  */
 export const layerValidationConfig = (
   options: Config.Config.Wrap<LocalOptions> = localConfig
-): Layer.Layer<SchemaBackend.SchemaBackend, ConfigError.ConfigError> =>
-  Layer.effect(SchemaBackend.SchemaBackend, Effect.map(Config.unwrap(options), makeValidation))
+): Layer.Layer<SchemaBackend.SchemaBackend, ConfigError.ConfigError | SchemaError.SchemaError> =>
+  Layer.effect(SchemaBackend.SchemaBackend, Effect.flatMap(Config.unwrap(options), makeValidation))
 
 /**
  * `layerSchemaRegistry` with its options read from `Config` (by default {@link registryConfig}).
@@ -485,5 +521,5 @@ export const layerValidationConfig = (
  */
 export const layerSchemaRegistryConfig = (
   options: Config.Config.Wrap<RegistryOptions> = registryConfig
-): Layer.Layer<SchemaBackend.SchemaBackend, ConfigError.ConfigError> =>
-  Layer.effect(SchemaBackend.SchemaBackend, Effect.map(Config.unwrap(options), makeSchemaRegistry))
+): Layer.Layer<SchemaBackend.SchemaBackend, ConfigError.ConfigError | SchemaError.SchemaError> =>
+  Layer.effect(SchemaBackend.SchemaBackend, Effect.flatMap(Config.unwrap(options), makeSchemaRegistry))

@@ -1,18 +1,26 @@
 import { AvroBackend } from "@deimos/avro"
 import { SchemaRegistry } from "@deimos/broker"
-import { SchemaBackend, SchemaRef } from "@deimos/core"
+import { DeimosConfig, Producer, ProducerBackend, SchemaBackend, SchemaRef, SentMessages } from "@deimos/core"
 import { describe, expect, it } from "@effect/vitest"
 import { SchemaRegistry as Client, SchemaType } from "@kafkajs/confluent-schema-registry"
+import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as fs from "node:fs"
 import * as http from "node:http"
 import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
 import { schemaDir, valid, Widget } from "./fixtures.js"
+import { Widget as GeneratedWidget } from "./generated/index.js"
 
-const local = AvroBackend.makeLocal({ schemaDirs: [schemaDir] })
+const local = Effect.runSync(AvroBackend.makeLocal({ schemaDirs: [schemaDir] }))
 const topic = "widgets"
 
 describe("avroLocal", () => {
@@ -162,9 +170,181 @@ describe("avroLocal", () => {
     }))
 })
 
+describe("coercion knows the Avro logical types for every handle (Deimos #97)", () => {
+  const at = new Date("2024-05-06T07:08:09.123Z")
+
+  it.effect("a generated handle: Date to micros in a timestamp-micros field, ISO strings keep their micro digits", () =>
+    Effect.gen(function*() {
+      const coerced = (yield* local.coerce({
+        id: "7",
+        name: "w",
+        updated_at: "2024-05-06T07:08:09.123Z",
+        seen_at_micros: at
+      }, GeneratedWidget)) as GeneratedWidget
+      // the payload side of DateFromNumber is a Date; the micros field is a plain Int: epoch micros, not millis
+      expect(coerced.updated_at).toEqual(at)
+      expect(coerced.seen_at_micros).toBe(at.getTime() * 1000)
+      const iso = (yield* local.coerce(
+        { ...coerced, seen_at_micros: "2024-05-06T07:08:09.123456Z" },
+        GeneratedWidget
+      )) as GeneratedWidget
+      expect(iso.seen_at_micros).toBe(at.getTime() * 1000 + 456)
+      const decoded = (yield* local.decode(yield* local.encode(iso, { schema: GeneratedWidget, topic }), {
+        schema: GeneratedWidget,
+        topic
+      })) as GeneratedWidget
+      expect(decoded.seen_at_micros).toBe(1_714_979_289_123_456)
+      // a handle without an Effect Schema: the same digits, through the Avro walk
+      const plain =
+        (yield* local.coerce({ ...valid, seen_at_micros: "2024-05-06T07:08:09.123456+00:00" }, Widget)) as Widget
+      expect(plain.seen_at_micros).toBe(1_714_979_289_123_456)
+    }))
+
+  it.effect("through a Producer: a Date in a generated timestamp-micros field is sent as exact micros", () =>
+    Effect.gen(function*() {
+      const widgets = Producer.make({ topic: "widgets", schema: GeneratedWidget, keyConfig: { field: "id" } })
+      yield* widgets.publish({ id: 1, name: "w", updated_at: at, seen_at_micros: at as unknown as number })
+      const [message] = yield* Effect.flatMap(SentMessages.SentMessages, (sent) => sent.all)
+      const decoded = (yield* local.decode(message.encodedPayload!, { schema: Widget, topic })) as Widget
+      expect(decoded.seen_at_micros).toBe(at.getTime() * 1000)
+      expect(decoded.updated_at).toBe(at.getTime())
+    }).pipe(Effect.provide(Layer.merge(ProducerBackend.layerTest, Layer.orDie(AvroBackend.layerLocal())))))
+})
+
+describe("bytes and fixed take Uint8Array (the core's bytes), for handles with and without an Effect Schema", () => {
+  const Blob = SchemaRef.make<Record<string, unknown>>({
+    name: "com.example.Blob",
+    avro: {
+      type: "record",
+      name: "Blob",
+      namespace: "com.example",
+      fields: [
+        { name: "data", type: "bytes" },
+        { name: "tag", type: { type: "fixed", name: "Tag", size: 2 } },
+        { name: "many", type: { type: "array", items: "bytes" } },
+        { name: "byName", type: { type: "map", values: "Tag" } },
+        { name: "maybe", type: ["null", "bytes"] }
+      ]
+    }
+  })
+  const blob = {
+    data: new Uint8Array([1, 2]),
+    tag: new Uint8Array([3, 4]),
+    many: [new Uint8Array([5])],
+    byName: { x: new Uint8Array([6, 7]) },
+    maybe: new Uint8Array([8])
+  }
+  const plainBytes = (v: unknown): unknown =>
+    v instanceof Uint8Array
+      ? [...v]
+      : Array.isArray(v)
+      ? v.map(plainBytes)
+      : typeof v === "object" && v !== null
+      ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plainBytes(x)]))
+      : v
+
+  it.effect("avroLocal, avroValidation and avroSchemaRegistry encode, validate and decode them", () =>
+    Effect.gen(function*() {
+      const { url } = yield* SchemaRegistry.SchemaRegistry
+      for (
+        const b of [
+          local,
+          yield* AvroBackend.makeValidation(),
+          yield* AvroBackend.makeSchemaRegistry({ url })
+        ]
+      ) {
+        yield* b.validate(blob, Blob)
+        const decoded = yield* b.decode(yield* b.encode(blob, { schema: Blob, topic: "blobs" }), {
+          schema: Blob,
+          topic: "blobs"
+        })
+        expect(plainBytes(decoded)).toEqual(plainBytes(blob))
+        expect((decoded as { data: unknown }).data).toBeInstanceOf(Uint8Array)
+      }
+      // the payload is not modified
+      expect(Buffer.isBuffer(blob.data)).toBe(false)
+      const wrong = yield* Effect.flip(
+        local.encode({ ...blob, tag: new Uint8Array([1, 2, 3]) }, { schema: Blob, topic })
+      )
+      expect(wrong.issues?.map((i) => i.path.join("."))).toEqual(["tag"])
+    }).pipe(Effect.provide(SchemaRegistry.layer({ port: 0 }))))
+})
+
+describe("a schema directory that cannot be loaded", () => {
+  const dirWith = (files: Record<string, unknown>) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "deimos-avsc-"))
+    for (const [name, json] of Object.entries(files)) {
+      fs.writeFileSync(path.join(dir, name), typeof json === "string" ? json : JSON.stringify(json))
+    }
+    return dir
+  }
+  const withInner = (ref: string) => ({
+    type: "record",
+    name: "A",
+    namespace: "com.example",
+    fields: [
+      { name: "inner", type: { type: "record", name: "Inner", fields: [{ name: "x", type: "int" }] } },
+      { name: "z", type: ref }
+    ]
+  })
+
+  it.effect("a referenced type no file defines fails every layer with a typed error naming the file and the type", () =>
+    Effect.gen(function*() {
+      const dir = dirWith({
+        "A.avsc": withInner("com.example.Missing"),
+        "B.avsc": { type: "record", name: "B", fields: [] }
+      })
+      for (
+        const layer of [
+          AvroBackend.layerLocal({ schemaDirs: [dir] }),
+          AvroBackend.layerValidation({ schemaDirs: [dir] }),
+          AvroBackend.layerSchemaRegistry({ url: "http://127.0.0.1:1", schemaDirs: [dir] })
+        ]
+      ) {
+        const exit = yield* Effect.exit(Effect.scoped(Layer.build(layer)))
+        expect(Exit.isFailure(exit) && !Cause.isDie(exit.cause)).toBe(true)
+        const error = Option.getOrThrow(Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none())
+        expect(error).toMatchObject({ _tag: "SchemaError", reason: "UnknownSchema" })
+        expect(error.message).toContain(path.join(dir, "A.avsc"))
+        expect(error.message).toContain("com.example.Missing")
+        expect(error.message).not.toContain("duplicate")
+      }
+      fs.rmSync(dir, { recursive: true, force: true })
+    }))
+
+  it.effect("a file with nested types that references a type of a later file loads (no half-registered types)", () =>
+    Effect.gen(function*() {
+      const dir = dirWith({
+        "A.avsc": withInner("com.example.Z"),
+        "Z.avsc": { type: "record", name: "Z", namespace: "com.example", fields: [{ name: "z", type: "string" }] }
+      })
+      const b = yield* AvroBackend.makeLocal({ schemaDirs: [dir] })
+      const A = SchemaRef.make<unknown>({ name: "com.example.A" })
+      const value = { inner: { x: 1 }, z: { z: "zed" } }
+      expect(yield* b.decode(yield* b.encode(value, { schema: A, topic }), { schema: A, topic })).toEqual(value)
+      fs.rmSync(dir, { recursive: true, force: true })
+    }))
+
+  it.effect("bad JSON and types defined twice are typed errors naming the files", () =>
+    Effect.gen(function*() {
+      const bad = dirWith({ "Bad.avsc": "{ not json" })
+      const json = yield* Effect.flip(AvroBackend.makeLocal({ schemaDirs: [bad] }))
+      expect(json.message).toContain(path.join(bad, "Bad.avsc"))
+      const twice = dirWith({
+        "One.avsc": { type: "record", name: "Same", fields: [] },
+        "Two.avsc": { type: "record", name: "Same", fields: [{ name: "x", type: "int" }] }
+      })
+      const duplicate = yield* Effect.flip(AvroBackend.makeLocal({ schemaDirs: [twice] }))
+      expect(duplicate.message).toContain(path.join(twice, "Two.avsc"))
+      expect(duplicate.message).toContain("Same")
+      fs.rmSync(bad, { recursive: true, force: true })
+      fs.rmSync(twice, { recursive: true, force: true })
+    }))
+})
+
 describe("avroSchemaRegistry", () => {
   it.layer(SchemaRegistry.layer({ port: 0 }))((it) => {
-    const backend = Effect.map(
+    const backend = Effect.flatMap(
       SchemaRegistry.SchemaRegistry,
       ({ url }) => AvroBackend.makeSchemaRegistry({ url, schemaDirs: [schemaDir] })
     )
@@ -186,10 +366,73 @@ describe("avroSchemaRegistry", () => {
         expect(JSON.parse((key as { schema: string }).schema).name).toBe("com.example.Widget_key")
       }))
 
-    it.effect("decoding only looks schemas up: it never registers (Deimos #159)", () =>
+    /** A message written by another producer (a Confluent client) with an older Widget schema, on `subject`. */
+    const olderWidget = (url: string, subject: string) =>
+      Effect.promise(async () => {
+        const client = new Client({ host: url })
+        const { id } = await client.register({
+          type: SchemaType.AVRO,
+          schema: JSON.stringify({
+            type: "record",
+            name: "Widget",
+            namespace: "com.example",
+            fields: [
+              { name: "id", type: "long" },
+              { name: "name", type: "string" },
+              { name: "updated_at", type: { type: "long", logicalType: "timestamp-millis" } }
+            ]
+          })
+        }, { subject })
+        return {
+          id,
+          first: await client.encode(id, { id: 3, name: "old", updated_at: 5 }),
+          second: await client.encode(id, { id: 4, name: "older", updated_at: 6 })
+        }
+      })
+
+    it.scoped("decoding only looks schemas up by id: it never registers (Deimos #159)", () =>
       Effect.gen(function*() {
         const { url } = yield* SchemaRegistry.SchemaRegistry
-        const producerSide = yield* Effect.promise(async () => {
+        const { first, id } = yield* olderWidget(url, "readers-value")
+        // every request of the consumer's backend goes through a proxy that records it
+        const seen = yield* proxy(url)
+        const consumerSide = yield* AvroBackend.makeSchemaRegistry({ url: seen.url, schemaDirs: [schemaDir] })
+        // a consumer on the newer Widget schema reads the older message (reader/writer resolution, defaults filled),
+        // on a topic whose subject does not exist: a backend that registered or looked the subject up would show it
+        const decoded = yield* consumerSide.decode(first, { schema: Widget, topic: "no-such-subject" })
+        expect(decoded).toMatchObject({ id: 3, name: "old", price: null, tags: [], status: "ACTIVE" })
+        expect(seen.requests).toEqual([`GET /schemas/ids/${id}`])
+        const subjects = yield* Effect.promise(() =>
+          fetch(`${url}/subjects`).then((r) => r.json() as Promise<Array<string>>)
+        )
+        expect(subjects).not.toContain("no-such-subject-value")
+        // alternating writer ids with one handle: each message is read with its own writer schema
+        const b = yield* backend
+        const current = yield* b.encode(valid, { schema: Widget, topic: "readers-current" })
+        for (const [bytes, expected] of [[current, valid], [first, { id: 3, name: "old" }], [current, valid]]) {
+          expect(yield* b.decode(bytes as Uint8Array, { schema: Widget, topic: "readers" }))
+            .toMatchObject(expected as object)
+        }
+      }))
+
+    it.scoped("writer schemas are cached by id: a second message of that id makes no request", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SchemaRegistry.SchemaRegistry
+        const { first, id, second } = yield* olderWidget(url, "cached-value")
+        const seen = yield* proxy(url)
+        const b = yield* AvroBackend.makeSchemaRegistry({ url: seen.url, schemaDirs: [schemaDir] })
+        expect(yield* b.decode(first, { schema: Widget, topic: "cached" })).toMatchObject({ id: 3 })
+        expect(yield* b.decode(second, { schema: Widget, topic: "cached" })).toMatchObject({ id: 4 })
+        // another handle (no local schema: read with the writer's) still uses the cached writer schema
+        const untyped = SchemaRef.make<unknown>({ name: "com.example.Unknown" })
+        expect(yield* b.decode(second, { schema: untyped, topic: "cached" })).toMatchObject({ id: 4, name: "older" })
+        expect(seen.requests).toEqual([`GET /schemas/ids/${id}`])
+      }))
+
+    it.effect("an incompatible reader and writer pair is a typed decode error", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SchemaRegistry.SchemaRegistry
+        const bytes = yield* Effect.promise(async () => {
           const client = new Client({ host: url })
           const { id } = await client.register({
             type: SchemaType.AVRO,
@@ -197,31 +440,71 @@ describe("avroSchemaRegistry", () => {
               type: "record",
               name: "Widget",
               namespace: "com.example",
-              fields: [
-                { name: "id", type: "long" },
-                { name: "name", type: "string" },
-                { name: "updated_at", type: { type: "long", logicalType: "timestamp-millis" } }
-              ]
+              fields: [{ name: "id", type: "string" }, { name: "name", type: "string" }]
             })
-          }, { subject: "readers-value" })
-          return client.encode(id, { id: 3, name: "old", updated_at: 5 })
+          }, { subject: "incompatible-value" })
+          return client.encode(id, { id: "x", name: "n" })
         })
-        const before = yield* Effect.promise(() =>
-          fetch(`${url}/subjects`).then((r) => r.json() as Promise<Array<string>>)
-        )
-        // a consumer on the newer Widget schema reads the older message (reader/writer resolution, defaults filled)
-        const decoded = yield* (yield* backend).decode(producerSide, { schema: Widget, topic: "readers" })
-        expect(decoded).toMatchObject({ id: 3, name: "old", price: null, tags: [], status: "ACTIVE" })
-        const after = yield* Effect.promise(() =>
-          fetch(`${url}/subjects`).then((r) => r.json() as Promise<Array<string>>)
-        )
-        expect(after).toEqual(before)
-        // alternating writer ids with one handle: each message is read with its own writer schema
-        const current = yield* (yield* backend).encode(valid, { schema: Widget, topic: "readers-current" })
-        for (const [bytes, expected] of [[current, valid], [producerSide, { id: 3, name: "old" }], [current, valid]]) {
-          expect(yield* (yield* backend).decode(bytes as Uint8Array, { schema: Widget, topic: "readers" }))
-            .toMatchObject(expected as object)
+        const error = yield* Effect.flip((yield* backend).decode(bytes, { schema: Widget, topic: "incompatible" }))
+        expect(error.reason).toBe("Decode")
+        expect(error.message).toContain("cannot be read as com.example.Widget")
+      }))
+
+    it.effect("random bytes are typed decode errors, never a crash", () =>
+      Effect.gen(function*() {
+        const b = yield* backend
+        const good = yield* b.encode(valid, { schema: Widget, topic })
+        // a seeded generator: magic byte 0 and a known schema id half of the time, so the body is read
+        let seed = 42
+        const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+        let failures = 0
+        for (let i = 0; i < 300; i++) {
+          const bytes = new Uint8Array(Math.floor(next() * 48))
+          for (let j = 0; j < bytes.length; j++) bytes[j] = Math.floor(next() * 256)
+          if (i % 2 === 0 && bytes.length >= 5) bytes.set(good.subarray(0, 5))
+          if (i % 10 === 1 && bytes.length >= 5) bytes.set([0, 0, 0, 0x7f, 0x7f])
+          const exit = yield* Effect.exit(b.decode(bytes, { schema: Widget, topic }))
+          if (Exit.isFailure(exit)) {
+            expect(Cause.isDie(exit.cause)).toBe(false)
+            const error = Cause.failureOption(exit.cause)
+            expect(Option.map(error, (e) => e.reason)).toEqual(Option.some("Decode"))
+            failures++
+          }
         }
+        expect(failures).toBeGreaterThan(250)
+      }))
+
+    it.effect("the subject option names the subjects registered", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SchemaRegistry.SchemaRegistry
+        const b = yield* AvroBackend.makeSchemaRegistry({
+          url,
+          schemaDirs: [schemaDir],
+          subject: (topic, kind) => `${kind}s.${topic}`
+        })
+        yield* b.encode(valid, { schema: Widget, topic: "named" })
+        yield* b.encodeKey(1, { key: { _tag: "Field", field: "id", valueSchema: Widget }, topic: "named" })
+        const subjects = yield* Effect.promise(() => fetch(`${url}/subjects`).then((r) => r.json()))
+        expect(subjects).toEqual(expect.arrayContaining(["values.named", "keys.named"]))
+        expect(subjects).not.toContain("named-value")
+      }))
+
+    it.effect("the topicPrefix of DeimosConfig reaches the subjects through a Producer", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SchemaRegistry.SchemaRegistry
+        const widgets = Producer.make({ topic: "prefixed", schema: Widget, keyConfig: { field: "id" } })
+        yield* widgets.publish(valid).pipe(
+          Effect.provide(
+            Layer.mergeAll(
+              ProducerBackend.layerTest,
+              AvroBackend.layerSchemaRegistry({ url, schemaDirs: [schemaDir] }),
+              DeimosConfig.layer({ topicPrefix: "staging." })
+            )
+          )
+        )
+        const subjects = yield* Effect.promise(() => fetch(`${url}/subjects`).then((r) => r.json()))
+        expect(subjects).toEqual(expect.arrayContaining(["staging.prefixed-value", "staging.prefixed-key"]))
+        expect(subjects).not.toContain("prefixed-value")
       }))
 
     it.effect("wrong magic byte, unknown schema id and truncated bytes are typed decode errors", () =>
@@ -260,7 +543,7 @@ describe("avroSchemaRegistry", () => {
     it.effect("with register: false, encoding a schema the registry lacks fails instead of registering", () =>
       Effect.gen(function*() {
         const { url } = yield* SchemaRegistry.SchemaRegistry
-        const lookupOnly = AvroBackend.makeSchemaRegistry({ url, schemaDirs: [schemaDir], register: false })
+        const lookupOnly = yield* AvroBackend.makeSchemaRegistry({ url, schemaDirs: [schemaDir], register: false })
         const error = yield* Effect.flip(lookupOnly.encode(valid, { schema: Widget, topic: "never-registered" }))
         expect(error.message).toContain("40401")
       }))
@@ -270,7 +553,7 @@ describe("avroSchemaRegistry", () => {
     Effect.gen(function*() {
       // a "registry" that drops every connection: each attempt is one connection
       const attempts = yield* listen(net.createServer((socket) => socket.destroy()))
-      const b = AvroBackend.makeSchemaRegistry({
+      const b = yield* AvroBackend.makeSchemaRegistry({
         url: `http://127.0.0.1:${attempts.port}`,
         schemaDirs: [schemaDir],
         retries: 3,
@@ -295,7 +578,7 @@ describe("avroSchemaRegistry", () => {
           res.end(JSON.stringify({ id: 42 }))
         }
       }))
-      const b = AvroBackend.makeSchemaRegistry({
+      const b = yield* AvroBackend.makeSchemaRegistry({
         url: `http://127.0.0.1:${server.port}`,
         schemaDirs: [schemaDir],
         auth: { username: "app", password: Redacted.make("s3cret") },
@@ -348,3 +631,32 @@ const listen = (server: net.Server) =>
         server.close(() => resume(Effect.void))
       })
   )
+
+/** An HTTP proxy to `target` recording each request as `METHOD /path`. */
+const proxy = (target: string) =>
+  Effect.suspend(() => {
+    const requests: Array<string> = []
+    return Effect.map(
+      listen(http.createServer((req, res) => {
+        requests.push(`${req.method} ${req.url}`)
+        const chunks: Array<Buffer> = []
+        req.on("data", (c: Buffer) => chunks.push(c))
+        req.on("end", () => {
+          const body = chunks.length === 0 ? undefined : Buffer.concat(chunks)
+          fetch(target + (req.url ?? ""), {
+            method: req.method ?? "GET",
+            headers: { "content-type": String(req.headers["content-type"] ?? "application/json") },
+            ...(body === undefined ? {} : { body })
+          }).then(async (r) => {
+            res.statusCode = r.status
+            res.setHeader("content-type", r.headers.get("content-type") ?? "application/json")
+            res.end(await r.text())
+          }, () => {
+            res.statusCode = 502
+            res.end()
+          })
+        })
+      })),
+      ({ port }) => ({ url: `http://127.0.0.1:${port}`, requests })
+    )
+  })

@@ -66,20 +66,20 @@ describe("deimos codegen", () => {
         timestamp: "0"
       })
       expect(yield* Ref.get(seen)).toEqual({ name: "bolt", at: updatedAt, key: 7 })
-    }).pipe(Effect.provide(Layer.merge(ProducerBackend.layerTest, AvroBackend.layerLocal()))))
+    }).pipe(Effect.provide(Layer.merge(ProducerBackend.layerTest, Layer.orDie(AvroBackend.layerLocal())))))
 
   it.effect("a generated key schema types the key of keyConfig: { schema }", () =>
     Effect.gen(function*() {
       const widgets = Producer.make({ topic: "widgets", schema: Widget, keyConfig: { schema: WidgetKey } })
       yield* widgets.publish({ id: 7, name: "bolt", updated_at: new Date(0) }, { key: { id: 7, region: "eu" } })
       const [message] = yield* Effect.flatMap(SentMessages.SentMessages, (s) => s.all)
-      const backend = AvroBackend.makeLocal()
+      const backend = yield* AvroBackend.makeLocal()
       const key = yield* backend.decodeKey(message.encodedKey!, {
         key: { _tag: "Schema", schema: WidgetKey },
         topic: "widgets"
       })
       expect(key).toEqual({ id: 7, region: "eu" })
-    }).pipe(Effect.provide(Layer.merge(ProducerBackend.layerTest, AvroBackend.layerLocal()))))
+    }).pipe(Effect.provide(Layer.merge(ProducerBackend.layerTest, Layer.orDie(AvroBackend.layerLocal())))))
 
   it("the CLI writes the modules and rejects missing arguments", async () => {
     const { spawnSync } = await import("node:child_process")

@@ -3,11 +3,14 @@ import { Consumer, Producer, SchemaRef } from "@deimos/core"
 import { expectSent, testConsumeMessage, TestLayer } from "@deimos/test"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
 import { schemaDir, valid, Widget } from "./fixtures.js"
+import { Widget as GeneratedWidget } from "./generated/index.js"
 
 // an app on Avro: unit tests swap in the validating mock, resolving the app's schemas by name
-const layer = TestLayer.make({ schemaBackend: AvroBackend.layerValidation({ schemaDirs: [schemaDir] }) })
+// (the layer fails with a SchemaError on a broken schema directory; the test layer takes an infallible one)
+const layer = TestLayer.make({ schemaBackend: Layer.orDie(AvroBackend.layerValidation({ schemaDirs: [schemaDir] })) })
 const widgets = Producer.make({ topic: "widgets", schema: Widget, keyConfig: { field: "id" } })
 
 describe("avroValidation as the test layer's schema backend", () => {
@@ -53,5 +56,45 @@ describe("avroValidation as the test layer's schema backend", () => {
       })
       const error = yield* Effect.flip(testConsumeMessage(unknown, { id: 1 }))
       expect(error.message).toContain("com.example.Gadget")
+    }).pipe(Effect.provide(layer)))
+
+  it.effect("handlers see what the real backends decode: defaults filled, values read back by avsc", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<unknown>(undefined)
+      const consumer = Consumer.make({
+        topic: "widgets",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        handle: (widget) => Ref.set(seen, widget)
+      })
+      // a producer may leave out fields with a default; a consumer of avroLocal gets the defaults
+      yield* testConsumeMessage(consumer, { id: 2, name: "n", updated_at: 5 } as Widget)
+      const expected = {
+        id: 2,
+        name: "n",
+        price: null,
+        tags: [],
+        status: "ACTIVE",
+        dimensions: null,
+        attributes: {},
+        updated_at: 5,
+        seen_at_micros: null
+      }
+      expect(yield* Ref.get(seen)).toEqual(expected)
+      const local = yield* AvroBackend.makeLocal({ schemaDirs: [schemaDir] })
+      const options = { schema: Widget, topic: "widgets" }
+      expect(yield* local.decode(yield* local.encode({ id: 2, name: "n", updated_at: 5 }, options), options))
+        .toEqual(expected)
+      // a generated handle: the handler gets the Date of its Effect Schema, with the defaults
+      const typed = Consumer.make({
+        topic: "widgets",
+        groupId: "g",
+        schema: GeneratedWidget,
+        keyConfig: { field: "id" },
+        handle: (widget) => Ref.set(seen, widget)
+      })
+      yield* testConsumeMessage(typed, { id: 3, name: "t", updated_at: new Date(7) })
+      expect(yield* Ref.get(seen)).toEqual({ ...expected, id: 3, name: "t", updated_at: new Date(7) })
     }).pipe(Effect.provide(layer)))
 })

@@ -6,14 +6,16 @@
  * `Effect`: one fiber step per call instead of a chain of `flatMap`s. Resolutions are cached as `Exit`s too, so a
  * cache hit allocates nothing.
  */
-import { SchemaBackend, SchemaError, type SchemaRef } from "@deimos/core"
+import { Eager, type SchemaBackend, SchemaError, type SchemaRef } from "@deimos/core"
 import avro from "avsc"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { collectNamed, fullNameOf, type Named, SchemaDirectory } from "./schemas.js"
+import * as Bridge from "./bridge.js"
+import { type ToBuffers, toBuffers } from "./buffers.js"
+import { collectNamed, fullNameOf, loadDirectory, type Named, type SchemaDirectory } from "./schemas.js"
 import { type Finder, finder, type Path } from "./undeclared.js"
 import * as Walk from "./walk.js"
 
@@ -26,10 +28,21 @@ export interface Resolved {
   readonly schemaString: string
   /** Finds undeclared fields at any depth; undefined when the schema holds no record. */
   readonly undeclared: Finder | undefined
+  /** Turns `Uint8Array`s into the `Buffer`s avsc wants; undefined when the schema holds no bytes or fixed. */
+  readonly buffers: ToBuffers | undefined
+  /** The named types its JSON can refer to (the directory's, and the handle's own). */
+  readonly named: ReadonlyMap<string, Named>
 }
 
 type AnySchema = Schema.Schema<unknown, unknown>
 type Codec = (u: unknown) => Either.Either<unknown, ParseResult.ParseError>
+
+/** How a handle's Effect Schema meets the wire: the compiled bridge when it has one, Effect Schema otherwise. */
+interface Codecs {
+  readonly bridge: Bridge.Bridge | undefined
+  readonly encode: Codec
+  readonly decode: Codec
+}
 
 const noPath: Path = []
 
@@ -51,21 +64,49 @@ const isForbidden = (issue: ParseResult.ParseIssue): boolean => {
   }
 }
 
-export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
-  const directory = new SchemaDirectory(schemaDirs)
-  const named = new Map<string, Named>(directory.named)
+/** The wire value avsc accepts: `Uint8Array`s at bytes and fixed positions turned into `Buffer`s. */
+const toAvsc = (resolved: Resolved, value: unknown): unknown =>
+  resolved.buffers === undefined ? value : resolved.buffers(value)
+
+/**
+ * What the Avro backends share, over the `.avsc` files of `schemaDirs`; fails with an `UnknownSchema` error naming
+ * the file when one cannot be loaded (bad JSON, a type it references that no file defines, a type defined twice).
+ */
+export const makeCommon = (schemaDirs: ReadonlyArray<string>): Exit.Exit<Common, SchemaError.SchemaError> => {
+  const loaded = loadDirectory(schemaDirs)
+  if (!("registry" in loaded)) {
+    return Exit.fail(
+      new SchemaError.SchemaError({
+        reason: "UnknownSchema",
+        schema: loaded.file,
+        cause: loaded.cause,
+        message: `Cannot load the Avro schemas: ${loaded.message}`
+      })
+    )
+  }
+  return Exit.succeed(commonOf(schemaDirs, loaded))
+}
+
+const commonOf = (schemaDirs: ReadonlyArray<string>, directory: SchemaDirectory) => {
+  const named = directory.named
   const byRef = new WeakMap<SchemaRef.Any, Exit.Exit<Resolved, SchemaError.SchemaError>>()
   const keyTypes = new Map<string, Resolved>()
-  const encoders = new WeakMap<AnySchema, Codec>()
-  const decoders = new WeakMap<AnySchema, Codec>()
+  const codecs = new WeakMap<AnySchema, Codecs>()
 
-  const make = (name: string, json: { readonly [key: string]: unknown }, type: avro.Type): Resolved => ({
+  const make = (
+    name: string,
+    json: { readonly [key: string]: unknown },
+    type: avro.Type,
+    names: ReadonlyMap<string, Named>
+  ): Resolved => ({
     name,
     type,
     json,
     namespace: name.includes(".") ? name.slice(0, name.lastIndexOf(".")) : undefined,
     schemaString: JSON.stringify(type.schema({ exportAttrs: true })),
-    undeclared: finder(type)
+    undeclared: finder(type),
+    buffers: toBuffers(type),
+    named: names
   })
 
   const unknown = (ref: SchemaRef.Any, topic?: string, cause?: unknown) =>
@@ -89,8 +130,7 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
         const registry: { [name: string]: avro.Type } = {}
         for (const [n, t] of Object.entries(directory.registry)) if (!own.has(n)) registry[n] = t
         const type = avro.Type.forSchema(json as avro.Schema, { registry })
-        for (const [n, def] of own) named.set(n, def)
-        return Exit.succeed(make(fullNameOf(json, undefined), json, type))
+        return Exit.succeed(make(fullNameOf(json, undefined), json, type, new Map([...named, ...own])))
       } catch (cause) {
         return Exit.fail(
           new SchemaError.SchemaError({
@@ -106,7 +146,7 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
     const type = directory.type(ref.fullName)
     const def = named.get(ref.fullName)
     if (type === undefined || def === undefined) return Exit.fail(unknown(ref, topic))
-    return Exit.succeed(make(ref.fullName, def.json, type))
+    return Exit.succeed(make(ref.fullName, def.json, type, named))
   }
 
   /** The avsc type of a handle (an `Exit`, so usable as an Effect); successes are cached per handle. */
@@ -148,7 +188,7 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
         doc: `Key of ${value.name}`
       }
       const type = avro.Type.forSchema(json as avro.Schema, { registry: { ...directory.registry } })
-      const resolved = make(fullNameOf(json, undefined), json, type)
+      const resolved = make(fullNameOf(json, undefined), json, type, value.named)
       keyTypes.set(id, resolved)
       return Exit.succeed(resolved)
     } catch (cause) {
@@ -157,7 +197,8 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
   }
 
   /** Every problem of a wire value, with its field path (undeclared fields too, at any depth). */
-  const issuesOf = (resolved: Resolved, value: unknown): Array<SchemaError.Issue> => {
+  const issuesOf = (resolved: Resolved, input: unknown): Array<SchemaError.Issue> => {
+    const value = toAvsc(resolved, input)
     const issues: Array<SchemaError.Issue> = []
     if (resolved.undeclared !== undefined) {
       const paths: Array<Path> = []
@@ -219,7 +260,7 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
       return encodeFailure(resolved, value, topic)
     }
     try {
-      return resolved.type.encode(value, buffer, offset)
+      return resolved.type.encode(resolved.buffers === undefined ? value : resolved.buffers(value), buffer, offset)
     } catch (cause) {
       return encodeFailure(resolved, value, topic, cause)
     }
@@ -235,11 +276,25 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
       return Exit.fail(encodeFailure(resolved, value, topic))
     }
     try {
-      return Exit.succeed(resolved.type.toBuffer(value))
+      return Exit.succeed(resolved.type.toBuffer(toAvsc(resolved, value)))
     } catch (cause) {
       return Exit.fail(encodeFailure(resolved, value, topic, cause))
     }
   }
+
+  /**
+   * The wire value as a reader gets it: written and read back by avsc (defaults filled, the values avsc reads),
+   * for the validating backend, which sends no Avro bytes but must hand consumers what the real backends do.
+   */
+  const roundTrip = (
+    resolved: Resolved,
+    value: unknown,
+    topic: string
+  ): Exit.Exit<unknown, SchemaError.SchemaError> =>
+    Exit.flatMap(
+      encodeBody(resolved, value, topic),
+      (body) => readBody(resolved.type, undefined, body, 0, resolved.name, topic, "message")
+    )
 
   const parseIssues = (error: ParseResult.ParseError): ReadonlyArray<SchemaError.Issue> =>
     ParseResult.ArrayFormatter.formatErrorSync(error).map((i) => ({
@@ -253,9 +308,23 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
   const encodeOptions = { errors: "all", onExcessProperty: "error" } as const
   const decodeOptions = { errors: "all" } as const
 
+  const codecsOf = (schema: AnySchema): Codecs => {
+    let known = codecs.get(schema)
+    if (known === undefined) {
+      known = {
+        bridge: Bridge.compile(schema.ast),
+        encode: Schema.encodeUnknownEither(schema, encodeOptions),
+        decode: Schema.decodeUnknownEither(schema, decodeOptions)
+      }
+      codecs.set(schema, known)
+    }
+    return known
+  }
+
   /**
-   * The wire value of a payload: through the handle's Effect Schema when attached. Synchronous (an `Exit`) unless
-   * the Schema is asynchronous.
+   * The wire value of a payload: through the handle's Effect Schema when attached (the compiled bridge when the
+   * Schema is made of the pieces it knows, else Effect Schema). Synchronous (an `Exit`) unless the Schema is
+   * asynchronous.
    */
   const toWire = (
     ref: SchemaRef.Any,
@@ -264,9 +333,12 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
   ): Effect.Effect<unknown, SchemaError.SchemaError> => {
     const schema = ref.schema as AnySchema | undefined
     if (schema === undefined) return Exit.succeed(payload)
-    let encode = encoders.get(schema)
-    if (encode === undefined) encoders.set(schema, encode = Schema.encodeUnknownEither(schema, encodeOptions))
-    const result = encode(payload)
+    const c = codecsOf(schema)
+    if (c.bridge !== undefined) {
+      const fast = c.bridge.encode(payload)
+      if (fast !== Bridge.bail) return Exit.succeed(fast)
+    }
+    const result = c.encode(payload)
     if (Either.isRight(result)) return Exit.succeed(result.right)
     if (isForbidden(result.left.issue)) {
       return Effect.mapError(
@@ -285,9 +357,12 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
   ): Effect.Effect<unknown, SchemaError.SchemaError> => {
     const schema = ref.schema as AnySchema | undefined
     if (schema === undefined) return Exit.succeed(value)
-    let decode = decoders.get(schema)
-    if (decode === undefined) decoders.set(schema, decode = Schema.decodeUnknownEither(schema, decodeOptions))
-    const result = decode(value)
+    const c = codecsOf(schema)
+    if (c.bridge !== undefined) {
+      const fast = c.bridge.decode(value)
+      if (fast !== Bridge.bail) return Exit.succeed(fast)
+    }
+    const result = c.decode(value)
     if (Either.isRight(result)) return Exit.succeed(result.right)
     if (isForbidden(result.left.issue)) {
       return Effect.mapError(Schema.decodeUnknown(schema, decodeOptions)(value), (e) => parseFailure(ref, topic, e))
@@ -295,10 +370,17 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
     return Exit.fail(parseFailure(ref, topic, result.left))
   }
 
-  const coerce = (payload: unknown, ref: SchemaRef.Any): Effect.Effect<unknown, SchemaError.SchemaError> =>
-    ref.schema !== undefined
-      ? SchemaBackend.json.coerce(payload, ref)
-      : Effect.map(resolveRef(ref), (r) => Walk.coerce(r.json, payload, named, r.namespace))
+  /**
+   * Coerces a payload (REFERENCE §1) by its Avro schema, which knows the units of logical types, and, for handles
+   * with an Effect Schema, by the type side of that Schema, which knows what the payload holds (a `Date` where
+   * `Schema.DateFromNumber` makes millis of it, a number of micros where the Schema is a plain `Int`).
+   */
+  const coerce = (payload: unknown, ref: SchemaRef.Any): Exit.Exit<unknown, SchemaError.SchemaError> => {
+    const resolved = resolveRef(ref)
+    if (Exit.isFailure(resolved)) return resolved
+    const r = resolved.value
+    return Exit.succeed(Walk.coerceTyped(r.json, ref.schema?.ast, payload, r.named, r.namespace))
+  }
 
   const keyWire = (key: SchemaBackend.KeySchema, value: unknown): unknown =>
     key._tag === "Field" ? { [key.field]: value } : value
@@ -318,15 +400,19 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
     value: unknown,
     topic: string
   ): Effect.Effect<{ readonly resolved: Resolved; readonly wire: unknown }, SchemaError.SchemaError> =>
-    Effect.flatMap(resolveKey(key, topic), (resolved) =>
+    Eager.flatMap(resolveKey(key, topic), (resolved) =>
       key._tag === "Schema" && key.schema.schema !== undefined
-        ? Effect.flatMap(
-          SchemaBackend.json.coerce(value, key.schema),
-          (coerced) => Effect.map(toWire(key.schema, coerced, topic), (wire) => ({ resolved, wire }))
+        ? Eager.map(
+          toWire(
+            key.schema,
+            Walk.coerceTyped(resolved.json, key.schema.schema.ast, value, resolved.named, resolved.namespace),
+            topic
+          ),
+          (wire) => ({ resolved, wire })
         )
         : Exit.succeed({
           resolved,
-          wire: Walk.coerce(resolved.json, keyWire(key, value), named, resolved.namespace)
+          wire: Walk.coerce(resolved.json, keyWire(key, value), resolved.named, resolved.namespace)
         }))
 
   /** The key of a decoded key record: through the key schema's Effect Schema when attached. */
@@ -339,28 +425,28 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>) => {
 
   return {
     directory,
-    named,
     resolveRef,
     resolveKey,
     validateWire,
     encodeInto,
     encodeBody,
+    roundTrip,
     toWire,
     fromWire,
     coerce,
     keyToWire,
     keyFromWire,
-    schemaFields: (ref: SchemaRef.Any) => Effect.map(resolveRef(ref), (r) => Walk.fields(r.json, named, r.namespace)),
+    schemaFields: (ref: SchemaRef.Any) => Exit.map(resolveRef(ref), (r) => Walk.fields(r.json, r.named, r.namespace)),
     /** Validates a payload: the Effect Schema when attached, then Avro. */
     validate: (payload: unknown, ref: SchemaRef.Any, topic?: string) =>
-      Effect.flatMap(
+      Eager.flatMap(
         toWire(ref, payload, topic),
-        (wire) => Effect.flatMap(resolveRef(ref, topic), (r) => validateWire(r, wire, topic))
+        (wire) => Eager.flatMap(resolveRef(ref, topic), (r) => validateWire(r, wire, topic))
       )
   }
 }
 
-export type Common = ReturnType<typeof makeCommon>
+export type Common = ReturnType<typeof commonOf>
 
 export const decodeError = (schema: string, topic: string, message: string, cause?: unknown) =>
   new SchemaError.SchemaError({ reason: "Decode", schema, topic, cause, message })

@@ -56,50 +56,83 @@ export const collectNamed = (schema: unknown, enclosing: string | undefined, fil
   else if (typeof type === "object") collectNamed(type, enclosing, file, out)
 }
 
-export class SchemaDirectory {
-  readonly named = new Map<string, Named>()
-  private readonly types = new Map<string, avro.Type>()
-  readonly registry: { [name: string]: avro.Type } = {}
-
-  constructor(readonly dirs: ReadonlyArray<string>) {
-    const files = dirs.flatMap((d) => listAvsc(d))
-    const pending: Array<{ readonly file: string; readonly json: unknown }> = []
-    for (const file of files) {
-      const json = JSON.parse(fs.readFileSync(file, "utf8")) as unknown
-      collectNamed(json, undefined, file, this.named)
-      pending.push({ file, json })
-    }
-    // parse in passes so types referenced across files are registered before their users
-    let left = pending
-    for (let pass = 0; left.length > 0 && pass <= pending.length; pass++) {
-      const failed: typeof left = []
-      for (const p of left) {
-        try {
-          avro.Type.forSchema(p.json as avro.Schema, { registry: this.registry })
-        } catch {
-          failed.push(p)
-        }
-      }
-      if (failed.length === left.length) {
-        // report the first real error
-        avro.Type.forSchema(failed[0].json as avro.Schema, { registry: this.registry })
-      }
-      left = failed
-    }
-  }
-
+/** The named types of a set of schema directories, parsed by avsc (named types resolved across files). */
+export interface SchemaDirectory {
+  readonly dirs: ReadonlyArray<string>
+  readonly named: ReadonlyMap<string, Named>
+  readonly registry: { readonly [name: string]: avro.Type }
   /** The avsc type of a named schema, or undefined. */
-  type(fullName: string): avro.Type | undefined {
-    const cached = this.types.get(fullName)
-    if (cached !== undefined) return cached
-    const t = this.registry[fullName]
-    if (t !== undefined) this.types.set(fullName, t)
-    return t
-  }
-
+  readonly type: (fullName: string) => avro.Type | undefined
   /** The directories searched, for error messages. */
-  searched(): string {
-    return this.dirs.join(", ")
+  readonly searched: () => string
+}
+
+/** Why a directory could not be loaded: the file and the problem (a missing type, bad JSON, a duplicate name). */
+export interface DirectoryProblem {
+  readonly file: string
+  readonly message: string
+  readonly cause: unknown
+}
+
+/**
+ * Loads every `.avsc` file under `dirs` (recursively). Files are parsed in passes so types referenced across files
+ * are registered before their users; each attempt parses into a copy of the registry, so a file that fails leaves
+ * nothing behind. Returns the problem of the first file that cannot be parsed (its referenced type missing, bad
+ * JSON, a type defined twice).
+ */
+export const loadDirectory = (dirs: ReadonlyArray<string>): SchemaDirectory | DirectoryProblem => {
+  const files = dirs.flatMap((d) => listAvsc(d))
+  const named = new Map<string, Named>()
+  const registry: { [name: string]: avro.Type } = {}
+  let left: Array<{ readonly file: string; readonly json: unknown; error?: unknown }> = []
+  for (const file of files) {
+    let json: unknown
+    try {
+      json = JSON.parse(fs.readFileSync(file, "utf8"))
+    } catch (cause) {
+      return { file, message: `${file} is not a readable JSON Avro schema: ${String(cause)}`, cause }
+    }
+    collectNamed(json, undefined, file, named)
+    left.push({ file, json })
+  }
+  while (left.length > 0) {
+    const failed: typeof left = []
+    for (const p of left) {
+      const scratch = { ...registry }
+      try {
+        avro.Type.forSchema(p.json as avro.Schema, { registry: scratch })
+        Object.assign(registry, scratch)
+      } catch (error) {
+        failed.push({ ...p, error })
+      }
+    }
+    if (failed.length === left.length) {
+      const { error, file } = failed[0]
+      const text = error instanceof Error ? error.message : String(error)
+      const missing = /undefined type name: (\S+)/.exec(text)?.[1]
+      return {
+        file,
+        cause: error,
+        message: missing === undefined
+          ? `${file} is not a valid Avro schema: ${text}`
+          : `${file} references the type ${missing}, which no .avsc file in ${dirs.join(", ")} defines`
+      }
+    }
+    left = failed
+  }
+  const types = new Map<string, avro.Type>()
+  return {
+    dirs,
+    named,
+    registry,
+    type: (fullName) => {
+      const cached = types.get(fullName)
+      if (cached !== undefined) return cached
+      const t = registry[fullName]
+      if (t !== undefined) types.set(fullName, t)
+      return t
+    },
+    searched: () => dirs.join(", ")
   }
 }
 
@@ -135,4 +168,64 @@ export const resolve = (
     }
   }
   return { json: type, namespace: enclosing }
+}
+
+/** The named definition or primitive/complex definition a type stands for, with its full name when named. */
+const definitionOf = (
+  type: unknown,
+  enclosing: string | undefined,
+  named: ReadonlyMap<string, Named>
+): { readonly kind: string; readonly fullName: string | undefined } => {
+  const { json, namespace } = resolve(type, enclosing, named)
+  if (typeof json === "string") return { kind: json, fullName: undefined }
+  if (Array.isArray(json)) return { kind: "union", fullName: undefined }
+  const def = json as { readonly type?: unknown; readonly name?: unknown }
+  if (typeof def.type === "object" && def.type !== null) return definitionOf(def.type, namespace, named)
+  const kind = String(def.type)
+  return kind === "record" || kind === "error" || kind === "enum" || kind === "fixed"
+    ? { kind, fullName: fullNameOf(def, enclosing) }
+    : { kind, fullName: undefined }
+}
+
+const buckets: { readonly [kind: string]: string } = {
+  int: "number",
+  long: "number",
+  float: "number",
+  double: "number",
+  bytes: "buffer",
+  fixed: "buffer",
+  enum: "string",
+  map: "object",
+  record: "object",
+  error: "object"
+}
+
+/**
+ * The name avsc gives a union branch in a wrapped union (`{ "<name>": value }`): the full name of a named type, else
+ * the type's name (`string`, `long` also for logical types, since no logical type is registered, `array`, `map`).
+ */
+export const branchNameOf = (type: unknown, enclosing: string | undefined, named: ReadonlyMap<string, Named>) => {
+  const { fullName, kind } = definitionOf(type, enclosing, named)
+  return fullName ?? kind
+}
+
+/**
+ * Does avsc represent this union wrapped? It does (with its default `wrapUnions: "auto"`) when two branches fall in
+ * one bucket of JavaScript values: numbers (int, long, float, double), strings (string, enum), buffers (bytes,
+ * fixed), objects (record, map), arrays, booleans, null. Two records, or a string and an enum, are wrapped; a null
+ * and a record, or a string and a long, are not.
+ */
+export const isWrappedUnion = (
+  branches: ReadonlyArray<unknown>,
+  enclosing: string | undefined,
+  named: ReadonlyMap<string, Named>
+): boolean => {
+  const seen = new Set<string>()
+  for (const b of branches) {
+    const { kind } = definitionOf(b, enclosing, named)
+    const bucket = buckets[kind] ?? kind
+    if (seen.has(bucket)) return true
+    seen.add(bucket)
+  }
+  return false
 }
