@@ -19,6 +19,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { schemaDir, valid, Widget } from "./fixtures.js"
 import { Widget as GeneratedWidget } from "./generated/index.js"
+import * as Rich from "./generated/rich/index.js"
 
 const local = Effect.runSync(AvroBackend.makeLocal({ schemaDirs: [schemaDir] }))
 const topic = "widgets"
@@ -198,6 +199,30 @@ describe("coercion knows the Avro logical types for every handle (Deimos #97)", 
       const plain =
         (yield* local.coerce({ ...valid, seen_at_micros: "2024-05-06T07:08:09.123456+00:00" }, Widget)) as Widget
       expect(plain.seen_at_micros).toBe(1_714_979_289_123_456)
+    }))
+
+  it.effect("dates become days in date fields, map values are coerced, timestamps in maps keep micros", () =>
+    Effect.gen(function*() {
+      const coerced = (yield* local.coerce({
+        id: 1,
+        day: new Date("2024-01-02T23:00:00Z"),
+        at_micros: "2024-01-02T00:00:00.000001Z",
+        created: "2024-01-02T00:00:00.5Z",
+        counts: { a: "3", b: 4 },
+        stamps: { b: at, c: "2024-01-02T00:00:00.000002Z" },
+        payment: { "com.shop.Card": { number: 4111, expires: "2024-01-03" } },
+        lines: [{ sku: 1, qty: "2" }]
+      }, Rich.Order)) as Record<string, unknown>
+      expect(coerced).toMatchObject({
+        day: 19724,
+        at_micros: Date.UTC(2024, 0, 2) * 1000 + 1,
+        created: new Date(Date.UTC(2024, 0, 2) + 500),
+        counts: { a: 3, b: 4 },
+        stamps: { b: at.getTime() * 1000, c: Date.UTC(2024, 0, 2) * 1000 + 2 },
+        payment: { "com.shop.Card": { number: "4111", expires: 19725 } },
+        lines: [{ sku: "1", qty: 2 }]
+      })
+      expect((yield* local.coerce({ day: "2024-01-02" }, Rich.Order)) as object).toEqual({ day: 19724 })
     }))
 
   it.effect("through a Producer: a Date in a generated timestamp-micros field is sent as exact micros", () =>

@@ -7,6 +7,8 @@ export const DimensionsSchema = Schema.Struct({
   height: Schema.Number
 })
 export interface Dimensions extends Schema.Schema.Type<typeof DimensionsSchema> {}
+/** The wire form of Dimensions. */
+export interface DimensionsEncoded extends Schema.Schema.Encoded<typeof DimensionsSchema> {}
 
 /** The schema handle of com.example.Dimensions: give it to `Producer.make` / `Consumer.make` as `schema`. */
 export const Dimensions = SchemaRef.make({

@@ -19,10 +19,12 @@ export const WidgetSchema = Schema.Struct({
   seen_at_micros: Schema.optional(Schema.NullOr(Schema.Int))
 })
 export interface Widget extends Schema.Schema.Type<typeof WidgetSchema> {}
+/** The wire form of Widget. */
+export interface WidgetEncoded extends Schema.Schema.Encoded<typeof WidgetSchema> {}
 
 /**
  * The schema handle of com.example.Widget: give it to `Producer.make` / `Consumer.make` as `schema`;
- * `Widget.tombstone(id)` deletes the Widget keyed by `id` (Deimos #155).
+ * `Widget.tombstone(key)` deletes the Widget keyed by its `id` (Deimos #155).
  */
 export const Widget = Object.assign(SchemaRef.make({
   name: "Widget",
@@ -121,6 +123,6 @@ export const Widget = Object.assign(SchemaRef.make({
     ]
   }
 }), {
-  /** A tombstone for the Widget keyed by `id`: publishing it sends the key with a null value. */
-  tombstone: (id: Widget["id"]): Tombstone.Tombstone<Widget["id"]> => Tombstone.make(id)
+  /** A tombstone for the Widget keyed by `key`: publishing it sends the key with a null value. */
+  tombstone: (key: Widget["id"]): Tombstone.Tombstone<Widget["id"]> => Tombstone.make(key)
 })

@@ -8,10 +8,12 @@ export const WidgetKeySchema = Schema.Struct({
   region: Schema.String
 })
 export interface WidgetKey extends Schema.Schema.Type<typeof WidgetKeySchema> {}
+/** The wire form of WidgetKey. */
+export interface WidgetKeyEncoded extends Schema.Schema.Encoded<typeof WidgetKeySchema> {}
 
 /**
  * The schema handle of com.example.WidgetKey: give it to `Producer.make` / `Consumer.make` as `schema`;
- * `WidgetKey.tombstone(id)` deletes the WidgetKey keyed by `id` (Deimos #155).
+ * `WidgetKey.tombstone(key)` deletes the WidgetKey keyed by its `id` (Deimos #155).
  */
 export const WidgetKey = Object.assign(SchemaRef.make({
   name: "WidgetKey",
@@ -34,6 +36,6 @@ export const WidgetKey = Object.assign(SchemaRef.make({
     ]
   }
 }), {
-  /** A tombstone for the WidgetKey keyed by `id`: publishing it sends the key with a null value. */
-  tombstone: (id: WidgetKey["id"]): Tombstone.Tombstone<WidgetKey["id"]> => Tombstone.make(id)
+  /** A tombstone for the WidgetKey keyed by `key`: publishing it sends the key with a null value. */
+  tombstone: (key: WidgetKey["id"]): Tombstone.Tombstone<WidgetKey["id"]> => Tombstone.make(key)
 })
