@@ -1,14 +1,17 @@
 /**
  * Reads messages of a topic (the last N per partition, or from an offset), decoded with the schema backend, into
- * memory or through a handler, then stops: for integration tests and debugging. It joins no consumer group and
- * commits nothing.
+ * memory or through a handler, then stops: for integration tests and debugging. It reads up to each partition's
+ * high watermark as it was when reading began, and commits nothing. It needs no group of yours: the kafkajs driver
+ * cannot be assigned partitions by hand, so it reads through a throwaway group of its own
+ * (`deimos-inline-<uuid>`), which it deletes afterwards.
  *
  * @since 0.1.0
  */
 import { Consumer, type KeyConfig, type SchemaBackend, type SchemaError, type SchemaRef } from "@deimos/core"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as KafkaDriver from "./KafkaDriver.js"
-import type { KafkaError } from "./KafkaError.js"
+import { KafkaError } from "./KafkaError.js"
 
 /**
  * @since 0.1.0
@@ -24,6 +27,11 @@ export interface Options<S extends SchemaRef.Any, KC extends KeyConfig.KeyConfig
   readonly fromOffset?: number | bigint | string | undefined
   /** Only these partitions. @default all */
   readonly partitions?: ReadonlyArray<number> | undefined
+  /**
+   * Longest the read may take (connecting excluded) before it fails with a retriable `KafkaError` of reason
+   * `"Consume"`. @default 30 seconds
+   */
+  readonly timeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -48,7 +56,7 @@ const max = (a: bigint, b: bigint) => a > b ? a : b
 
 /**
  * Runs `handler` on each decoded message, partitions in order and offsets in order within each, then stops. An
- * undecodable message fails with its `SchemaError`.
+ * undecodable message fails with its `SchemaError`, a failing handler with its error (the rest is not handled).
  *
  * @since 0.1.0
  */
@@ -91,7 +99,20 @@ export const run = <
         : low
       return { partition: o.partition, from: from.toString(), until: high.toString() }
     })
-    const raws = yield* admin.read(topic, ranges)
+    const timeout = Duration.decode(options.timeout ?? "30 seconds")
+    const raws = yield* admin.read(topic, ranges).pipe(
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () =>
+          new KafkaError({
+            reason: "Consume",
+            retriable: true,
+            message: `Reading ${topic} (${
+              ranges.map((r) => `[${r.partition}] ${r.from}..${r.until}`).join(", ")
+            }) did not finish within ${Duration.format(timeout)}`
+          })
+      })
+    )
     for (const raw of raws) {
       yield* handler({
         topic: raw.topic,

@@ -426,59 +426,90 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
     const call = <A>(what: string, f: () => Promise<A>) =>
       Effect.tryPromise({ try: f, catch: fromUnknown("Admin", what) })
 
-    const read = (topic: string, ranges: ReadonlyArray<KafkaDriver.OffsetRange>) => {
-      const wanted = ranges.filter((r) => BigInt(r.from) < BigInt(r.until))
-      if (wanted.length === 0) return Effect.succeed([])
-      return Effect.scoped(Effect.gen(function*() {
-        const groupId = `deimos-inline-${globalThis.crypto.randomUUID()}`
-        const c = kafka.consumer({ groupId, maxWaitTimeInMs: 200, retry: { retries: 2 } })
-        yield* Effect.acquireRelease(
-          connect("inline consumer", async () => {
-            await c.connect()
-            await c.subscribe({ topics: [topic], fromBeginning: true })
-          }),
-          () =>
-            disconnect("inline consumer", async () => {
-              await c.disconnect()
-              await a.deleteGroups([groupId]).catch(() => undefined)
+    /**
+     * kafkajs cannot be assigned partitions by hand: a throwaway group (deleted afterwards, nothing committed)
+     * joins, seeks each partition to its start and collects until every range is done. A range ends at the
+     * partition's high watermark, and is done once the fetched position passes its last offset even when that
+     * offset is never delivered (a transaction marker, a compacted record): kafkajs reports the batch's last
+     * offset, filtered records included, when the batch ends.
+     */
+    const read = (topic: string, ranges: ReadonlyArray<KafkaDriver.OffsetRange>) =>
+      Effect.gen(function*() {
+        const asked = ranges.filter((r) => BigInt(r.from) < BigInt(r.until))
+        if (asked.length === 0) return []
+        const offsets = yield* call(`Cannot read the offsets of ${topic}`, () => a.fetchTopicOffsets(topic))
+        const ends = new Map(offsets.map((o) => [o.partition, { low: BigInt(o.low), high: BigInt(o.high) }]))
+        const wanted = asked.flatMap((r) => {
+          const end = ends.get(r.partition)
+          if (end === undefined) return []
+          const from = BigInt(r.from) > end.low ? BigInt(r.from) : end.low
+          const until = BigInt(r.until) < end.high ? BigInt(r.until) : end.high
+          return from < until ? [{ partition: r.partition, from, last: until - 1n }] : []
+        })
+        if (wanted.length === 0) return []
+        return yield* Effect.scoped(Effect.gen(function*() {
+          const groupId = `deimos-inline-${globalThis.crypto.randomUUID()}`
+          const c = kafka.consumer({ groupId, maxWaitTimeInMs: 200, retry: { retries: 2 } })
+          yield* Effect.acquireRelease(
+            connect("inline consumer", async () => {
+              await c.connect()
+              await c.subscribe({ topics: [topic], fromBeginning: true })
+            }),
+            () =>
+              disconnect("inline consumer", async () => {
+                await c.disconnect()
+                await a.deleteGroups([groupId]).catch(() => undefined)
+              })
+          )
+          const done = yield* Deferred.make<void, KafkaError>()
+          const byPartition = new Map(
+            wanted.map((r) => [r.partition, {
+              ...r,
+              // the next offset to collect: a batch fetched before the seek took effect is not collected twice
+              next: r.from,
+              out: [] as Array<Consumer.RawMessage>,
+              finished: false
+            }])
+          )
+          let open = byPartition.size
+          const skip = (partition: number) => c.pause([{ topic, partitions: [partition] }])
+          // the batch's last offset, records kafkajs filtered out included
+          const reached = (partition: number, lastOffset: string) => {
+            const range = byPartition.get(partition)
+            if (range === undefined) return skip(partition)
+            if (range.finished || BigInt(lastOffset) < range.last) return
+            range.finished = true
+            skip(partition)
+            if (--open === 0) Deferred.unsafeDone(done, Exit.void)
+          }
+          const listeners = [
+            c.on(c.events.END_BATCH_PROCESS, (event) => reached(event.payload.partition, event.payload.lastOffset)),
+            c.on(c.events.CRASH, (event) => {
+              Deferred.unsafeDone(done, Exit.fail(fromUnknown("Consume", `Cannot read ${topic}`)(event.payload.error)))
             })
-        )
-        const done = yield* Deferred.make<void>()
-        const byPartition = new Map(
-          wanted.map((r) => [r.partition, {
-            from: BigInt(r.from),
-            last: BigInt(r.until) - 1n,
-            out: [] as Array<Consumer.RawMessage>,
-            finished: false
-          }])
-        )
-        let open = byPartition.size
-        yield* call(`Cannot read ${topic}`, async () => {
-          await c.run({
-            autoCommit: false,
-            eachBatch: async ({ batch }) => {
-              const range = byPartition.get(batch.partition)
-              if (range === undefined || range.finished) return
-              for (const m of batch.messages) {
-                const offset = BigInt(m.offset)
-                if (offset >= range.from && offset <= range.last) {
+          ]
+          yield* Effect.addFinalizer(() => Effect.sync(() => listeners.forEach((remove) => remove())))
+          yield* call(`Cannot read ${topic}`, async () => {
+            await c.run({
+              autoCommit: false,
+              eachBatch: async ({ batch }) => {
+                const range = byPartition.get(batch.partition)
+                if (range === undefined || range.finished) return
+                for (const m of batch.messages) {
+                  const offset = BigInt(m.offset)
+                  if (offset > range.last) break
+                  if (offset < range.next) continue
                   range.out.push(toRawMessage(topic, batch.partition, m))
-                }
-                if (offset >= range.last && !range.finished) {
-                  range.finished = true
-                  c.pause([{ topic, partitions: [batch.partition] }])
-                  if (--open === 0) Runtime.runFork(runtime)(Deferred.succeed(done, undefined))
-                  return
+                  range.next = offset + 1n
                 }
               }
-            }
+            })
+            for (const r of wanted) c.seek({ topic, partition: r.partition, offset: r.from.toString() })
           })
-          for (const r of wanted) c.seek({ topic, partition: r.partition, offset: r.from })
-        })
-        yield* Deferred.await(done)
-        return wanted.flatMap((r) => byPartition.get(r.partition)!.out)
-      }))
-    }
+          yield* Deferred.await(done)
+          return wanted.flatMap((r) => byPartition.get(r.partition)!.out)
+        }))
+      })
 
     return {
       createTopic: (topic, o = {}) =>
