@@ -426,8 +426,14 @@ const registryOf = (common: Common, options: RegistryOptions): SchemaBackend.Sch
 
   return {
     name: "avroSchemaRegistry",
-    encode: (payload, { schema, topic }) =>
-      withWire(common, schema, payload, topic, (wire) => encodeValue(schema, wire, topic)),
+    encode: (payload, { schema, topic }) => {
+      // the hot path allocates no continuation: a handle without an Effect Schema encodes the payload as it is
+      if (schema.schema === undefined) return encodeValue(schema, payload, topic)
+      const wire = common.toWire(schema, payload, topic)
+      if (!Exit.isExit(wire)) return Effect.flatMap(wire, (w) => encodeValue(schema, w, topic))
+      const exit = wire as Exit.Exit<unknown, SchemaError.SchemaError>
+      return Exit.isSuccess(exit) ? encodeValue(schema, exit.value, topic) : failed(exit)
+    },
     decode: (bytes, { schema, topic }) => {
       const read = decodeValue(bytes, schema, topic)
       if (schema.schema === undefined) return read
