@@ -207,41 +207,8 @@ export const make = <
   const fail = (reason: "MissingKey" | "UnexpectedKey", topic: string, message: string) =>
     Effect.fail(new ProducerError({ reason, producer: name, topic, retriable: false, message }))
 
-  interface Pending {
-    readonly payload: Record<string, unknown> | null
-    readonly key: unknown
-    readonly headers: Readonly<Record<string, string>>
-    readonly partitionKey: string | undefined
-  }
-
-  const normalize = (input: Producer.Input<A, K>, defaults: Producer.MessageOptions<K>): Pending => {
-    if (Tombstone.isTombstone(input)) {
-      return {
-        payload: null,
-        key: input.key,
-        headers: defaults.headers ?? noHeaders,
-        partitionKey: defaults.partitionKey
-      }
-    }
-    if (isEnvelope(input)) {
-      return {
-        payload: input.payload as Record<string, unknown> | null,
-        key: input.key ?? defaults.key,
-        headers: input.headers === undefined
-          ? defaults.headers ?? noHeaders
-          : defaults.headers === undefined
-          ? input.headers
-          : { ...defaults.headers, ...input.headers },
-        partitionKey: input.partitionKey ?? defaults.partitionKey
-      }
-    }
-    return {
-      payload: input as Record<string, unknown>,
-      key: defaults.key,
-      headers: defaults.headers ?? noHeaders,
-      partitionKey: defaults.partitionKey
-    }
-  }
+  const keyField = "field" in keyConfig ? keyConfig.field : undefined
+  const unkeyed = "none" in keyConfig
 
   const isEmpty = (payload: Record<string, unknown> | null) => {
     if (payload === null) return true
@@ -255,7 +222,6 @@ export const make = <
     readonly timestamp: boolean
   }
 
-  // The hot path: synchronous steps in plain code, then only the backend's effects (coerce, key, value).
   /** What every message of one `publishList` call shares. */
   interface Call {
     readonly topic: string
@@ -264,13 +230,36 @@ export const make = <
     readonly fields: Filled
     readonly traceparent: Option.Option<string>
     readonly backend: SchemaBackend.SchemaBackend.Service
+    readonly headers: Readonly<Record<string, string>> | undefined
   }
 
-  const prepare = (pending: Pending, call: Call): Effect.Effect<ProducerBackend.ProducerMessage, Producer.Error> => {
+  // The hot path: the synchronous steps of REFERENCE §1 in plain code, then the backend's coerce and encodes;
+  // when those answer with Exits (the mock and Avro backends do) the message is built without a continuation.
+  const prepare = (
+    input: Producer.Input<A, K>,
+    call: Call
+  ): Effect.Effect<ProducerBackend.ProducerMessage, Producer.Error> => {
     const { backend, fields, topic, traceparent } = call
-    const tombstone = isEmpty(pending.payload)
+    // 0. the input: a tombstone, an envelope with its own options, or a payload
+    let payload: Record<string, unknown> | null
+    let key: unknown
+    let headers = call.headers ?? noHeaders
+    let partitionKey: string | null | undefined
+    if (Tombstone.isTombstone(input)) {
+      payload = null
+      key = input.key
+    } else if (isEnvelope(input)) {
+      payload = input.payload as Record<string, unknown> | null
+      key = input.key
+      partitionKey = input.partitionKey
+      if (input.headers !== undefined) {
+        headers = call.headers === undefined ? input.headers : { ...call.headers, ...input.headers }
+      }
+    } else {
+      payload = input as Record<string, unknown>
+    }
+    const tombstone = isEmpty(payload)
     // 1. message_id and timestamp
-    let payload = pending.payload
     if (payload !== null && !tombstone && (fields.messageId || fields.timestamp)) {
       const missingId = fields.messageId && (payload.message_id === undefined || payload.message_id === null)
       const missingTs = fields.timestamp && (payload.timestamp === undefined || payload.timestamp === null)
@@ -281,9 +270,8 @@ export const make = <
       }
     }
     // 2. key (explicit, else from the payload's key field)
-    let key = pending.key
-    if (key === undefined && "field" in keyConfig && payload !== null) key = payload[keyConfig.field]
-    if ("none" in keyConfig) {
+    if (key === undefined && keyField !== undefined && payload !== null) key = payload[keyField]
+    if (unkeyed) {
       if (key !== undefined && key !== null) {
         return fail(
           "UnexpectedKey",
@@ -302,38 +290,48 @@ export const make = <
     }
     const rawKey = key ?? null
     // 3. partition key
-    const partitionKey = pending.partitionKey ??
-      (options.partitionKey !== undefined && payload !== null && !tombstone
-        ? options.partitionKey(payload as A)
-        : rawKey === null
-        ? null
-        : String(rawKey))
-    const headers = Option.isSome(traceparent) && pending.headers[TraceContext.header] === undefined
-      ? { ...pending.headers, [TraceContext.header]: traceparent.value }
-      : pending.headers
+    partitionKey ??= options.partitionKey !== undefined && payload !== null && !tombstone
+      ? options.partitionKey(payload as A)
+      : rawKey === null
+      ? null
+      : String(rawKey)
+    if (Option.isSome(traceparent) && headers[TraceContext.header] === undefined) {
+      headers = { ...headers, [TraceContext.header]: traceparent.value }
+    }
     // 4. coerce, 5. encode key then value
     const encodeKey: Effect.Effect<Uint8Array | null, SchemaError> = rawKey === null
       ? Exit.succeed(null)
       : keySchema === undefined
       ? Exit.succeed(rawKey instanceof Uint8Array ? rawKey : Utf8.encode(String(rawKey)))
       : backend.encodeKey(rawKey, call.key!)
-    const message = (key: Uint8Array | null, value: Uint8Array | null, coerced: unknown) => ({
-      key,
+    const message = (
+      encodedKey: Uint8Array | null,
+      value: Uint8Array | null,
+      coerced: unknown
+    ): ProducerBackend.ProducerMessage => ({
+      key: encodedKey,
       value,
-      partitionKey,
+      partitionKey: partitionKey ?? null,
       headers,
       rawKey,
       payload: coerced,
       producer: name
     })
-    if (tombstone) return Eager.map(encodeKey, (key) => message(key, null, null))
+    if (tombstone) return Eager.map(encodeKey, (encodedKey) => message(encodedKey, null, null))
     const coerced = backend.coerce(payload, options.schema)
-    // the common case, every step already done (an Exit): no continuation is built
+    // the common case, every step already done (Exits): no continuation is built
     if (Exit.isExit(coerced) && Exit.isExit(encodeKey)) {
       const value = coerced as Exit.Exit<unknown, SchemaError>
-      const key = encodeKey as Exit.Exit<Uint8Array | null, SchemaError>
-      if (Exit.isSuccess(value) && Exit.isSuccess(key)) {
-        return Eager.map(backend.encode(value.value, call.codec), (bytes) => message(key.value, bytes, value.value))
+      const encodedKey = encodeKey as Exit.Exit<Uint8Array | null, SchemaError>
+      if (Exit.isSuccess(value) && Exit.isSuccess(encodedKey)) {
+        const encoded = backend.encode(value.value, call.codec)
+        if (Exit.isExit(encoded)) {
+          const bytes = encoded as Exit.Exit<Uint8Array, SchemaError>
+          return Exit.isSuccess(bytes)
+            ? Exit.succeed(message(encodedKey.value, bytes.value, value.value))
+            : Exit.failCause(bytes.cause)
+        }
+        return Effect.map(encoded, (bytes) => message(encodedKey.value, bytes, value.value))
       }
     }
     return Eager.flatMap(
@@ -341,7 +339,7 @@ export const make = <
       (value) =>
         Eager.flatMap(
           encodeKey,
-          (key) => Eager.map(backend.encode(value, call.codec), (encoded) => message(key, encoded, value))
+          (encodedKey) => Eager.map(backend.encode(value, call.codec), (bytes) => message(encodedKey, bytes, value))
         )
     )
   }
@@ -400,10 +398,10 @@ export const make = <
         key: keySchema === undefined ? undefined : { key: keySchema, topic },
         fields: yield* filledFields(backend),
         traceparent: yield* TraceContext.current,
-        backend
+        backend,
+        headers: callOptions.headers
       }
-      const defaults: Producer.MessageOptions<K> = { headers: callOptions.headers }
-      const messages = yield* Eager.forEach(items, (item) => prepare(normalize(item, defaults), call))
+      const messages = yield* Eager.forEach(items, (item) => prepare(item, call))
       yield* Instrumentation.emit({ _tag: "EncodeMessages", producer: name, topic, count: messages.length })
       yield* logPayloads(config.payloadLogLevel, topic, messages)
       for (let i = 0; i < messages.length; i += maxBatchSize) {
