@@ -419,85 +419,93 @@ interface MutableAttempt {
 /** The error policy of a consumer with its settings resolved: `run(context, attempt)` as `withErrorPolicy`. */
 const policyOf = (consumer: Any, settings: DeimosConfig.Settings) => {
   const backoff = ErrorPolicy.backoffOf(consumer.errorPolicy, settings)
-  return <R>(
+  const fatal = (context: Attempt, cause: Cause.Cause<unknown>, retries: number, why: string) =>
+    Effect.fail(
+      new ConsumerFatalError({
+        consumer: consumer.name,
+        topic: context.topic,
+        partition: context.partition,
+        offset: context.offset,
+        retries,
+        cause,
+        message:
+          `Consumer ${consumer.name} stopped at ${context.topic}[${context.partition}]@${context.offset}: ${why}: ${
+            Cause.pretty(cause).split("\n")[0]
+          }`
+      })
+    )
+  const onFailure = <R>(
     context: Attempt,
-    attempt: (retryCount: number) => Effect.Effect<void, unknown, R>
+    attempt: (retryCount: number) => Effect.Effect<void, unknown, R>,
+    retryCount: number,
+    cause: Cause.Cause<unknown>
   ): Effect.Effect<void, ConsumerFatalError, R> => {
-    const fatal = (cause: Cause.Cause<unknown>, retries: number, why: string) =>
-      Effect.fail(
-        new ConsumerFatalError({
-          consumer: consumer.name,
-          topic: context.topic,
-          partition: context.partition,
-          offset: context.offset,
-          retries,
-          cause,
-          message:
-            `Consumer ${consumer.name} stopped at ${context.topic}[${context.partition}]@${context.offset}: ${why}: ${
-              Cause.pretty(cause).split("\n")[0]
-            }`
-        })
-      )
-    const loop = (retryCount: number): Effect.Effect<void, ConsumerFatalError, R> =>
-      Effect.catchAllCause(attempt(retryCount), (cause) => {
-        if (Cause.isInterrupted(cause)) return Effect.interrupt
-        const action = ErrorPolicy.classify(consumer.errorPolicy, settings, cause, context.payload, context.metadata)
-        const event = Instrumentation.emit({
-          _tag: "HandlerError",
-          consumer: consumer.name,
-          topic: context.topic,
-          partition: context.partition,
-          offset: context.offset,
-          action,
-          error: ErrorPolicy.errorOf(cause)
-        })
-        const log = (message: string) =>
-          Effect.logError(message, cause).pipe(Effect.annotateLogs({
+    if (Cause.isInterrupted(cause)) return Effect.interrupt
+    const action = ErrorPolicy.classify(consumer.errorPolicy, settings, cause, context.payload, context.metadata)
+    const event = Instrumentation.emit({
+      _tag: "HandlerError",
+      consumer: consumer.name,
+      topic: context.topic,
+      partition: context.partition,
+      offset: context.offset,
+      action,
+      error: ErrorPolicy.errorOf(cause)
+    })
+    const log = (message: string) =>
+      Effect.logError(message, cause).pipe(Effect.annotateLogs({
+        consumer: consumer.name,
+        topic: context.topic,
+        partition: context.partition,
+        offset: context.offset,
+        retryCount,
+        errorTag: ErrorPolicy.tagOf(cause)
+      }))
+    switch (action) {
+      case "swallow":
+        return Effect.zipRight(event, log("Handler error swallowed; the offset will be committed"))
+      case "fatal":
+        return event.pipe(
+          Effect.zipRight(log("Fatal handler error; stopping the consumer")),
+          Effect.zipRight(fatal(context, cause, retryCount, "fatal error"))
+        )
+      case "retry": {
+        if (backoff.maxRetries !== undefined && retryCount >= backoff.maxRetries) {
+          return event.pipe(
+            Effect.zipRight(log("Handler error out of retries; stopping the consumer")),
+            Effect.zipRight(fatal(context, cause, retryCount, `still failing after ${retryCount} retries`))
+          )
+        }
+        const wait = ErrorPolicy.delay(backoff, retryCount)
+        return event.pipe(
+          Effect.zipRight(log(`Handler error; retrying in ${Duration.format(wait)}`)),
+          Effect.zipRight(Instrumentation.emit({
+            _tag: "RetryHandlerError",
             consumer: consumer.name,
             topic: context.topic,
             partition: context.partition,
             offset: context.offset,
             retryCount,
-            errorTag: ErrorPolicy.tagOf(cause)
-          }))
-        switch (action) {
-          case "swallow":
-            return Effect.zipRight(event, log("Handler error swallowed; the offset will be committed"))
-          case "fatal":
-            return event.pipe(
-              Effect.zipRight(log("Fatal handler error; stopping the consumer")),
-              Effect.zipRight(fatal(cause, retryCount, "fatal error"))
-            )
-          case "retry": {
-            if (backoff.maxRetries !== undefined && retryCount >= backoff.maxRetries) {
-              return event.pipe(
-                Effect.zipRight(log("Handler error out of retries; stopping the consumer")),
-                Effect.zipRight(fatal(cause, retryCount, `still failing after ${retryCount} retries`))
-              )
-            }
-            const wait = ErrorPolicy.delay(backoff, retryCount)
-            return event.pipe(
-              Effect.zipRight(log(`Handler error; retrying in ${Duration.format(wait)}`)),
-              Effect.zipRight(Instrumentation.emit({
-                _tag: "RetryHandlerError",
-                consumer: consumer.name,
-                topic: context.topic,
-                partition: context.partition,
-                offset: context.offset,
-                retryCount,
-                waitMillis: Duration.toMillis(wait)
-              })),
-              Effect.zipRight(Effect.raceFirst(
-                Effect.sleep(wait),
-                Effect.flatMap(Stopping, (stopping) => Effect.zipRight(stopping, Effect.interrupt))
-              )),
-              Effect.zipRight(Effect.suspend(() => loop(retryCount + 1)))
-            )
-          }
-        }
-      })
-    return loop(0)
+            waitMillis: Duration.toMillis(wait)
+          })),
+          Effect.zipRight(Effect.raceFirst(
+            Effect.sleep(wait),
+            Effect.flatMap(Stopping, (stopping) => Effect.zipRight(stopping, Effect.interrupt))
+          )),
+          Effect.zipRight(Effect.suspend(() => loop(context, attempt, retryCount + 1)))
+        )
+      }
+    }
   }
+  const loop = <R>(
+    context: Attempt,
+    attempt: (retryCount: number) => Effect.Effect<void, unknown, R>,
+    retryCount: number
+  ): Effect.Effect<void, ConsumerFatalError, R> =>
+    Effect.catchAllCause(attempt(retryCount), (cause) => onFailure(context, attempt, retryCount, cause))
+  return <R>(
+    context: Attempt,
+    attempt: (retryCount: number) => Effect.Effect<void, unknown, R>
+  ): Effect.Effect<void, ConsumerFatalError, R> => loop(context, attempt, 0)
 }
 
 /**

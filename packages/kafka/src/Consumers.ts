@@ -54,30 +54,46 @@ export const handleBatch = <R>(
       Effect.zipRight(control.resolveOffset(messages[messages.length - 1].offset)),
       Effect.zipRight(commit)
     )
-    : Effect.gen(function*() {
+    : Effect.suspend(() => {
+      // message by message (a step function, not a generator: this runs per message): stop at a message
+      // boundary when the member stops; commit per the delivery mode, and what is left at the end
+      const timed = consumer.delivery === "message" && (threshold !== undefined || interval !== undefined)
       let uncommitted = 0
-      let lastCommit = consumer.delivery === "message" ? yield* Clock.currentTimeMillis : 0
-      for (const message of messages) {
-        if (!(yield* control.isRunning)) break
-        yield* processor.message(message)
-        yield* control.resolveOffset(message.offset)
+      let lastCommit = 0
+      const finish = Effect.suspend(() => uncommitted > 0 ? commit : Effect.void)
+      const afterHandled = (i: number): Effect.Effect<void, ConsumerError.ConsumerFatalError, R> => {
         uncommitted++
         if (messageCommits) {
-          yield* commit
           uncommitted = 0
-        } else if (consumer.delivery === "message" && (threshold !== undefined || interval !== undefined)) {
-          const now = yield* Clock.currentTimeMillis
+          return Effect.zipRight(commit, step(i + 1))
+        }
+        if (!timed) return step(i + 1)
+        return Effect.flatMap(Clock.currentTimeMillis, (now) => {
           if (
             (threshold !== undefined && uncommitted >= threshold) ||
             (interval !== undefined && now - lastCommit >= interval)
           ) {
-            yield* commit
             uncommitted = 0
             lastCommit = now
+            return Effect.zipRight(commit, step(i + 1))
           }
-        }
+          return step(i + 1)
+        })
       }
-      if (uncommitted > 0) yield* commit
+      const step = (i: number): Effect.Effect<void, ConsumerError.ConsumerFatalError, R> =>
+        i >= messages.length ? finish : Effect.flatMap(control.isRunning, (running) =>
+          running
+            ? processor.message(messages[i]).pipe(
+              Effect.zipRight(control.resolveOffset(messages[i].offset)),
+              Effect.flatMap(() => afterHandled(i))
+            )
+            : finish)
+      return timed
+        ? Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          lastCommit = now
+          return step(0)
+        })
+        : step(0)
     })
   // `batch` delivery is a batch to the metrics (as the core's processBatch records it), handled message by message
   // here so that a stop can end it at a message boundary
