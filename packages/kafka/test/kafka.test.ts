@@ -1,6 +1,8 @@
 import { Consumer, Metrics, Producer } from "@deimos/core"
 import { Consumers, InlineConsumer, KafkaDriver, KafkaProducerBackend, LagReporter } from "@deimos/kafka"
 import { describe, expect, layer } from "@effect/vitest"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
@@ -226,17 +228,93 @@ describe("Kafka runtime against the dev broker", () => {
           Metric.tagged(Metric.tagged(Metrics.handler, "status", "error"), "topic", topic)
         )
         expect(errorsAfter.count - errorsBefore.count).toBe(1)
+        const strictGroup = unique("g")
+        const strictHandled = yield* Ref.make(0)
         const strict = Consumer.make({
           topic,
-          groupId: unique("g"),
+          groupId: strictGroup,
           schema: Event,
           keyConfig: { field: "id" },
           ...fast,
           errorPolicy: { fatalOn: ["SchemaError"] },
-          handle: () => Effect.void
+          handle: () => Ref.update(strictHandled, (n) => n + 1)
         })
         const error = yield* Effect.flip(Consumers.run([strict]))
-        expect(error.message).toContain("stopped")
+        expect(error._tag).toBe("ConsumerFatalError")
+        if (error._tag !== "ConsumerFatalError") return
+        // the garbage is offset 0 of its partition, before e100
+        expect({ topic: error.topic, offset: error.offset }).toEqual({ topic, offset: "0" })
+        expect(error.message).toContain(`stopped at ${topic}[${error.partition}]@0: fatal error`)
+        expect(Option.map(Cause.failureOption(error.cause as Cause.Cause<{ readonly _tag: string }>), (e) => e._tag))
+          .toEqual(Option.some("SchemaError"))
+        // it stopped there: the message after it was not handled and nothing was committed
+        expect(yield* Ref.get(strictHandled)).toBe(0)
+        expect(yield* committedTotal(strictGroup, topic)).toBe(0)
+      }))
+
+    it.effect("inlineBatch with an undecodable message in the middle: the handler gets the others; fatal when configured", () =>
+      Effect.gen(function*() {
+        const topic = unique("garbage-batch")
+        const events = Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
+        const pinned = (id: string, n: number) =>
+          events.publishList([Producer.envelope({ id, n }, { partitionKey: "x" })]).pipe(
+            Effect.provide(KafkaProducerBackend.layer())
+          )
+        // offsets 0, 1 (garbage), 2 of one partition, all there before the consumer fetches: one batch
+        yield* pinned("e0", 0)
+        yield* Effect.scoped(Effect.gen(function*() {
+          const driver = yield* KafkaDriver.KafkaDriver
+          const producer = yield* driver.producer()
+          yield* producer.send(topic, [{
+            key: null,
+            value: encoder.encode("{not json"),
+            partitionKey: "x",
+            headers: {}
+          }])
+        }))
+        yield* pinned("e2", 2)
+        const errorsBefore = yield* handlerErrors(topic)
+        const got = yield* Deferred.make<
+          { readonly ids: ReadonlyArray<string>; readonly offsets: ReadonlyArray<string> }
+        >()
+        const lenientGroup = unique("g")
+        const lenient = Consumer.make({
+          topic,
+          groupId: lenientGroup,
+          schema: Event,
+          keyConfig: { field: "id" },
+          delivery: "inlineBatch",
+          ...fast,
+          handleBatch: (payloads, metadata) =>
+            Deferred.succeed(got, { ids: payloads.map((p) => p!.id), offsets: metadata.offsets })
+        })
+        const batch = yield* consumeUntil(
+          [lenient],
+          Effect.zipLeft(
+            Deferred.await(got),
+            waitUntil(Effect.map(committedTotal(lenientGroup, topic), (n) => n === 3))
+          )
+        )
+        expect(batch).toEqual({ ids: ["e0", "e2"], offsets: ["0", "2"] })
+        expect((yield* handlerErrors(topic)) - errorsBefore).toBe(1)
+        expect(yield* committedTotal(lenientGroup, topic)).toBe(3)
+
+        const strictGroup = unique("g")
+        const strict = Consumer.make({
+          topic,
+          groupId: strictGroup,
+          schema: Event,
+          keyConfig: { field: "id" },
+          delivery: "inlineBatch",
+          ...fast,
+          errorPolicy: { fatalOn: ["SchemaError"] },
+          handleBatch: () => Effect.void
+        })
+        const error = yield* Effect.flip(Consumers.run([strict]))
+        expect(error._tag).toBe("ConsumerFatalError")
+        if (error._tag !== "ConsumerFatalError") return
+        expect({ topic: error.topic, offset: error.offset }).toEqual({ topic, offset: "1" })
+        expect(yield* committedTotal(strictGroup, topic)).toBe(0)
       }))
 
     it.effect("a handler that throws, fails or dies is logged and swallowed by default; the consumer carries on", () =>
@@ -310,6 +388,174 @@ describe("Kafka runtime against the dev broker", () => {
           Effect.zipRight(Deferred.await(done), waitUntil(Effect.map(committedTotal(groupId, topic), (n) => n === 1)))
         )
         expect(yield* Ref.get(calls)).toBe(1)
+      }))
+
+    it.scoped("message delivery commits after each message, or every offsetCommitThreshold messages and at the end", () =>
+      Effect.gen(function*() {
+        const topic = unique("threshold")
+        // one publishList, one partition: the consumer gets the twelve in one batch
+        yield* Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
+          .publishList(
+            Array.from({ length: 12 }, (_, n) => Producer.envelope({ id: `t${n}`, n }, { partitionKey: "p" }))
+          )
+          .pipe(Effect.provide(KafkaProducerBackend.layer()))
+        const driver = yield* KafkaDriver.KafkaDriver
+        const admin = yield* driver.admin
+        /** The committed offset of its partition as each message is handled. */
+        const run = (threshold: number | undefined) =>
+          Effect.gen(function*() {
+            const groupId = unique("g")
+            const seen = yield* Ref.make<ReadonlyArray<number>>([])
+            const consumer = Consumer.make({
+              topic,
+              groupId,
+              schema: Event,
+              keyConfig: { field: "id" },
+              ...fast,
+              offsetCommitThreshold: threshold,
+              handle: (_, metadata) =>
+                admin.committedOffsets(groupId, topic).pipe(
+                  Effect.flatMap((c) =>
+                    Ref.update(seen, (s) => [...s, Number(c.find((p) => p.partition === metadata.partition)!.offset)])
+                  ),
+                  Effect.orDie
+                )
+            })
+            yield* consumeUntil(
+              [consumer],
+              waitUntil(Effect.map(committedTotal(groupId, topic), (n) => n === 12))
+            )
+            return yield* Ref.get(seen)
+          })
+        expect(yield* run(undefined)).toEqual([-1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+        expect(yield* run(5)).toEqual([-1, -1, -1, -1, -1, 5, 5, 5, 5, 5, 10, 10])
+      }))
+
+    it.scoped("message delivery with offsetCommitInterval commits at most once per interval, and at the end", () =>
+      Effect.gen(function*() {
+        const topic = unique("interval")
+        const groupId = unique("g")
+        yield* Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
+          .publishList(
+            Array.from({ length: 10 }, (_, n) => Producer.envelope({ id: `i${n}`, n }, { partitionKey: "p" }))
+          )
+          .pipe(Effect.provide(KafkaProducerBackend.layer()))
+        const driver = yield* KafkaDriver.KafkaDriver
+        const admin = yield* driver.admin
+        const seen = yield* Ref.make<ReadonlyArray<number>>([])
+        const interval = 300
+        const consumer = Consumer.make({
+          topic,
+          groupId,
+          schema: Event,
+          keyConfig: { field: "id" },
+          ...fast,
+          offsetCommitInterval: `${interval} millis`,
+          handle: (_, metadata) =>
+            admin.committedOffsets(groupId, topic).pipe(
+              Effect.flatMap((c) =>
+                Ref.update(seen, (s) => [...s, Number(c.find((p) => p.partition === metadata.partition)!.offset)])
+              ),
+              Effect.zipRight(Effect.sleep("100 millis")),
+              Effect.orDie
+            )
+        })
+        const start = yield* Clock.currentTimeMillis
+        yield* consumeUntil([consumer], waitUntil(Effect.map(committedTotal(groupId, topic), (n) => n === 10)))
+        const elapsed = (yield* Clock.currentTimeMillis) - start
+        const committedSeen = yield* Ref.get(seen)
+        expect(committedSeen).toHaveLength(10)
+        expect(committedSeen).toEqual([...committedSeen].sort((a, b) => a - b))
+        // commits seen while the batch was handled: some (a second of handling), but at most one per interval
+        const commits = new Set(committedSeen.filter((o) => o > 0)).size
+        expect(commits).toBeGreaterThanOrEqual(2)
+        expect(commits).toBeLessThanOrEqual(Math.floor(elapsed / interval))
+        expect(commits).toBeLessThan(9)
+      }))
+
+    it.effect("back-pressure: while a slow inlineBatch handler runs, nothing is fetched; what arrived meanwhile comes as one batch per partition", () =>
+      Effect.gen(function*() {
+        const topic = unique("backpressure")
+        const events = Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
+        yield* events.publish({ id: "first", n: 0 }).pipe(Effect.provide(KafkaProducerBackend.layer()))
+        const batches = yield* Ref.make<ReadonlyArray<{ readonly partition: number; readonly size: number }>>([])
+        const slow = yield* Deferred.make<void>()
+        const published = yield* Deferred.make<void>()
+        const consumer = Consumer.make({
+          topic,
+          groupId: unique("g"),
+          schema: Event,
+          keyConfig: { field: "id" },
+          delivery: "inlineBatch",
+          ...fast,
+          handleBatch: (payloads, metadata) =>
+            Effect.gen(function*() {
+              const all = yield* Ref.updateAndGet(
+                batches,
+                (b) => [...b, { partition: metadata.partition, size: payloads.length }]
+              )
+              if (all.length === 1) {
+                // slow: busy until everything below was published, and a few fetch waits more
+                yield* Deferred.succeed(slow, undefined)
+                yield* Deferred.await(published)
+                yield* Effect.sleep("400 millis")
+              }
+            })
+        })
+        yield* consumeUntil(
+          [consumer],
+          Effect.gen(function*() {
+            yield* Deferred.await(slow)
+            // thirty messages, one send each, spread by key over the partitions, while the handler sleeps
+            yield* Effect.forEach(
+              Array.from({ length: 30 }, (_, n) => n + 1),
+              (n) => Effect.zipRight(events.publish({ id: `k${n}`, n }), Effect.sleep("20 millis")),
+              { discard: true }
+            ).pipe(Effect.provide(KafkaProducerBackend.layer()))
+            yield* Deferred.succeed(published, undefined)
+            yield* waitUntil(Effect.map(Ref.get(batches), (b) => b.reduce((n, x) => n + x.size, 0) >= 31))
+          })
+        )
+        const [first, ...rest] = yield* Ref.get(batches)
+        expect(first.size).toBe(1)
+        // a fetching-ahead consumer would have taken them a few at a time as they arrived
+        expect(new Set(rest.map((b) => b.partition)).size).toBe(rest.length)
+        expect(rest.reduce((n, b) => n + b.size, 0)).toBe(30)
+      }))
+
+    it.effect("maxBytesPerPartition bounds what one fetch brings (memory), and every message still arrives once", () =>
+      Effect.gen(function*() {
+        const topic = unique("max-bytes")
+        const body = "x".repeat(1000)
+        // one send per message: record batches of ~1 KB each, the unit a fetch returns
+        yield* Effect.forEach(
+          Array.from({ length: 40 }, (_, n) => n),
+          (n) =>
+            Producer.make({ topic, schema: Event, keyConfig: { field: "id" } }).publish(
+              { id: `${n}-${body}`, n },
+              { partitionKey: "p" }
+            ),
+          { discard: true }
+        ).pipe(Effect.provide(KafkaProducerBackend.layer()))
+        const sizes = yield* Ref.make<ReadonlyArray<number>>([])
+        const consumer = Consumer.make({
+          topic,
+          groupId: unique("g"),
+          schema: Event,
+          keyConfig: { field: "id" },
+          delivery: "inlineBatch",
+          ...fast,
+          maxBytesPerPartition: 4096,
+          handleBatch: (payloads) => Ref.update(sizes, (s) => [...s, payloads.length])
+        })
+        yield* consumeUntil(
+          [consumer],
+          waitUntil(Effect.map(Ref.get(sizes), (s) => s.reduce((a, b) => a + b, 0) >= 40))
+        )
+        const all = yield* Ref.get(sizes)
+        expect(all.reduce((a, b) => a + b, 0)).toBe(40)
+        expect(Math.max(...all)).toBeLessThanOrEqual(4)
+        expect(all.length).toBeGreaterThanOrEqual(10)
       }))
 
     it.effect("the consumer's span continues the producer's trace", () =>
