@@ -3,14 +3,13 @@ import { Consumer, Producer, SchemaRef } from "@deimos/core"
 import { expectSent, testConsumeMessage, TestLayer } from "@deimos/test"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
 import { schemaDir, valid, Widget } from "./fixtures.js"
 import { Widget as GeneratedWidget } from "./generated/index.js"
 
 // an app on Avro: unit tests swap in the validating mock, resolving the app's schemas by name
 // (the layer fails with a SchemaError on a broken schema directory; the test layer takes an infallible one)
-const layer = TestLayer.make({ schemaBackend: Layer.orDie(AvroBackend.layerValidation({ schemaDirs: [schemaDir] })) })
+const layer = TestLayer.make({ schemaBackend: AvroBackend.layerValidation({ schemaDirs: [schemaDir] }) })
 const widgets = Producer.make({ topic: "widgets", schema: Widget, keyConfig: { field: "id" } })
 
 describe("avroValidation as the test layer's schema backend", () => {

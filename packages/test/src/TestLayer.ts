@@ -25,15 +25,16 @@ export type Provides = ProducerBackend.ProducerBackend | SentMessages.SentMessag
 export const testSettings: DeimosConfig.Options = { reraiseErrors: true, backoff: { maxRetries: 0 } }
 
 /**
- * Builds a test layer: choose the schema backend (e.g. `AvroBackend.layerValidation(...)` when the app uses Avro)
- * and override settings.
+ * Builds a test layer: choose the schema backend (e.g. `AvroBackend.layerValidation(...)` when the app uses Avro;
+ * the layer then fails as that backend's layer does, with a `SchemaError` for a schema directory that does not
+ * load) and override settings.
  *
  * @since 0.1.0
  */
-export const make = (options: {
-  readonly schemaBackend?: Layer.Layer<SchemaBackend.SchemaBackend> | undefined
+export const make = <E = never>(options: {
+  readonly schemaBackend?: Layer.Layer<SchemaBackend.SchemaBackend, E> | undefined
   readonly config?: DeimosConfig.Options | undefined
-} = {}): Layer.Layer<Provides> =>
+} = {}): Layer.Layer<Provides, E> =>
   Layer.mergeAll(
     Layer.tap(ProducerBackend.layerTest, register(options.config?.topicPrefix ?? "")),
     options.schemaBackend ?? SchemaBackend.layerMockValidating,
