@@ -2,6 +2,7 @@ import { DevCluster, KafkaBroker } from "@deimos/broker"
 import { Consumer, DeimosConfig, Producer, SchemaBackend } from "@deimos/core"
 import { Consumers, KafkaDriver, KafkaJs, KafkaProducerBackend } from "@deimos/kafka"
 import { describe, expect, it } from "@effect/vitest"
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -71,12 +72,15 @@ describe("consumer lifecycle", () => {
         const seen = yield* Ref.make<ReadonlyArray<string>>([])
         const target = yield* Ref.make(0)
         const reached = yield* Ref.make(yield* Deferred.make<void>())
+        // a session timeout the handover must beat by far: the leaving member says so, it is not expired
+        const sessionTimeout = 10_000
         const consumer = Consumer.make({
           topic,
           groupId,
           schema: Event,
           keyConfig: { field: "id" },
           ...fast,
+          sessionTimeout: `${sessionTimeout} millis`,
           handle: (payload) =>
             Effect.gen(function*() {
               const all = yield* Ref.updateAndGet(seen, (s) => [...s, payload!.id])
@@ -99,9 +103,12 @@ describe("consumer lifecycle", () => {
         yield* publish(topic, 1, 19)
         yield* waitFor(20)
         yield* Effect.sleep("300 millis")
+        const left = yield* Clock.currentTimeMillis
         yield* Fiber.interrupt(b)
         yield* publish(topic, 20, 20)
         yield* waitFor(40)
+        // b's partition was handed over and drained well before b's session could have expired
+        expect((yield* Clock.currentTimeMillis) - left).toBeLessThan(sessionTimeout / 2)
         yield* Effect.sleep("300 millis")
         yield* Fiber.interrupt(a)
         const ids = yield* Ref.get(seen)

@@ -1,3 +1,4 @@
+import { DevCluster } from "@deimos/broker"
 import { Instrumentation, Metrics, Producer, SchemaRef } from "@deimos/core"
 import { InlineConsumer, KafkaProducerBackend } from "@deimos/kafka"
 import { describe, expect, layer } from "@effect/vitest"
@@ -5,6 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import { Kafka, logLevel } from "kafkajs"
 import { Event, KafkaTest, unique } from "./fixtures.js"
 
 const published = (topic: string) =>
@@ -40,6 +42,45 @@ const summary = (event: Extract<Instrumentation.Event, { _tag: "ProduceError" }>
       return { id, bodyLength: body.length }
     })
   }
+
+/**
+ * The producer id and first sequence of each record batch of a topic, as a plain kafkajs consumer decodes them
+ * (`batchContext` is kafkajs's view of the record batch header), until `count` messages were seen.
+ */
+const recordBatches = (brokers: ReadonlyArray<string>, topic: string, count: number) =>
+  Effect.promise(async () => {
+    const consumer = new Kafka({ brokers: [...brokers], logLevel: logLevel.NOTHING }).consumer({
+      groupId: `${topic}-inspect`,
+      maxWaitTimeInMs: 100
+    })
+    const out = new Map<string, { readonly producerId: string; readonly firstSequence: number }>()
+    let seen = 0
+    await consumer.connect()
+    try {
+      await consumer.subscribe({ topics: [topic], fromBeginning: true })
+      await new Promise<void>((resolve) => {
+        void consumer.run({
+          eachMessage: async ({ message, partition }) => {
+            const context = (message as unknown as {
+              readonly batchContext: {
+                readonly firstOffset: string
+                readonly producerId: string
+                readonly firstSequence: number
+              }
+            }).batchContext
+            out.set(`${partition}/${context.firstOffset}`, {
+              producerId: context.producerId,
+              firstSequence: context.firstSequence
+            })
+            if (++seen === count) resolve()
+          }
+        })
+      })
+    } finally {
+      await consumer.disconnect()
+    }
+    return [...out.entries()].sort(([a], [b]) => a.localeCompare(b, "en", { numeric: true })).map(([, v]) => v)
+  })
 
 describe("Kafka producer backends", () => {
   layer(KafkaTest, { timeout: 120_000, excludeTestServices: true })((it) => {
@@ -87,15 +128,38 @@ describe("Kafka producer backends", () => {
         expect(new Set(byKey.map((m) => m.partition)).size).toBeGreaterThan(1)
       }).pipe(Effect.provide(KafkaProducerBackend.layer())))
 
-    it.scoped("kafka: an idempotent producer delivers every message once, in order", () =>
+    it.scoped("kafka: an idempotent producer writes with a producer id and sequence numbers, every message once, in order", () =>
       Effect.gen(function*() {
-        const topic = unique("idempotent")
-        yield* Producer.make({ topic, schema: Event, keyConfig: { field: "id" } }).publishList(
-          Array.from({ length: 50 }, (_, n) => Producer.envelope({ id: `i${n}`, n }, { partitionKey: "p" }))
-        )
-        const read = yield* InlineConsumer.read({ topic, schema: Event, keyConfig: { field: "id" } })
+        const send = (topic: string, idempotent: boolean) =>
+          Effect.forEach(
+            [0, 25],
+            (from) =>
+              Producer.make({ topic, schema: Event, keyConfig: { field: "id" } }).publishList(
+                Array.from(
+                  { length: 25 },
+                  (_, i) => Producer.envelope({ id: `i${from + i}`, n: from + i }, { partitionKey: "p" })
+                )
+              ),
+            { discard: true }
+          ).pipe(Effect.provide(KafkaProducerBackend.layer({ idempotent })))
+        const idempotent = unique("idempotent")
+        const plain = unique("not-idempotent")
+        yield* send(idempotent, true)
+        yield* send(plain, false)
+        const read = yield* InlineConsumer.read({ topic: idempotent, schema: Event, keyConfig: { field: "id" } })
         expect(read.map((m) => m.payload!.n)).toEqual(Array.from({ length: 50 }, (_, n) => n))
-      }).pipe(Effect.provide(KafkaProducerBackend.layer({ idempotent: true }))))
+        const cluster = yield* DevCluster.DevCluster
+        // what only an idempotent producer does: its record batches carry the producer id the broker gave it and
+        // the sequence number of their first record (a plain producer writes no id, and kafkajs leaves sequence 0)
+        const batches = yield* recordBatches(cluster.brokers, idempotent, 50)
+        expect(batches.map((b) => b.firstSequence)).toEqual([0, 25])
+        expect(new Set(batches.map((b) => b.producerId)).size).toBe(1)
+        expect(BigInt(batches[0].producerId)).toBeGreaterThanOrEqual(0n)
+        expect(yield* recordBatches(cluster.brokers, plain, 50)).toEqual([
+          { producerId: "-1", firstSequence: 0 },
+          { producerId: "-1", firstSequence: 0 }
+        ])
+      }))
 
     it.scoped("kafkaAsync: sync: true sends at once; buffered messages are all flushed when the scope closes", () =>
       Effect.gen(function*() {
