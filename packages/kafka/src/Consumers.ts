@@ -19,6 +19,9 @@ import * as KafkaDriver from "./KafkaDriver.js"
 import type { KafkaError } from "./KafkaError.js"
 import * as LagReporter from "./LagReporter.js"
 
+/** Longest a stopping member waits for the commit of what it handled before the stop. */
+const commitOnStopTimeout = Duration.seconds(5)
+
 /**
  * Handles one fetched batch with a consumer's processor (heartbeats while it runs) and commits per the delivery
  * mode.
@@ -88,12 +91,27 @@ export const handleBatch = <R>(
               Effect.flatMap(() => afterHandled(i))
             )
             : finish)
-      return timed
+      // interrupted part-way (the stop reached a message waiting to retry, or the grace period ran out): what was
+      // handled is committed all the same, within a bound (a finalizer is uninterruptible: the wait is made
+      // interruptible for the timeout)
+      const commitHandled = Effect.suspend(() =>
+        uncommitted === 0 ? Effect.void : Effect.interruptible(commit).pipe(
+          Effect.timeout(commitOnStopTimeout),
+          Effect.catchAll(() =>
+            Effect.logWarning(
+              `The commit of the handled messages did not finish within ${
+                Duration.format(commitOnStopTimeout)
+              }; they may be delivered again`
+            )
+          )
+        )
+      )
+      return (timed
         ? Effect.flatMap(Clock.currentTimeMillis, (now) => {
           lastCommit = now
           return step(0)
         })
-        : step(0)
+        : step(0)).pipe(Effect.onInterrupt(() => commitHandled))
     })
   // `batch` delivery is a batch to the metrics (as the core's processBatch records it), handled message by message
   // here so that a stop can end it at a message boundary

@@ -121,38 +121,45 @@ describe("graceful shutdown", () => {
       )
     }
 
-    it.effect("a message waiting to be retried stops at once on shutdown, uncommitted", () =>
-      Effect.gen(function*() {
-        const topic = unique("retry-stop")
-        const groupId = unique("g")
-        yield* publishTwo(topic)
-        const attempts = yield* Ref.make(0)
-        const failed = yield* Deferred.make<void>()
-        const consumer = Consumer.make({
-          topic,
-          groupId,
-          schema: Event,
-          keyConfig: { field: "id" },
-          ...fast,
-          // a backoff longer than the grace period, which is longer than the test allows
-          errorPolicy: { retryOn: ["Flaky"], backoff: { min: "10 seconds", max: "10 seconds" } },
-          handle: (payload) =>
-            payload!.n === 0 ? Effect.void : Ref.update(attempts, (n) => n + 1).pipe(
-              Effect.zipRight(Deferred.succeed(failed, undefined)),
-              Effect.zipRight(new Flaky())
-            )
-        })
-        const worker = yield* Effect.fork(Consumers.run([consumer]))
-        yield* Deferred.await(failed)
-        // let the policy log the error and start its backoff
-        yield* Effect.sleep("200 millis")
-        const [exit, millis] = yield* timed(Fiber.interrupt(worker))
-        expect(Exit.isInterrupted(exit)).toBe(true)
-        expect(millis).toBeLessThan(2500)
-        expect(yield* Ref.get(attempts)).toBe(1)
-        // the first message is committed, the one waiting to be retried is not
-        expect(yield* committed(groupId, topic)).toBe(1)
-      }).pipe(Effect.provide(driver("8 seconds"))), 30_000)
+    for (const delivery of ["message", "batch"] as const) {
+      it.effect(
+        `${delivery}: a message waiting to be retried stops at once on shutdown, uncommitted; what was handled before it is committed`,
+        () =>
+          Effect.gen(function*() {
+            const topic = unique("retry-stop")
+            const groupId = unique("g")
+            yield* publishTwo(topic)
+            const attempts = yield* Ref.make(0)
+            const failed = yield* Deferred.make<void>()
+            const consumer = Consumer.make({
+              topic,
+              groupId,
+              schema: Event,
+              keyConfig: { field: "id" },
+              ...fast,
+              delivery,
+              // a backoff longer than the grace period, which is longer than the test allows
+              errorPolicy: { retryOn: ["Flaky"], backoff: { min: "10 seconds", max: "10 seconds" } },
+              handle: (payload) =>
+                payload!.n === 0 ? Effect.void : Ref.update(attempts, (n) => n + 1).pipe(
+                  Effect.zipRight(Deferred.succeed(failed, undefined)),
+                  Effect.zipRight(new Flaky())
+                )
+            })
+            const worker = yield* Effect.fork(Consumers.run([consumer]))
+            yield* Deferred.await(failed)
+            // let the policy log the error and start its backoff
+            yield* Effect.sleep("200 millis")
+            const [exit, millis] = yield* timed(Fiber.interrupt(worker))
+            expect(Exit.isInterrupted(exit)).toBe(true)
+            expect(millis).toBeLessThan(2500)
+            expect(yield* Ref.get(attempts)).toBe(1)
+            // the first message is committed, the one waiting to be retried is not
+            expect(yield* committed(groupId, topic)).toBe(1)
+          }).pipe(Effect.provide(driver("8 seconds"))),
+        30_000
+      )
+    }
   })
 
   layer(Layer.mergeAll(SchemaBackend.layerMockValidating, DeimosConfig.layer({})), { excludeTestServices: true })(
