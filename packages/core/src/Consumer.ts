@@ -112,6 +112,7 @@ export declare namespace Consumer {
     readonly startFromBeginning?: boolean | undefined
     readonly maxBytesPerPartition?: number | undefined
     readonly minBytes?: number | undefined
+    /** How long the broker may hold a fetch for data; a stop waits for the fetch in flight. @default 500 millis */
     readonly maxWaitTime?: Duration.DurationInput | undefined
     readonly sessionTimeout?: Duration.DurationInput | undefined
     readonly heartbeatInterval?: Duration.DurationInput | undefined

@@ -70,7 +70,7 @@ export interface BatchControl {
   readonly heartbeat: Effect.Effect<void, KafkaError>
   /** False once the consumer is stopping: stop taking new messages. */
   readonly isRunning: Effect.Effect<boolean>
-  /** Stops fetching from this batch's topic (fatal errors). */
+  /** Stops fetching from this batch's partition (fatal errors). */
   readonly pause: Effect.Effect<void>
   /** Completes when the member begins to stop (never, while it runs): a handler waiting to retry gives up. */
   readonly stopping: Effect.Effect<void>
@@ -88,6 +88,7 @@ export interface ConsumerOptions {
   readonly heartbeatInterval?: Duration.DurationInput | undefined
   readonly maxBytesPerPartition?: number | undefined
   readonly minBytes?: number | undefined
+  /** How long the broker may hold a fetch for data (a stop waits for the fetch in flight). @default 500 millis */
   readonly maxWaitTime?: Duration.DurationInput | undefined
 }
 
@@ -146,8 +147,9 @@ export interface Admin {
     topic: string
   ) => Effect.Effect<ReadonlyArray<{ readonly partition: number; readonly offset: string }>, KafkaError>
   /**
-   * Reads the messages of each range (`from` inclusive, `until` exclusive) without joining a group and without
-   * committing; in offset order per partition.
+   * Reads the messages of each range (`from` inclusive, `until` exclusive; cut at the partition's high watermark)
+   * without committing, in offset order per partition. An adapter may read through a throwaway group of its own
+   * (the kafkajs adapter does, and deletes it).
    */
   readonly read: (
     topic: string,

@@ -255,7 +255,8 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
         heartbeatInterval: millis(consumerOptions.heartbeatInterval, 3000),
         maxBytesPerPartition: consumerOptions.maxBytesPerPartition ?? 1024 * 1024,
         minBytes: consumerOptions.minBytes ?? 1,
-        maxWaitTimeInMs: millis(consumerOptions.maxWaitTime, 5000),
+        // the longest a fetch waits for data; also how long a stop waits for the fetch in flight
+        maxWaitTimeInMs: millis(consumerOptions.maxWaitTime, 500),
         retry: { retries: 8 }
       })
       yield* Effect.acquireRelease(
