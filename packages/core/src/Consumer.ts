@@ -17,7 +17,6 @@ import * as Option from "effect/Option"
 import type * as Tracer from "effect/Tracer"
 import { ConsumerDefinitionError, ConsumerFatalError } from "./ConsumerError.js"
 import * as DeimosConfig from "./DeimosConfig.js"
-import * as Eager from "./Eager.js"
 import * as ErrorPolicy from "./ErrorPolicy.js"
 import * as Instrumentation from "./Instrumentation.js"
 import * as Utf8 from "./internal/utf8.js"
@@ -319,27 +318,35 @@ const headersOf = (raw: RawMessage): Readonly<Record<string, string>> => {
 export const fullTopic = (consumer: Any): Effect.Effect<string> =>
   Effect.map(DeimosConfig.DeimosConfig, (config) => config.topicPrefix + consumer.topic)
 
+/** Options built once per topic (a consumer reads one topic: the last one is kept at hand). */
+const perTopic = <O>(make: (topic: string) => O) => {
+  const built = new Map<string, O>()
+  let lastTopic: string | undefined
+  let last: O | undefined
+  return (topic: string): O => {
+    if (topic === lastTopic) return last!
+    let options = built.get(topic)
+    if (options === undefined) built.set(topic, options = make(topic))
+    lastTopic = topic
+    return last = options
+  }
+}
+
 const keyDecoder = (consumer: Any, backend: SchemaBackend.SchemaBackend.Service) => {
   const keySchema = KeyConfig.keySchema(consumer.keyConfig, consumer.schema)
   const unkeyed = "none" in consumer.keyConfig
-  const options = new Map<string, SchemaBackend.KeyOptions>()
+  const optionsOf = perTopic((topic): SchemaBackend.KeyOptions => ({ key: keySchema!, topic }))
   return (raw: RawMessage): Effect.Effect<unknown, SchemaError> => {
     if (raw.key === null) return Exit.succeed(null)
     if (keySchema === undefined) return Exit.succeed(unkeyed ? null : Utf8.decodeLossy(raw.key))
-    let keyOptions = options.get(raw.topic)
-    if (keyOptions === undefined) options.set(raw.topic, keyOptions = { key: keySchema, topic: raw.topic })
-    return backend.decodeKey(raw.key, keyOptions)
+    return backend.decodeKey(raw.key, optionsOf(raw.topic))
   }
 }
 
 const payloadDecoder = (consumer: Any, backend: SchemaBackend.SchemaBackend.Service) => {
-  const options = new Map<string, SchemaBackend.CodecOptions>()
-  return (raw: RawMessage): Effect.Effect<unknown, SchemaError> => {
-    if (raw.value === null) return Exit.succeed(null)
-    let codec = options.get(raw.topic)
-    if (codec === undefined) options.set(raw.topic, codec = { schema: consumer.schema, topic: raw.topic })
-    return backend.decode(raw.value, codec)
-  }
+  const optionsOf = perTopic((topic): SchemaBackend.CodecOptions => ({ schema: consumer.schema, topic }))
+  return (raw: RawMessage): Effect.Effect<unknown, SchemaError> =>
+    raw.value === null ? Exit.succeed(null) : backend.decode(raw.value, optionsOf(raw.topic))
 }
 
 /**
@@ -401,12 +408,6 @@ export interface Attempt {
   readonly offset: string
   readonly payload: unknown
   readonly metadata: unknown
-}
-
-interface Decoded {
-  readonly raw: RawMessage
-  readonly key: unknown
-  readonly payload: unknown
 }
 
 interface MutableAttempt {
@@ -706,22 +707,11 @@ const makeProcessor = <A, K, E, R>(
     return policy(context, run)
   }
 
-  /** One message's key and payload, or why it cannot be decoded; an `Exit` when the backend answered with them. */
-  const decodeOne = (raw: RawMessage): Effect.Effect<Exit.Exit<Decoded, SchemaError>> => {
-    const key = decodeKeyOf(raw)
-    const payload = decodePayloadOf(raw)
-    if (Exit.isExit(key) && Exit.isExit(payload)) {
-      const k = key as Exit.Exit<unknown, SchemaError>
-      const p = payload as Exit.Exit<unknown, SchemaError>
-      return Exit.succeed(
-        Exit.isFailure(k)
-          ? Exit.failCause(k.cause)
-          : Exit.isFailure(p)
-          ? Exit.failCause(p.cause)
-          : Exit.succeed({ raw, key: k.value, payload: p.value })
-      )
-    }
-    return Effect.exit(Effect.map(Effect.zip(key, payload), ([k, p]) => ({ raw, key: k, payload: p })))
+  /** A batch's decodable messages, as parallel arrays (what `handleBatch` gets). */
+  interface Decoded {
+    readonly raws: Array<RawMessage>
+    readonly keys: Array<unknown>
+    readonly payloads: Array<A | null>
   }
 
   /** A message that cannot be decoded, as its own attempt: the policy swallows it (counted) or stops there. */
@@ -735,6 +725,36 @@ const makeProcessor = <A, K, E, R>(
         }).pipe(Effect.withSpan("deimos-consumer", spanOptions(consumer, raw, headersOf(raw))))
     )
 
+  /** The handler on what decoded, after the undecodable messages' own attempts. */
+  const handleDecoded = (
+    decoded: Decoded,
+    invalid: ReadonlyArray<Effect.Effect<void, ConsumerFatalError>>
+  ): Effect.Effect<void, ConsumerFatalError, R> => {
+    const handle = decoded.raws.length === 0 ? Effect.void : handleAll(decoded)
+    return invalid.length === 0 ? handle : Effect.zipRight(Effect.all(invalid, { discard: true }), handle)
+  }
+
+  /** Decoding a batch with a backend that did not answer with Exits (it looked something up): effect by effect. */
+  const decodeSlowly = (raws: ReadonlyArray<RawMessage>): Effect.Effect<void, ConsumerFatalError, R> =>
+    Effect.flatMap(
+      Effect.forEach(raws, (raw) => Effect.exit(Effect.zip(decodeKeyOf(raw), decodePayloadOf(raw)))),
+      (results) => {
+        const decoded: Decoded = { raws: [], keys: [], payloads: [] }
+        const invalid: Array<Effect.Effect<void, ConsumerFatalError>> = []
+        for (let i = 0; i < results.length; i++) {
+          const result = results[i]
+          if (Exit.isSuccess(result)) {
+            decoded.raws.push(raws[i])
+            decoded.keys.push(result.value[0])
+            decoded.payloads.push(result.value[1] as A | null)
+          } else {
+            invalid.push(undecodable(raws[i], result.cause))
+          }
+        }
+        return handleDecoded(decoded, invalid)
+      }
+    )
+
   const batch = (raws: ReadonlyArray<RawMessage>): Effect.Effect<void, ConsumerFatalError, R> => {
     if (raws.length === 0) return Effect.void
     const first = raws[0]
@@ -745,27 +765,38 @@ const makeProcessor = <A, K, E, R>(
     // handler gets the others (one bad message neither hides the batch nor is committed unseen)
     const handled = Effect.withFiberRuntime<void, ConsumerFatalError, R>((fiber) => {
       Metrics.handlerMetrics(first.topic).received.unsafeUpdate(raws.length, fiberView(fiber).labels)
-      return Eager.flatMap(Eager.forEach(raws, decodeOne), (results) => {
-        const decoded: Array<Decoded> = []
-        const invalid: Array<Effect.Effect<void, ConsumerFatalError>> = []
-        for (let i = 0; i < results.length; i++) {
-          const result = results[i]
-          if (Exit.isSuccess(result)) decoded.push(result.value)
-          else invalid.push(undecodable(raws[i], result.cause))
+      const n = raws.length
+      const decoded: Decoded = { raws: new Array(n), keys: new Array(n), payloads: new Array(n) }
+      const invalid: Array<Effect.Effect<void, ConsumerFatalError>> = []
+      let j = 0
+      for (let i = 0; i < n; i++) {
+        const raw = raws[i]
+        const key = decodeKeyOf(raw)
+        const payload = decodePayloadOf(raw)
+        if (!Exit.isExit(key) || !Exit.isExit(payload)) return decodeSlowly(raws)
+        const k = key as Exit.Exit<unknown, SchemaError>
+        const p = payload as Exit.Exit<unknown, SchemaError>
+        if (Exit.isSuccess(k) && Exit.isSuccess(p)) {
+          decoded.raws[j] = raw
+          decoded.keys[j] = k.value
+          decoded.payloads[j++] = p.value as A | null
+        } else {
+          invalid.push(undecodable(raw, Exit.isFailure(k) ? k.cause : (p as Exit.Failure<unknown, SchemaError>).cause))
         }
-        const handle = decoded.length === 0 ? Effect.void : handleAll(decoded)
-        return invalid.length === 0 ? handle : Effect.zipRight(Effect.all(invalid, { discard: true }), handle)
-      })
+      }
+      if (j < n) decoded.raws.length = decoded.keys.length = decoded.payloads.length = j
+      return handleDecoded(decoded, invalid)
     })
     return measureBatch(first, raws.length, handled)
   }
 
   /** `handleBatch` on the decoded messages of a batch, under the policy. */
-  const handleAll = (decoded: ReadonlyArray<Decoded>): Effect.Effect<void, ConsumerFatalError, R> => {
+  const handleAll = (decoded: Decoded): Effect.Effect<void, ConsumerFatalError, R> => {
     const handleBatch = (handler as Extract<typeof handler, { readonly _tag: "Batch" }>).handleBatch
-    const first = decoded[0].raw
-    const payloads = decoded.map((d) => d.payload as A | null)
-    const headers = decoded.map((d) => headersOf(d.raw))
+    const { payloads, raws } = decoded
+    const first = raws[0]
+    const headers = raws.map(headersOf)
+    const offsets = raws.map((raw) => raw.offset)
     const context: MutableAttempt = {
       topic: first.topic,
       partition: first.partition,
@@ -773,31 +804,30 @@ const makeProcessor = <A, K, E, R>(
       payload: payloads,
       metadata: undefined
     }
-    const metadataOf = (retryCount: number): BatchMetadata<K> => ({
-      consumer: consumer.name,
-      topic: first.topic,
-      partition: first.partition,
-      firstOffset: first.offset,
-      lastOffset: decoded[decoded.length - 1].raw.offset,
-      batchSize: decoded.length,
-      offsets: decoded.map((d) => d.raw.offset),
-      keys: decoded.map((d) => d.key as K | null),
-      headers,
-      retryCount
-    })
     const run = (retryCount: number): Effect.Effect<void, unknown, R> =>
       Effect.withFiberRuntime<void, unknown, R>((fiber) => {
         const { labels } = fiberView(fiber)
         const m = Metrics.handlerMetrics(first.topic)
-        const metadata = metadataOf(retryCount)
+        const metadata: BatchMetadata<K> = {
+          consumer: consumer.name,
+          topic: first.topic,
+          partition: first.partition,
+          firstOffset: first.offset,
+          lastOffset: offsets[offsets.length - 1],
+          batchSize: raws.length,
+          offsets,
+          keys: decoded.keys as ReadonlyArray<K | null>,
+          headers,
+          retryCount
+        }
         context.metadata = metadata
         return Effect.matchCauseEffect(handleBatch(payloads, metadata), {
           onFailure: (cause) => {
-            if (!Cause.isInterruptedOnly(cause)) m.error.unsafeUpdate(decoded.length, labels)
+            if (!Cause.isInterruptedOnly(cause)) m.error.unsafeUpdate(raws.length, labels)
             return Exit.failCause(cause)
           },
           onSuccess: () => {
-            m.success.unsafeUpdate(decoded.length, labels)
+            m.success.unsafeUpdate(raws.length, labels)
             return Exit.void
           }
         })

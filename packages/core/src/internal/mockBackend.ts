@@ -15,10 +15,17 @@ import * as SchemaRef from "../SchemaRef.js"
 import { coerce, fieldsOf, issuesOf, propertyOf, sqlTypeOf } from "./effectSchema.js"
 import * as TaggedJson from "./taggedJson.js"
 
-const decodeBytes = (bytes: Uint8Array, what: string, schema: string, topic: string) =>
-  Eager.attempt({
-    try: () => TaggedJson.decode(bytes),
-    catch: (cause) =>
+// try/catch returning an Exit, not `Eager.attempt`: this runs per message, and allocates no closure
+const decodeBytes = (
+  bytes: Uint8Array,
+  what: string,
+  schema: string,
+  topic: string
+): Exit.Exit<unknown, SchemaError.SchemaError> => {
+  try {
+    return Exit.succeed(TaggedJson.decode(bytes))
+  } catch (cause) {
+    return Exit.fail(
       new SchemaError.SchemaError({
         reason: what === "key" ? "Key" : "Decode",
         schema,
@@ -26,7 +33,9 @@ const decodeBytes = (bytes: Uint8Array, what: string, schema: string, topic: str
         cause,
         message: `Cannot decode ${what} of topic ${topic} as JSON (mock backend)`
       })
-  })
+    )
+  }
+}
 
 const avroType = (t: unknown): { type: string; logicalType?: string; nullable: boolean } => {
   if (typeof t === "string") return { type: t, nullable: t === "null" }

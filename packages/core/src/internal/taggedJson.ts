@@ -4,6 +4,7 @@
 import * as Utf8 from "./utf8.js"
 
 const TAG = "$deimos"
+const TAG_KEY = `"${TAG}"`
 
 function replacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
   const raw = this[key]
@@ -50,7 +51,7 @@ export const encode = (value: unknown): Uint8Array =>
 export const decode = (bytes: Uint8Array): unknown => {
   const text = Utf8.decode(bytes)
   // the reviver is only needed when something was tagged
-  return text.includes(`"${TAG}"`) ? JSON.parse(text, reviver) : JSON.parse(text)
+  return text.includes(TAG_KEY) ? JSON.parse(text, reviver) : JSON.parse(text)
 }
 
 /** Plain JSON (bigints as strings), for the JSON backend. */

@@ -90,7 +90,8 @@ const partitionKeyPartitioner = () => {
   const partitioner = Partitioners.DefaultPartitioner()
   return (args: Parameters<typeof partitioner>[0]) => {
     const partitionKey = (args.message as PartitionedMessage).partitionKey
-    return partitionKey === null || partitionKey === undefined
+    // the default case, a plain key partitioned by itself: its bytes are the partition key's, hash them as they are
+    return partitionKey === null || partitionKey === undefined || spells(args.message.key, partitionKey)
       ? partitioner(args)
       : partitioner({
         topic: args.topic,
@@ -98,6 +99,15 @@ const partitionKeyPartitioner = () => {
         message: { key: partitionKey, value: null }
       })
   }
+}
+
+/** True when `bytes` are the ASCII text `text` (compared without allocating; other text compares false). */
+const spells = (bytes: Message["key"] | undefined, text: string): boolean => {
+  if (!Buffer.isBuffer(bytes) || bytes.length !== text.length) return false
+  for (let i = 0; i < text.length; i++) {
+    if (bytes[i] !== text.charCodeAt(i)) return false
+  }
+  return true
 }
 
 const isBufferOrNull = (bytes: Uint8Array | null) => bytes === null || Buffer.isBuffer(bytes)
