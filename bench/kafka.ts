@@ -8,8 +8,9 @@
  *   delivery, the like-for-like counterpart of `eachBatch`; `batch` delivery (the handler per message) is printed
  *   too.
  *
- * Each side is warmed up first; then `BENCH_ROUNDS` (default 2) rounds in alternating order, and the best time of
- * each side is kept (the machine is shared: the best run is the least disturbed one). Timings include connecting
+ * Each side is warmed up first; then `BENCH_ROUNDS` (default 5) rounds in alternating order, and the best time of
+ * each side is kept (the machine is shared: the best run is the least disturbed one). Each round's own ratios and
+ * their median are printed too, to show the spread. Timings include connecting
  * and joining the group on both sides. Ends with `RESULT produce_overhead_ratio=X consume_overhead_ratio=Y`
  * (framework time / raw time).
  *
@@ -27,7 +28,7 @@ import * as LogLevel from "effect/LogLevel"
 import { Kafka, logLevel, Partitioners } from "kafkajs"
 
 const total = Number(process.env.BENCH_MESSAGES ?? 200_000)
-const rounds = Number(process.env.BENCH_ROUNDS ?? 2)
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5)
 const warmup = Math.min(total, 20_000)
 const batchSize = 500
 const partitions = 3
@@ -185,6 +186,17 @@ const program = Effect.gen(function*() {
 
   const produceRatio = best(times.fw) / best(times.raw)
   const consumeRatio = best(consume.inline) / best(consume.raw)
+  const median = (xs: ReadonlyArray<number>) => {
+    const sorted = [...xs].sort((a, b) => a - b)
+    return sorted.length % 2 === 1
+      ? sorted[(sorted.length - 1) / 2]
+      : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2
+  }
+  const perRound = (fw: ReadonlyArray<number>, raw: ReadonlyArray<number>) => fw.map((t, i) => t / raw[i])
+  const fmtRatios = (xs: ReadonlyArray<number>) =>
+    `${xs.map((x) => x.toFixed(2)).join(" ")} (median ${median(xs).toFixed(3)})`
+  console.log(`per-round produce ratios: ${fmtRatios(perRound(times.fw, times.raw))}`)
+  console.log(`per-round consume ratios (inlineBatch): ${fmtRatios(perRound(consume.inline, consume.raw))}`)
   console.log(`best of ${rounds} rounds, ${total} messages of ~200 bytes, ${partitions} partitions:`)
   console.log(
     `produce: raw kafkajs producer.send ${fmt(best(times.raw))}, Producer.publishList (kafka backend) ${

@@ -7,7 +7,13 @@ import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { Kafka, logLevel } from "kafkajs"
+import { createRequire } from "node:module"
 import { Event, KafkaTest, unique } from "./fixtures.js"
+
+// kafkajs's murmur2 (a port of the Java client's): where a Java producer puts a key
+const kafkajsMurmur2 = createRequire(import.meta.url)("kafkajs/src/producer/partitioners/default/murmur2") as (
+  key: Buffer
+) => number
 
 const published = (topic: string) =>
   Effect.map(
@@ -126,6 +132,10 @@ describe("Kafka producer backends", () => {
         expect(pinned.map((m) => m.payload!.n)).toEqual(Array.from({ length: 12 }, (_, n) => n))
         const byKey = read.filter((m) => m.payload!.n >= 100)
         expect(new Set(byKey.map((m) => m.partition)).size).toBeGreaterThan(1)
+        // the partition a Java producer (and kafkajs's default partitioner) picks: murmur2 of the partition key
+        const javaPartition = (key: string) => (kafkajsMurmur2(Buffer.from(key)) & 0x7fffffff) % 3
+        expect(pinned[0].partition).toBe(javaPartition("tenant-1"))
+        expect(byKey.map((m) => [m.key, m.partition])).toEqual(byKey.map((m) => [m.key, javaPartition(String(m.key))]))
       }).pipe(Effect.provide(KafkaProducerBackend.layer())))
 
     it.scoped("kafka: an idempotent producer writes with a producer id and sequence numbers, every message once, in order", () =>

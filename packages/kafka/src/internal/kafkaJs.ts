@@ -23,6 +23,7 @@ import {
 } from "kafkajs"
 import type * as KafkaDriver from "../KafkaDriver.js"
 import { fromUnknown, KafkaError } from "../KafkaError.js"
+import { murmur2, murmur2Text, partitionOf } from "./murmur2.js"
 
 /** The adapter's options; documented on `KafkaJs.Options`. */
 export interface Options {
@@ -83,51 +84,50 @@ export const toRawMessage = (topic: string, partition: number, m: KafkaMessage):
 type PartitionedMessage = Message & { readonly partitionKey?: string | null | undefined }
 
 /**
- * kafkajs's default partitioner (murmur2, as the Java client: the same key lands in the same partition as with a
- * Java producer), applied to the partition key instead of the key.
+ * Partitions as kafkajs's default partitioner and the Java client do (murmur2 of the bytes, positive hash modulo the
+ * partition count: the same key lands in the same partition as with a Java producer), applied to the partition key,
+ * else the key; keyless messages go round robin (kafkajs's partitioner). The hash is the toolkit's own 32-bit
+ * murmur2 (`internal/murmur2.ts`), which gives kafkajs's results without its 64-bit `Long` arithmetic.
  */
 const partitionKeyPartitioner = () => {
-  const partitioner = Partitioners.DefaultPartitioner()
-  return (args: Parameters<typeof partitioner>[0]) => {
-    const partitionKey = (args.message as PartitionedMessage).partitionKey
-    // the default case, a plain key partitioned by itself: its bytes are the partition key's, hash them as they are
-    return partitionKey === null || partitionKey === undefined || spells(args.message.key, partitionKey)
-      ? partitioner(args)
-      : partitioner({
-        topic: args.topic,
-        partitionMetadata: args.partitionMetadata,
-        message: { key: partitionKey, value: null }
-      })
+  const roundRobin = Partitioners.DefaultPartitioner()
+  return (args: Parameters<typeof roundRobin>[0]): number => {
+    const message = args.message as PartitionedMessage
+    if (message.partition !== null && message.partition !== undefined) return message.partition
+    const count = args.partitionMetadata.length
+    const partitionKey = message.partitionKey
+    if (partitionKey !== null && partitionKey !== undefined) return partitionOf(murmur2Text(partitionKey), count)
+    const key = message.key
+    if (key !== null && key !== undefined) {
+      return partitionOf(typeof key === "string" ? murmur2Text(key) : murmur2(key), count)
+    }
+    return roundRobin(args)
   }
 }
-
-/** True when `bytes` are the ASCII text `text` (compared without allocating; other text compares false). */
-const spells = (bytes: Message["key"] | undefined, text: string): boolean => {
-  if (!Buffer.isBuffer(bytes) || bytes.length !== text.length) return false
-  for (let i = 0; i < text.length; i++) {
-    if (bytes[i] !== text.charCodeAt(i)) return false
-  }
-  return true
-}
-
-const isBufferOrNull = (bytes: Uint8Array | null) => bytes === null || Buffer.isBuffer(bytes)
 
 /**
- * The messages as kafkajs takes them. Keys and values that are already `Buffer`s (what the toolkit's backends
- * produce) pass as they are, without a copy of each message; other `Uint8Array`s are wrapped (no byte copy).
+ * The messages as kafkajs takes them: objects with only what kafkajs reads. kafkajs copies each message with an
+ * object spread when it builds its record (`Record({ ...message, … })`), so a message with the toolkit's extra
+ * fields (raw key, payload, producer) costs that many more properties per record; headers are left out when there
+ * are none (kafkajs's default). Keys and values are `Buffer`s already (what the toolkit's backends produce) or
+ * wrapped without a byte copy.
  */
 const toKafkaMessages = (messages: ReadonlyArray<KafkaDriver.OutgoingMessage>): Array<PartitionedMessage> => {
-  let ready = true
-  for (let i = 0; i < messages.length && ready; i++) {
-    ready = isBufferOrNull(messages[i].key) && isBufferOrNull(messages[i].value)
+  const out = new Array<PartitionedMessage>(messages.length)
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i]
+    const key = toBuffer(m.key)
+    const value = toBuffer(m.value)
+    let empty = true
+    for (const _ in m.headers) {
+      empty = false
+      break
+    }
+    out[i] = empty
+      ? { key, value, partitionKey: m.partitionKey }
+      : { key, value, partitionKey: m.partitionKey, headers: m.headers }
   }
-  if (ready) return messages as Array<PartitionedMessage>
-  return messages.map((m): PartitionedMessage => ({
-    key: toBuffer(m.key),
-    value: toBuffer(m.value),
-    headers: m.headers,
-    partitionKey: m.partitionKey
-  }))
+  return out
 }
 
 /** kafkajs logs go to Effect's logger (its level and annotations), at or above `logLevel`. */
