@@ -418,6 +418,15 @@ interface MutableAttempt {
   metadata: unknown
 }
 
+/** The attempt at a message (or at a batch, from its first message); metadata is filled in once known. */
+const attemptAt = (raw: RawMessage, payload: unknown): MutableAttempt => ({
+  topic: raw.topic,
+  partition: raw.partition,
+  offset: raw.offset,
+  payload,
+  metadata: undefined
+})
+
 /** The error policy of a consumer with its settings resolved: `run(context, attempt)` as `withErrorPolicy`. */
 const policyOf = (consumer: Any, settings: DeimosConfig.Settings) => {
   const backoff = ErrorPolicy.backoffOf(consumer.errorPolicy, settings)
@@ -649,13 +658,7 @@ const makeProcessor = <A, K, E, R>(
     if (handler._tag !== "Message") return batch([raw])
     const handle = handler.handle
     const headers = headersOf(raw)
-    const context: MutableAttempt = {
-      topic: raw.topic,
-      partition: raw.partition,
-      offset: raw.offset,
-      payload: null,
-      metadata: undefined
-    }
+    const context = attemptAt(raw, null)
     const run = (retryCount: number): Effect.Effect<void, unknown, R> =>
       Effect.withFiberRuntime<void, unknown, R>((fiber) => {
         const { clock, labels } = fiberView(fiber)
@@ -717,7 +720,7 @@ const makeProcessor = <A, K, E, R>(
   /** A message that cannot be decoded, as its own attempt: the policy swallows it (counted) or stops there. */
   const undecodable = (raw: RawMessage, cause: Cause.Cause<SchemaError>) =>
     policy(
-      { topic: raw.topic, partition: raw.partition, offset: raw.offset, payload: null, metadata: undefined },
+      attemptAt(raw, null),
       () =>
         Effect.withFiberRuntime<void, SchemaError>((fiber) => {
           Metrics.handlerMetrics(raw.topic).error.unsafeUpdate(1, fiberView(fiber).labels)
@@ -797,13 +800,7 @@ const makeProcessor = <A, K, E, R>(
     const first = raws[0]
     const headers = raws.map(headersOf)
     const offsets = raws.map((raw) => raw.offset)
-    const context: MutableAttempt = {
-      topic: first.topic,
-      partition: first.partition,
-      offset: first.offset,
-      payload: payloads,
-      metadata: undefined
-    }
+    const context = attemptAt(first, payloads)
     const run = (retryCount: number): Effect.Effect<void, unknown, R> =>
       Effect.withFiberRuntime<void, unknown, R>((fiber) => {
         const { labels } = fiberView(fiber)

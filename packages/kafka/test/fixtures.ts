@@ -1,6 +1,6 @@
 import { DevCluster } from "@deimos/broker"
-import { DeimosConfig, SchemaBackend, SchemaRef } from "@deimos/core"
-import { KafkaJs } from "@deimos/kafka"
+import { DeimosConfig, Producer, SchemaBackend, SchemaRef } from "@deimos/core"
+import { KafkaJs, KafkaProducerBackend } from "@deimos/kafka"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
@@ -34,3 +34,14 @@ export const unique = (base: string) => `${base}-${process.pid}-${++seq}`
 
 /** Consumer settings that make group changes fast in tests. */
 export const fast = { maxWaitTime: "100 millis", heartbeatInterval: "200 millis", sessionTimeout: "6 seconds" } as const
+
+/**
+ * Publishes events `<idPrefix>0` … `<idPrefix>{count-1}` (`n` = 0 … count-1) into one partition of `topic`, in one
+ * `publishList` through the kafka backend: the consumer sees them in order, usually in one batch.
+ */
+export const publishInOnePartition = (topic: string, count: number, idPrefix = "e") =>
+  Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
+    .publishList(
+      Array.from({ length: count }, (_, n) => Producer.envelope({ id: `${idPrefix}${n}`, n }, { partitionKey: "p" }))
+    )
+    .pipe(Effect.provide(KafkaProducerBackend.layer()))

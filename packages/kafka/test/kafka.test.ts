@@ -15,7 +15,7 @@ import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Tracer from "effect/Tracer"
-import { Event, fast, KafkaTest, unique } from "./fixtures.js"
+import { Event, fast, KafkaTest, publishInOnePartition, unique } from "./fixtures.js"
 
 class Flaky extends Data.TaggedError("Flaky")<{}> {}
 class Broken extends Data.TaggedError("Broken")<{}> {}
@@ -321,11 +321,7 @@ describe("Kafka runtime against the dev broker", () => {
       Effect.gen(function*() {
         const topic = unique("bad-handler")
         const groupId = unique("g")
-        yield* Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
-          .publishList(
-            Array.from({ length: 4 }, (_, n) => Producer.envelope({ id: `e${n}`, n }, { partitionKey: "p" }))
-          )
-          .pipe(Effect.provide(KafkaProducerBackend.layer()))
+        yield* publishInOnePartition(topic, 4)
         const handled = yield* Ref.make<ReadonlyArray<string>>([])
         const done = yield* Deferred.make<void>()
         const consumer = Consumer.make({
@@ -394,11 +390,7 @@ describe("Kafka runtime against the dev broker", () => {
       Effect.gen(function*() {
         const topic = unique("threshold")
         // one publishList, one partition: the consumer gets the twelve in one batch
-        yield* Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
-          .publishList(
-            Array.from({ length: 12 }, (_, n) => Producer.envelope({ id: `t${n}`, n }, { partitionKey: "p" }))
-          )
-          .pipe(Effect.provide(KafkaProducerBackend.layer()))
+        yield* publishInOnePartition(topic, 12, "t")
         const driver = yield* KafkaDriver.KafkaDriver
         const admin = yield* driver.admin
         /** The committed offset of its partition as each message is handled. */
@@ -435,11 +427,7 @@ describe("Kafka runtime against the dev broker", () => {
       Effect.gen(function*() {
         const topic = unique("interval")
         const groupId = unique("g")
-        yield* Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
-          .publishList(
-            Array.from({ length: 10 }, (_, n) => Producer.envelope({ id: `i${n}`, n }, { partitionKey: "p" }))
-          )
-          .pipe(Effect.provide(KafkaProducerBackend.layer()))
+        yield* publishInOnePartition(topic, 10, "i")
         const driver = yield* KafkaDriver.KafkaDriver
         const admin = yield* driver.admin
         const seen = yield* Ref.make<ReadonlyArray<number>>([])

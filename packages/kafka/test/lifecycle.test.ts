@@ -15,7 +15,7 @@ import { Kafka, logLevel } from "kafkajs"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Event, fast, unique } from "./fixtures.js"
+import { Event, fast, publishInOnePartition, unique } from "./fixtures.js"
 
 const withCluster = (options: DevCluster.Options = {}) =>
   Layer.unwrapEffect(
@@ -123,11 +123,7 @@ describe("consumer lifecycle", () => {
     Effect.gen(function*() {
       const topic = unique("shutdown")
       const groupId = unique("g")
-      yield* Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
-        .publishList(
-          Array.from({ length: 10 }, (_, n) => Producer.envelope({ id: `s${n}`, n }, { partitionKey: "one" }))
-        )
-        .pipe(Effect.provide(KafkaProducerBackend.layer()))
+      yield* publishInOnePartition(topic, 10, "s")
       const handled = yield* Ref.make(0)
       const third = yield* Deferred.make<void>()
       const consumer = Consumer.make({

@@ -14,7 +14,7 @@ import * as Logger from "effect/Logger"
 import * as Ref from "effect/Ref"
 import * as Scope from "effect/Scope"
 import * as net from "node:net"
-import { Event, fast, unique } from "./fixtures.js"
+import { Event, fast, publishInOnePartition, unique } from "./fixtures.js"
 
 class Flaky extends Data.TaggedError("Flaky")<{}> {}
 
@@ -33,10 +33,7 @@ const Cluster = DevCluster.layer({ port: 0, registryPort: 0, partitions: 2 }).pi
 )
 
 /** Two events in one partition: offsets 0 and 1. */
-const publishTwo = (topic: string) =>
-  Producer.make({ topic, schema: Event, keyConfig: { field: "id" } })
-    .publishList([0, 1].map((n) => Producer.envelope({ id: `e${n}`, n }, { partitionKey: "one" })))
-    .pipe(Effect.provide(KafkaProducerBackend.layer()))
+const publishTwo = (topic: string) => publishInOnePartition(topic, 2)
 
 const committed = (groupId: string, topic: string) =>
   Effect.scoped(
