@@ -80,6 +80,20 @@ describe("JSON backend", () => {
       })
     }))
 
+  it.effect("coerces the values of a map (a string-keyed Schema.Record), as those of a record", () =>
+    Effect.gen(function*() {
+      const Prices = SchemaRef.fromSchema(
+        Schema.Struct({ sku: Schema.String, prices: Schema.Record({ key: Schema.String, value: Schema.Number }) }),
+        { name: "Prices", namespace: "com.example" }
+      )
+      const input = { sku: 7, prices: { eur: "9.5", usd: 10 } }
+      expect(yield* json.coerce(input, Prices)).toEqual({ sku: "7", prices: { eur: 9.5, usd: 10 } })
+      expect(yield* SchemaBackend.mockValidating.coerce(input, Prices)).toEqual({
+        sku: "7",
+        prices: { eur: 9.5, usd: 10 }
+      })
+    }))
+
   it.effect("reports schema fields with SQL types", () =>
     Effect.gen(function*() {
       const fields = yield* json.schemaFields(Widget)

@@ -164,7 +164,7 @@ const numeric = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/
 /**
  * Coerces loose input towards the type side of a schema: numbers from numeric strings and dates, strings from
  * anything with a string form, booleans from truthiness, dates from ISO strings and epoch millis; recurses through
- * records, arrays and unions with null. Values it cannot coerce are left for validation to report.
+ * records, maps (string-keyed `Schema.Record`), arrays and unions with null. Values it cannot coerce are left for validation to report.
  */
 export const coerce = (input: AST.AST, value: unknown): unknown => {
   if (value === null || value === undefined) return value
@@ -204,9 +204,18 @@ export const coerce = (input: AST.AST, value: unknown): unknown => {
     case "TypeLiteral": {
       if (typeof value !== "object" || Array.isArray(value)) return value
       const out: Record<string, unknown> = { ...(value as Record<string, unknown>) }
+      const declared = new Set<string>()
       for (const ps of ast.propertySignatures) {
         const key = String(ps.name)
+        declared.add(key)
         if (key in out) out[key] = coerce(ps.type, out[key])
+      }
+      // the values of a map (`Schema.Record({ key: Schema.String, value })`): every other own key
+      const index = ast.indexSignatures.find((is) => unwrap(is.parameter)._tag === "StringKeyword")
+      if (index !== undefined) {
+        for (const key of Object.keys(out)) {
+          if (!declared.has(key)) out[key] = coerce(index.type, out[key])
+        }
       }
       return out
     }
