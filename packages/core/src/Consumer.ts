@@ -728,35 +728,29 @@ const makeProcessor = <A, K, E, R>(
         }).pipe(Effect.withSpan("deimos-consumer", spanOptions(consumer, raw, headersOf(raw))))
     )
 
-  /** The handler on what decoded, after the undecodable messages' own attempts. */
-  const handleDecoded = (
-    decoded: Decoded,
-    invalid: ReadonlyArray<Effect.Effect<void, ConsumerFatalError>>
-  ): Effect.Effect<void, ConsumerFatalError, R> => {
-    const handle = decoded.raws.length === 0 ? Effect.void : handleAll(decoded)
-    return invalid.length === 0 ? handle : Effect.zipRight(Effect.all(invalid, { discard: true }), handle)
-  }
-
-  /** Decoding a batch with a backend that did not answer with Exits (it looked something up): effect by effect. */
-  const decodeSlowly = (raws: ReadonlyArray<RawMessage>): Effect.Effect<void, ConsumerFatalError, R> =>
-    Effect.flatMap(
-      Effect.forEach(raws, (raw) => Effect.exit(Effect.zip(decodeKeyOf(raw), decodePayloadOf(raw)))),
-      (results) => {
-        const decoded: Decoded = { raws: [], keys: [], payloads: [] }
-        const invalid: Array<Effect.Effect<void, ConsumerFatalError>> = []
-        for (let i = 0; i < results.length; i++) {
-          const result = results[i]
-          if (Exit.isSuccess(result)) {
-            decoded.raws.push(raws[i])
-            decoded.keys.push(result.value[0])
-            decoded.payloads.push(result.value[1] as A | null)
-          } else {
-            invalid.push(undecodable(raws[i], result.cause))
-          }
+  /** Where a batch's messages go as they are decoded: among the decoded, or as an attempt of their own. */
+  const sinkOf = () => {
+    const decoded: Decoded = { raws: [], keys: [], payloads: [] }
+    const invalid: Array<Effect.Effect<void, ConsumerFatalError>> = []
+    return {
+      add: (raw: RawMessage, key: Exit.Exit<unknown, SchemaError>, payload: Exit.Exit<unknown, SchemaError>) => {
+        if (Exit.isSuccess(key) && Exit.isSuccess(payload)) {
+          decoded.raws.push(raw)
+          decoded.keys.push(key.value)
+          decoded.payloads.push(payload.value as A | null)
+        } else {
+          invalid.push(
+            undecodable(raw, Exit.isFailure(key) ? key.cause : (payload as Exit.Failure<unknown, SchemaError>).cause)
+          )
         }
-        return handleDecoded(decoded, invalid)
+      },
+      /** The undecodable messages' attempts, then the handler on the others. */
+      handle: (): Effect.Effect<void, ConsumerFatalError, R> => {
+        const handle = decoded.raws.length === 0 ? Effect.void : handleAll(decoded)
+        return invalid.length === 0 ? handle : Effect.zipRight(Effect.all(invalid, { discard: true }), handle)
       }
-    )
+    }
+  }
 
   const batch = (raws: ReadonlyArray<RawMessage>): Effect.Effect<void, ConsumerFatalError, R> => {
     if (raws.length === 0) return Effect.void
@@ -768,27 +762,27 @@ const makeProcessor = <A, K, E, R>(
     // handler gets the others (one bad message neither hides the batch nor is committed unseen)
     const handled = Effect.withFiberRuntime<void, ConsumerFatalError, R>((fiber) => {
       Metrics.handlerMetrics(first.topic).received.unsafeUpdate(raws.length, fiberView(fiber).labels)
-      const n = raws.length
-      const decoded: Decoded = { raws: new Array(n), keys: new Array(n), payloads: new Array(n) }
-      const invalid: Array<Effect.Effect<void, ConsumerFatalError>> = []
-      let j = 0
-      for (let i = 0; i < n; i++) {
-        const raw = raws[i]
-        const key = decodeKeyOf(raw)
-        const payload = decodePayloadOf(raw)
-        if (!Exit.isExit(key) || !Exit.isExit(payload)) return decodeSlowly(raws)
-        const k = key as Exit.Exit<unknown, SchemaError>
-        const p = payload as Exit.Exit<unknown, SchemaError>
-        if (Exit.isSuccess(k) && Exit.isSuccess(p)) {
-          decoded.raws[j] = raw
-          decoded.keys[j] = k.value
-          decoded.payloads[j++] = p.value as A | null
-        } else {
-          invalid.push(undecodable(raw, Exit.isFailure(k) ? k.cause : (p as Exit.Failure<unknown, SchemaError>).cause))
+      const sink = sinkOf()
+      for (let i = 0; i < raws.length; i++) {
+        const key = decodeKeyOf(raws[i])
+        const payload = decodePayloadOf(raws[i])
+        if (!Exit.isExit(key) || !Exit.isExit(payload)) {
+          // the backend looked something up: the rest of the batch effect by effect
+          return Effect.zipRight(
+            Effect.forEach(raws.slice(i), (raw, j) =>
+              Effect.map(
+                Effect.zip(
+                  Effect.exit(j === 0 ? key : decodeKeyOf(raw)),
+                  Effect.exit(j === 0 ? payload : decodePayloadOf(raw))
+                ),
+                ([k, p]) => sink.add(raw, k, p)
+              ), { discard: true }),
+            Effect.suspend(sink.handle)
+          )
         }
+        sink.add(raws[i], key as Exit.Exit<unknown, SchemaError>, payload as Exit.Exit<unknown, SchemaError>)
       }
-      if (j < n) decoded.raws.length = decoded.keys.length = decoded.payloads.length = j
-      return handleDecoded(decoded, invalid)
+      return sink.handle()
     })
     return measureBatch(first, raws.length, handled)
   }

@@ -428,6 +428,33 @@ describe("inlineBatch with undecodable messages", () => {
       expect(yield* Ref.get(seen)).toEqual([])
     }).pipe(Effect.provide(Env)))
 
+  it.effect("a backend that turns to effects part-way (a lookup): the rest decodes effect by effect, nothing twice", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<unknown>>([])
+      let decodes = 0
+      // answers with an Exit for the first message, with a suspended effect after it (as a registry lookup does)
+      const lookingUp: SchemaBackend.SchemaBackend.Service = {
+        ...backend,
+        decode: (bytes, options) =>
+          ++decodes === 1 ? backend.decode(bytes, options) : Effect.suspend(() => backend.decode(bytes, options))
+      }
+      const messages = [
+        yield* raw("inlineSlow", { id: 1, name: "a" }, 1),
+        yield* raw("inlineSlow", { id: 2, name: "b" }, 2),
+        yield* garbage("inlineSlow", 3),
+        yield* raw("inlineSlow", { id: 4, name: "d" }, 4)
+      ]
+      yield* Consumer.processBatch(inline("inlineSlow", [], seen), messages).pipe(
+        Effect.provideService(SchemaBackend.SchemaBackend, lookingUp)
+      )
+      expect(yield* Ref.get(seen)).toEqual([{
+        names: ["a", "b", "d"],
+        offsets: [messages[0].offset, messages[1].offset, messages[3].offset]
+      }])
+      expect(decodes).toBe(4)
+      expect(yield* counter("error", "inlineSlow")).toBe(1)
+    }).pipe(Effect.provide(Env)))
+
   it.effect("a batch span continues the first message's trace and links the other producers' traces", () =>
     Effect.gen(function*() {
       const spans = yield* Ref.make<Array<Tracer.Span>>([])
