@@ -80,20 +80,3 @@ export const sync = <A>(f: () => A): Exit.Exit<A> => {
     return Exit.die(defect)
   }
 }
-
-/**
- * The value of `options.try()` as an `Exit`; a throw becomes the failure `options.catch` makes of it (as
- * `Effect.try`).
- *
- * @since 0.1.0
- */
-export const attempt = <A, E>(options: {
-  readonly try: () => A
-  readonly catch: (error: unknown) => E
-}): Exit.Exit<A, E> => {
-  try {
-    return Exit.succeed(options.try())
-  } catch (error) {
-    return Exit.fail(options.catch(error))
-  }
-}

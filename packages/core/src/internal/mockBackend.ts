@@ -15,7 +15,7 @@ import * as SchemaRef from "../SchemaRef.js"
 import { coerce, fieldsOf, issuesOf, propertyOf, sqlTypeOf } from "./effectSchema.js"
 import * as TaggedJson from "./taggedJson.js"
 
-// try/catch returning an Exit, not `Eager.attempt`: this runs per message, and allocates no closure
+// try/catch returning an Exit: this runs per message, and allocates no closure
 const decodeBytes = (
   bytes: Uint8Array,
   what: string,

@@ -12,9 +12,7 @@ export const encode = (text: string): Uint8Array => Buffer.from(text, "utf8")
 /** The text of UTF-8 `bytes`; throws a `TypeError` on bytes that are not UTF-8 (as a fatal `TextDecoder`). */
 export const decode = (bytes: Uint8Array): string => {
   if (!isUtf8(bytes)) throw new TypeError("The bytes are not valid UTF-8")
-  return (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString(
-    "utf8"
-  )
+  return decodeLossy(bytes)
 }
 
 /** The text of `bytes`, invalid sequences replaced by U+FFFD (as a non-fatal `TextDecoder`). */
