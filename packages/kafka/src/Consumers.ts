@@ -63,46 +63,45 @@ export const handleBatch = <R>(
       const timed = consumer.delivery === "message" && (threshold !== undefined || interval !== undefined)
       let uncommitted = 0
       let lastCommit = 0
-      const finish = Effect.suspend(() => uncommitted > 0 ? commit : Effect.void)
+      // counted as committed once the commit is done (a stop during it tries again, below)
+      const commitHandled = Effect.suspend(() =>
+        uncommitted === 0 ? Effect.void : Effect.zipRight(
+          commit,
+          Effect.sync(() => {
+            uncommitted = 0
+          })
+        )
+      )
       const afterHandled = (i: number): Effect.Effect<void, ConsumerError.ConsumerFatalError, R> => {
         uncommitted++
-        if (messageCommits) {
-          uncommitted = 0
-          return Effect.zipRight(commit, step(i + 1))
-        }
+        if (messageCommits) return Effect.zipRight(commitHandled, step(i + 1))
         if (!timed) return step(i + 1)
         return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          if (
-            (threshold !== undefined && uncommitted >= threshold) ||
+          const due = (threshold !== undefined && uncommitted >= threshold) ||
             (interval !== undefined && now - lastCommit >= interval)
-          ) {
-            uncommitted = 0
-            lastCommit = now
-            return Effect.zipRight(commit, step(i + 1))
-          }
-          return step(i + 1)
+          if (!due) return step(i + 1)
+          lastCommit = now
+          return Effect.zipRight(commitHandled, step(i + 1))
         })
       }
       const step = (i: number): Effect.Effect<void, ConsumerError.ConsumerFatalError, R> =>
-        i >= messages.length ? finish : Effect.flatMap(control.isRunning, (running) =>
+        i >= messages.length ? commitHandled : Effect.flatMap(control.isRunning, (running) =>
           running
             ? processor.message(messages[i]).pipe(
               Effect.zipRight(control.resolveOffset(messages[i].offset)),
               Effect.flatMap(() => afterHandled(i))
             )
-            : finish)
+            : commitHandled)
       // interrupted part-way (the stop reached a message waiting to retry, or the grace period ran out): what was
       // handled is committed all the same, within a bound (a finalizer is uninterruptible: the wait is made
       // interruptible for the timeout)
-      const commitHandled = Effect.suspend(() =>
-        uncommitted === 0 ? Effect.void : Effect.interruptible(commit).pipe(
-          Effect.timeout(commitOnStopTimeout),
-          Effect.catchAll(() =>
-            Effect.logWarning(
-              `The commit of the handled messages did not finish within ${
-                Duration.format(commitOnStopTimeout)
-              }; they may be delivered again`
-            )
+      const commitOnStop = Effect.interruptible(commitHandled).pipe(
+        Effect.timeout(commitOnStopTimeout),
+        Effect.catchAll(() =>
+          Effect.logWarning(
+            `The commit of the handled messages did not finish within ${
+              Duration.format(commitOnStopTimeout)
+            }; they may be delivered again`
           )
         )
       )
@@ -111,7 +110,7 @@ export const handleBatch = <R>(
           lastCommit = now
           return step(0)
         })
-        : step(0)).pipe(Effect.onInterrupt(() => commitHandled))
+        : step(0)).pipe(Effect.onInterrupt(() => commitOnStop))
     })
   // `batch` delivery is a batch to the metrics (as the core's processBatch records it), handled message by message
   // here so that a stop can end it at a message boundary
