@@ -21,7 +21,8 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
-import { asBuffer, type Common, decodeError, failed, makeCommon, readBody, type Resolved } from "./internal/common.js"
+import { asBuffer } from "./internal/buffers.js"
+import { type Common, decodeError, failed, makeCommon, readBody, type Resolved } from "./internal/common.js"
 import { makeClient } from "./internal/registryClient.js"
 
 /**

@@ -8,8 +8,11 @@ import type avro from "avsc"
 
 export type ToBuffers = (value: unknown) => unknown
 
-const toBuffer = (v: unknown): unknown =>
-  v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : v
+/** A `Buffer` view of bytes, without copying. */
+export const asBuffer = (bytes: Uint8Array): Buffer =>
+  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
+const toBuffer = (v: unknown): unknown => v instanceof Uint8Array ? asBuffer(v) : v
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array)

@@ -456,10 +456,6 @@ export const failed = <A>(
   exit: Exit.Failure<unknown, SchemaError.SchemaError>
 ): Exit.Exit<A, SchemaError.SchemaError> => exit as Exit.Failure<never, SchemaError.SchemaError>
 
-/** A `Buffer` view of bytes, without copying. */
-export const asBuffer = (bytes: Uint8Array): Buffer =>
-  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-
 /**
  * Reads one value of `type` from `buffer` at `offset` (with a resolver for a different writer schema): every byte
  * must be consumed; truncated, trailing or random bytes are a `Decode` error, never a crash. `what` names the bytes
