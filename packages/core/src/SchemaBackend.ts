@@ -1,20 +1,20 @@
 /**
- * The schema backend port: validates, coerces, encodes and decodes payloads and keys. Bytes are `Uint8Array`; no
- * driver types cross this port. Avro backends live in `@deimos/avro` and implement this port unchanged.
+ * The schema backend port. Resolve, then run: `codec(schema, topic)` does what may need I/O once (a registry
+ * lookup or registration, parsing an Avro type, building a validator) and answers a {@link Codec} whose `encode` and
+ * `decode` are plain synchronous functions returning `Either`. Backends cache codecs per schema handle and topic.
+ * Bytes are `Uint8Array`; no driver types cross this port. The mock and JSON backends are in `MockBackend` and
+ * `JsonBackend`; the Avro backends in `@deimos/avro`.
  *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
-import type * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import * as internalEffectSchema from "./internal/effectSchema.js"
-import * as internalJson from "./internal/jsonBackend.js"
-import * as internalMock from "./internal/mockBackend.js"
+import * as Effect from "effect/Effect"
+import type * as Either from "effect/Either"
 import type * as SchemaError from "./SchemaError.js"
 import type * as SchemaRef from "./SchemaRef.js"
 
 /**
- * One field of a record schema, as reported by `schemaFields`.
+ * One field of a record schema, as reported by `fields`.
  *
  * @since 0.1.0
  */
@@ -31,8 +31,6 @@ export interface SchemaField {
   /** True when the schema declares a default. */
   readonly hasDefault: boolean
   readonly default?: unknown
-  /** The PostgreSQL column type this field maps to. */
-  readonly sqlType: string
 }
 
 /**
@@ -46,24 +44,32 @@ export type KeySchema =
   | { readonly _tag: "Schema"; readonly schema: SchemaRef.Any }
 
 /**
- * Options of `encode` / `decode`. `topic` is the full topic name (prefix applied); registry backends derive the
- * subject from it.
+ * A schema resolved for one topic: synchronous functions over what resolving found. `A` is what `decode` answers
+ * (the payload type of the handle; for a `Field` key, the field's value).
  *
  * @since 0.1.0
  */
-export interface CodecOptions {
-  readonly schema: SchemaRef.Any
+export interface Codec<A> {
+  /** The schema's full name, for messages. */
+  readonly schema: string
+  /** The full topic (prefix applied) the codec was resolved for. */
   readonly topic: string
-}
-
-/**
- * Options of `encodeKey` / `decodeKey`.
- *
- * @since 0.1.0
- */
-export interface KeyOptions {
-  readonly key: KeySchema
-  readonly topic: string
+  /**
+   * Converts loosely-typed input (numeric strings, dates, …) to what the schema expects; what it cannot convert is
+   * left as it is, for `encode` to report.
+   */
+  readonly coerce: (input: unknown) => unknown
+  /** Checks a payload against the schema; a `Validation` error lists every problem with its field path. */
+  readonly validate: (payload: unknown) => Either.Either<void, SchemaError.SchemaError>
+  /** Validates and encodes a (coerced) payload. */
+  readonly encode: (payload: unknown) => Either.Either<Uint8Array, SchemaError.SchemaError>
+  /** Decodes bytes whose writer schema the codec knows (see `load`). */
+  readonly decode: (bytes: Uint8Array) => Either.Either<A, SchemaError.SchemaError>
+  /**
+   * The I/O `decode` needs before it can read these bytes (a writer schema id it has not met, fetched once and
+   * cached), or `undefined` when `decode` can answer now.
+   */
+  readonly load: (bytes: Uint8Array) => Effect.Effect<void, SchemaError.SchemaError> | undefined
 }
 
 /**
@@ -71,29 +77,34 @@ export interface KeyOptions {
  */
 export declare namespace SchemaBackend {
   /**
-   * The service shape every schema backend implements.
+   * The service shape every schema backend implements. Build one with {@link make}, which caches the codecs.
    *
    * @since 0.1.0
    */
   export interface Service {
     /** Backend name, e.g. `mock`, `json`, `avroLocal`. */
     readonly name: string
-    /** Validates then encodes a (coerced) payload. */
-    readonly encode: (payload: unknown, options: CodecOptions) => Effect.Effect<Uint8Array, SchemaError.SchemaError>
-    /** Decodes bytes into the payload type of `options.schema`. */
-    readonly decode: (bytes: Uint8Array, options: CodecOptions) => Effect.Effect<unknown, SchemaError.SchemaError>
-    /** Checks a payload against the schema; fails with a `Validation` error listing field paths. */
-    readonly validate: (payload: unknown, schema: SchemaRef.Any) => Effect.Effect<void, SchemaError.SchemaError>
-    /** Converts loosely-typed input (numeric strings, dates, …) to what the schema expects. */
-    readonly coerce: (payload: unknown, schema: SchemaRef.Any) => Effect.Effect<unknown, SchemaError.SchemaError>
+    /** The codec of a value schema on a topic (the full topic: a registry derives the subject from it). */
+    readonly codec: <A, I>(
+      schema: SchemaRef.SchemaRef<A, I>,
+      topic: string
+    ) => Effect.Effect<Codec<A>, SchemaError.SchemaError>
+    /** The codec of a key; for `Field` keys it encodes and decodes the field's value. */
+    readonly keyCodec: (key: KeySchema, topic: string) => Effect.Effect<Codec<unknown>, SchemaError.SchemaError>
     /** The fields of a record schema. */
-    readonly schemaFields: (
-      schema: SchemaRef.Any
-    ) => Effect.Effect<ReadonlyArray<SchemaField>, SchemaError.SchemaError>
-    /** Encodes a key (the field value for `Field` keys, the whole key for `Schema` keys). */
-    readonly encodeKey: (key: unknown, options: KeyOptions) => Effect.Effect<Uint8Array, SchemaError.SchemaError>
-    /** Decodes a key; for `Field` keys returns the field value. */
-    readonly decodeKey: (bytes: Uint8Array, options: KeyOptions) => Effect.Effect<unknown, SchemaError.SchemaError>
+    readonly fields: (schema: SchemaRef.Any) => Effect.Effect<ReadonlyArray<SchemaField>, SchemaError.SchemaError>
+  }
+
+  /**
+   * What a backend implements; {@link make} adds the caching.
+   *
+   * @since 0.1.0
+   */
+  export interface Resolvers {
+    readonly name: string
+    readonly codec: (schema: SchemaRef.Any, topic: string) => Effect.Effect<Codec<unknown>, SchemaError.SchemaError>
+    readonly keyCodec: (key: KeySchema, topic: string) => Effect.Effect<Codec<unknown>, SchemaError.SchemaError>
+    readonly fields: (schema: SchemaRef.Any) => Effect.Effect<ReadonlyArray<SchemaField>, SchemaError.SchemaError>
   }
 }
 
@@ -107,49 +118,80 @@ export class SchemaBackend extends Context.Tag("@deimos/core/SchemaBackend")<
 >() {}
 
 /**
- * The mock backend: no validation; bytes are JSON that keeps dates, bigints and byte arrays.
+ * A backend from its resolvers: codecs are resolved once per schema handle and topic (per backend instance) and
+ * kept; a failed resolution is tried again on the next call (a registry that was down is asked again).
  *
  * @since 0.1.0
  */
-export const mock: SchemaBackend.Service = internalMock.make()
+export const make = (resolvers: SchemaBackend.Resolvers): SchemaBackend.Service => {
+  // per handle (weakly held), then per what else the codec depends on
+  const resolved = new WeakMap<SchemaRef.Any, Map<string, Codec<unknown>>>()
+  const cached = (
+    ref: SchemaRef.Any,
+    key: string,
+    resolve: () => Effect.Effect<Codec<unknown>, SchemaError.SchemaError>
+  ): Effect.Effect<Codec<unknown>, SchemaError.SchemaError> =>
+    Effect.suspend(() => {
+      const known = resolved.get(ref)?.get(key)
+      if (known !== undefined) return Effect.succeed(known)
+      return Effect.tap(resolve(), (codec) =>
+        Effect.sync(() => {
+          let byKey = resolved.get(ref)
+          if (byKey === undefined) resolved.set(ref, byKey = new Map())
+          byKey.set(key, codec)
+        }))
+    })
+  return {
+    name: resolvers.name,
+    codec: <A, I>(schema: SchemaRef.SchemaRef<A, I>, topic: string) =>
+      cached(schema, `value\u0000${topic}`, () => resolvers.codec(schema, topic)) as Effect.Effect<
+        Codec<A>,
+        SchemaError.SchemaError
+      >,
+    keyCodec: (key, topic) =>
+      key._tag === "Field"
+        ? cached(key.valueSchema, `field\u0000${key.field}\u0000${topic}`, () => resolvers.keyCodec(key, topic))
+        : cached(key.schema, `key\u0000${topic}`, () => resolvers.keyCodec(key, topic)),
+    fields: resolvers.fields
+  }
+}
 
 /**
- * @since 0.1.0
- * @category layers
- */
-export const layerMock: Layer.Layer<SchemaBackend> = Layer.succeed(SchemaBackend, mock)
-
-/**
- * A JSON backend driven by the Effect `Schema` attached to each schema handle: validates and decodes with the
- * Schema; bytes are UTF-8 JSON of the encoded form.
+ * Decodes with a codec, fetching what it needs first (a writer schema it has not met).
  *
  * @since 0.1.0
  */
-export const json: SchemaBackend.Service = internalJson.make()
+export const decodeWith = <A>(codec: Codec<A>, bytes: Uint8Array): Effect.Effect<A, SchemaError.SchemaError> => {
+  const load = codec.load(bytes)
+  return load === undefined ? codec.decode(bytes) : Effect.zipRight(load, Effect.suspend(() => codec.decode(bytes)))
+}
 
 /**
- * @since 0.1.0
- * @category layers
- */
-export const layerJson: Layer.Layer<SchemaBackend> = Layer.succeed(SchemaBackend, json)
-
-/**
- * The validating mock: bytes like the mock, but payloads and keys are validated and coerced with the Effect Schema
- * attached to each schema handle (handles without one pass unchecked). The default of the test layer.
+ * Coerces, validates and encodes a payload with the backend in context (resolving the codec, cached).
  *
  * @since 0.1.0
  */
-export const mockValidating: SchemaBackend.Service = internalMock.makeValidating()
+export const encode = <A, I>(
+  schema: SchemaRef.SchemaRef<A, I>,
+  topic: string,
+  payload: unknown
+): Effect.Effect<Uint8Array, SchemaError.SchemaError, SchemaBackend> =>
+  SchemaBackend.pipe(
+    Effect.flatMap((backend) => backend.codec(schema, topic)),
+    Effect.flatMap((codec) => codec.encode(codec.coerce(payload)))
+  )
 
 /**
- * @since 0.1.0
- * @category layers
- */
-export const layerMockValidating: Layer.Layer<SchemaBackend> = Layer.succeed(SchemaBackend, mockValidating)
-
-/**
- * The PostgreSQL column type of an Avro-style type and logical type (for `SchemaField.sqlType`).
+ * Decodes bytes with the backend in context (resolving the codec, cached).
  *
  * @since 0.1.0
  */
-export const sqlTypeOf: (type: string, logicalType: string | undefined) => string = internalEffectSchema.sqlTypeOf
+export const decode = <A, I>(
+  schema: SchemaRef.SchemaRef<A, I>,
+  topic: string,
+  bytes: Uint8Array
+): Effect.Effect<A, SchemaError.SchemaError, SchemaBackend> =>
+  SchemaBackend.pipe(
+    Effect.flatMap((backend) => backend.codec(schema, topic)),
+    Effect.flatMap((codec) => decodeWith(codec, bytes))
+  )

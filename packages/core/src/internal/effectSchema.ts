@@ -95,43 +95,6 @@ const describe = (input: AST.AST): Described => {
   }
 }
 
-/** The PostgreSQL column type of a described field. */
-export const sqlTypeOf = (type: string, logicalType: string | undefined): string => {
-  switch (logicalType) {
-    case "timestamp-millis":
-    case "timestamp-micros":
-    case "local-timestamp-millis":
-    case "local-timestamp-micros":
-      return "timestamp"
-    case "date":
-      return "date"
-    case "uuid":
-      return "uuid"
-    case "decimal":
-      return "numeric"
-  }
-  switch (type) {
-    case "string":
-    case "enum":
-      return "text"
-    case "int":
-      return "integer"
-    case "long":
-      return "bigint"
-    case "float":
-      return "real"
-    case "double":
-      return "double precision"
-    case "boolean":
-      return "boolean"
-    case "bytes":
-    case "fixed":
-      return "bytea"
-    default:
-      return "jsonb"
-  }
-}
-
 const recordOf = (ast: AST.AST): AST.TypeLiteral | undefined => {
   const inner = unwrap(ast)
   return inner._tag === "TypeLiteral" ? inner : undefined
@@ -149,8 +112,7 @@ export const fieldsOf = <A, I>(schema: Schema.Schema<A, I>): ReadonlyArray<Schem
       logicalType: d.logicalType,
       nullable: d.nullable || ps.isOptional,
       symbols: d.symbols,
-      hasDefault: false,
-      sqlType: sqlTypeOf(d.type, d.logicalType)
+      hasDefault: false
     }
   })
 }
