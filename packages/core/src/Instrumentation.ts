@@ -1,6 +1,6 @@
 /**
- * Typed instrumentation events users subscribe to (REFERENCE §9): encode_messages, produce, produce_error (with the
- * failed payloads), handler errors and retries, batch consumption.
+ * Typed instrumentation events users subscribe to: encode_messages, produce, produce_error (with the failed
+ * payloads), handler errors, retries and dead letters, batch consumption.
  *
  * @since 0.1.0
  */
@@ -30,8 +30,17 @@ export type Event =
     readonly topic: string
     readonly partition: number
     readonly offset: string
-    readonly action: "swallow" | "retry" | "fatal"
+    readonly action: "swallow" | "retry" | "deadLetter" | "fatal"
     readonly error: unknown
+  }
+  | {
+    readonly _tag: "DeadLetter"
+    readonly consumer: string
+    readonly topic: string
+    readonly partition: number
+    readonly offset: string
+    readonly deadLetterTopic: string
+    readonly count: number
   }
   | {
     readonly _tag: "RetryHandlerError"

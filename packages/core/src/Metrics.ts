@@ -1,5 +1,5 @@
 /**
- * Metrics with the names Deimos uses (REFERENCE §9), so dashboards built for Deimos carry over.
+ * Metrics with the names Deimos uses, so dashboards built for Deimos carry over.
  *
  * @since 0.1.0
  */
@@ -10,8 +10,9 @@ import * as MetricKey from "effect/MetricKey"
 const timeBoundaries = MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 18 })
 
 /**
- * `handler` counter; tag `status` is `received`, `success`, `error`, `batch_received`, `batch_success` or
- * `batch_error`, tag `topic` the topic.
+ * `handler` counter; tag `status` is `received`, `success`, `error`, `batch_received`, `batch_success`,
+ * `batch_error`, `tombstone_skipped` (a tombstone a consumer without `tombstones: true` did not handle) or
+ * `dead_letter` (a message sent to the dead-letter topic), tag `topic` the topic.
  *
  * @since 0.1.0
  */
@@ -94,6 +95,8 @@ export interface HandlerMetrics {
   readonly batchReceived: Metric.Metric.Counter<number>
   readonly batchSuccess: Metric.Metric.Counter<number>
   readonly batchError: Metric.Metric.Counter<number>
+  readonly tombstoneSkipped: Metric.Metric.Counter<number>
+  readonly deadLetter: Metric.Metric.Counter<number>
   readonly consume: Metric.Metric.Histogram<number>
   readonly consumeBatch: Metric.Metric.Histogram<number>
   readonly timeDelayed: Metric.Metric.Histogram<number>
@@ -106,6 +109,8 @@ const handlerMetricsMemo = memo((_, topic): HandlerMetrics => ({
   batchReceived: handlerTagged("batch_received", topic),
   batchSuccess: handlerTagged("batch_success", topic),
   batchError: handlerTagged("batch_error", topic),
+  tombstoneSkipped: handlerTagged("tombstone_skipped", topic),
+  deadLetter: handlerTagged("dead_letter", topic),
   consume: handlerTimeTagged("consume", topic),
   consumeBatch: handlerTimeTagged("consume_batch", topic),
   timeDelayed: handlerTimeTagged("time_delayed", topic)

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
@@ -13,33 +14,42 @@ import * as Ref from "effect/Ref"
 import * as TestClock from "effect/TestClock"
 import type * as Tracer from "effect/Tracer"
 import * as Consumer from "../src/Consumer.js"
+import * as ConsumerProcessor from "../src/ConsumerProcessor.js"
+import * as DeadLetter from "../src/DeadLetter.js"
 import * as DeimosConfig from "../src/DeimosConfig.js"
 import * as ErrorPolicy from "../src/ErrorPolicy.js"
+import { ConsumerFatalError } from "../src/index.js"
 import * as Metrics from "../src/Metrics.js"
+import * as MockBackend from "../src/MockBackend.js"
+import * as ProducerBackend from "../src/ProducerBackend.js"
+import { ProducerError } from "../src/ProducerError.js"
 import * as SchemaBackend from "../src/SchemaBackend.js"
-import { Widget } from "./fixtures.js"
+import type * as SchemaError from "../src/SchemaError.js"
+import * as SentMessages from "../src/SentMessages.js"
+import * as Tombstone from "../src/Tombstone.js"
+import * as TraceContext from "../src/TraceContext.js"
+import { InstalledTracer, Widget } from "./fixtures.js"
 
 class Boom extends Data.TaggedError("Boom")<{ readonly reason: string }> {}
 class Transient extends Data.TaggedError("Transient")<{}> {}
 
-const backend = SchemaBackend.mockValidating
+const backend = MockBackend.mockValidating
 const encoder = new TextEncoder()
 let offsetSeq = 0
 
 const raw = (topic: string, payload: unknown, key: unknown = 1, headers: Record<string, string> = {}) =>
   Effect.gen(function*() {
+    const keyCodec = yield* backend.keyCodec({ _tag: "Field", field: "id", valueSchema: Widget }, topic)
+    const codec = yield* backend.codec(Widget, topic)
     return {
       topic,
       partition: 3,
       offset: String(offsetSeq++),
-      key: key === null ? null : yield* backend.encodeKey(key, {
-        key: { _tag: "Field", field: "id", valueSchema: Widget },
-        topic
-      }),
-      value: payload === null ? null : yield* backend.encode(payload, { schema: Widget, topic }),
+      key: key === null ? null : yield* keyCodec.encode(key),
+      value: payload === null ? null : yield* codec.encode(payload),
       headers,
       timestamp: "1700000000000"
-    } satisfies Consumer.RawMessage
+    } satisfies ConsumerProcessor.RawMessage
   })
 
 const counter = (status: string, topic: string) =>
@@ -48,7 +58,13 @@ const counter = (status: string, topic: string) =>
     (s) => s.count
   )
 
-const Env = SchemaBackend.layerMockValidating
+const Env = Layer.mergeAll(MockBackend.layerMockValidating, DeimosConfig.layer())
+const processMessage = ConsumerProcessor.processMessage
+const processBatch = ConsumerProcessor.processBatch
+
+/** The ConsumerFatalError an effect fails with (the mock backend resolves every schema). */
+const fatalOf = <R>(effect: Effect.Effect<void, ConsumerFatalError | SchemaError.SchemaError, R>) =>
+  Effect.flatMap(Effect.flip(effect), (e) => e._tag === "ConsumerFatalError" ? Effect.succeed(e) : Effect.die(e))
 
 describe("Consumer definitions", () => {
   const base = { topic: "t", groupId: "g", schema: Widget, keyConfig: { field: "id" } } as const
@@ -73,7 +89,9 @@ describe("Consumer definitions", () => {
 
   it("keeps Kafka options and defaults the name and delivery", () => {
     const c = Consumer.make({ ...base, maxConcurrency: 2, handle: () => Effect.void })
-    expect([c.name, c.delivery, c.maxConcurrency, c.handler._tag]).toEqual(["g:t", "message", 2, "Message"])
+    expect([c.name, c.delivery, c.maxConcurrency, c.tombstones]).toEqual(["g:t", "message", 2, false])
+    const inline = Consumer.make({ ...base, delivery: "inlineBatch", handleBatch: () => Effect.void })
+    expect(inline.delivery === "inlineBatch" && typeof inline.handleBatch).toBe("function")
   })
 })
 
@@ -89,7 +107,7 @@ describe("processMessage", () => {
         handle: (payload, metadata) => Ref.update(seen, (s) => [...s, payload, metadata])
       })
       const message = yield* raw("decode", { id: 7, name: "bolt" }, 7, { source: "x" })
-      yield* Consumer.processMessage(consumer, message)
+      yield* processMessage(consumer, message)
       const [payload, metadata] = yield* Ref.get(seen)
       expect(payload).toEqual({ id: 7, name: "bolt" })
       expect(metadata).toMatchObject({
@@ -104,18 +122,42 @@ describe("processMessage", () => {
       })
     }).pipe(Effect.provide(Env)))
 
-  it.effect("tombstones reach the handler as null payloads", () =>
+  it.effect("by default a tombstone never reaches the handler: it is skipped and counted", () =>
     Effect.gen(function*() {
       const seen = yield* Ref.make<Array<unknown>>([])
       const consumer = Consumer.make({
-        topic: "tomb",
+        topic: "tombSkip",
         groupId: "g",
         schema: Widget,
         keyConfig: { field: "id" },
-        handle: (payload, metadata) => Ref.update(seen, (s) => [...s, [payload, metadata.key]])
+        // the payload type is the schema's: no null to guard against
+        handle: (payload) => Ref.update(seen, (s) => [...s, payload.name])
       })
-      yield* Consumer.processMessage(consumer, yield* raw("tomb", null, 4))
-      expect(yield* Ref.get(seen)).toEqual([[null, 4]])
+      yield* processMessage(consumer, yield* raw("tombSkip", null, 4))
+      yield* processMessage(consumer, yield* raw("tombSkip", { id: 5, name: "e" }, 5))
+      expect(yield* Ref.get(seen)).toEqual(["e"])
+      expect(yield* counter("tombstone_skipped", "tombSkip")).toBe(1)
+      expect(yield* counter("received", "tombSkip")).toBe(2)
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("with tombstones: true a tombstone reaches the handler as a Tombstone carrying the decoded key", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<Array<unknown>>([])
+      const consumer = Consumer.make({
+        topic: "tombOn",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        tombstones: true,
+        handle: (payload) =>
+          Ref.update(seen, (s) => [...s, Tombstone.isTombstone(payload) ? ["deleted", payload.key] : payload.name])
+      })
+      yield* processMessage(consumer, yield* raw("tombOn", null, 4))
+      yield* processMessage(consumer, yield* raw("tombOn", { id: 5, name: "e" }, 5))
+      // a null value without a key deletes nothing: skipped even here
+      yield* processMessage(consumer, yield* raw("tombOn", null, null))
+      expect(yield* Ref.get(seen)).toEqual([["deleted", 4], "e"])
+      expect(yield* counter("tombstone_skipped", "tombOn")).toBe(1)
     }).pipe(Effect.provide(Env)))
 
   it.effect("by default a failed handler is logged, counted as handler{status:error} and swallowed", () =>
@@ -128,7 +170,7 @@ describe("processMessage", () => {
         keyConfig: { field: "id" },
         handle: () => new Boom({ reason: "bad" })
       })
-      yield* Consumer.processMessage(consumer, yield* raw("swallow", { id: 1, name: "a" }))
+      yield* processMessage(consumer, yield* raw("swallow", { id: 1, name: "a" }))
       expect((yield* counter("error", "swallow")) - before).toBe(1)
       expect(yield* counter("success", "swallow")).toBe(0)
     }).pipe(Effect.provide(Env)))
@@ -146,7 +188,7 @@ describe("processMessage", () => {
             throw new Error("kaput")
           })
       })
-      yield* Consumer.processMessage(consumer, yield* raw("throws", { id: 1, name: "a" }))
+      yield* processMessage(consumer, yield* raw("throws", { id: 1, name: "a" }))
       expect((yield* counter("error", "throws")) - before).toBe(1)
     }).pipe(Effect.provide(Env)))
 
@@ -167,11 +209,9 @@ describe("processMessage", () => {
               : Effect.void)
       })
       const message = yield* raw("retry", { id: 1, name: "a" })
-      const process: Effect.Effect<void, unknown, SchemaBackend.SchemaBackend> = Consumer.processMessage(
-        consumer,
-        message
+      const fiber = yield* Effect.fork(
+        processMessage(consumer, message).pipe(Effect.provide(DeimosConfig.layer({ reraiseErrors: true })))
       )
-      const fiber = yield* Effect.fork(process.pipe(Effect.provide(DeimosConfig.layer({ reraiseErrors: true }))))
       yield* TestClock.adjust("999 millis")
       expect(yield* Ref.get(attempts)).toEqual([0])
       yield* TestClock.adjust("1 millis")
@@ -181,7 +221,7 @@ describe("processMessage", () => {
       expect(yield* Ref.get(attempts)).toEqual([0, 1, 2])
     }).pipe(Effect.provide(Env)))
 
-  it.effect("errors tagged in retryOn and errors the fatalError predicate picks are retried; others swallowed", () =>
+  it.effect("errors tagged in retryOn and errors decide picks are retried; others swallowed", () =>
     Effect.gen(function*() {
       const attempts = yield* Ref.make(0)
       const consumer = Consumer.make({
@@ -189,24 +229,25 @@ describe("processMessage", () => {
         groupId: "g",
         schema: Widget,
         keyConfig: { field: "id" },
-        errorPolicy: {
-          retryOn: ["Transient"],
-          fatalError: (error) => error instanceof Boom && error.reason === "retry-me",
-          backoff: { min: "10 millis", max: "10 millis" }
-        },
         handle: (payload): Effect.Effect<void, Boom | Transient> =>
           Effect.flatMap(
             Ref.getAndUpdate(attempts, (n) => n + 1),
             (n) =>
               n > 0
                 ? Effect.void
-                : Effect.fail(payload?.name === "t" ? new Transient() : new Boom({ reason: payload!.name }))
-          )
+                : Effect.fail(payload.name === "t" ? new Transient() : new Boom({ reason: payload.name }))
+          ),
+        // after the handler: the handler's error type is known when decide is typed
+        errorPolicy: {
+          retryOn: ["Transient"],
+          decide: (error) => error._tag === "Boom" && error.reason === "retry-me" ? "retry" : undefined,
+          backoff: { min: "10 millis", max: "10 millis" }
+        }
       })
       const run = (name: string) =>
         Effect.gen(function*() {
           yield* Ref.set(attempts, 0)
-          const fiber = yield* Effect.fork(Consumer.processMessage(consumer, yield* raw("selective", { id: 1, name })))
+          const fiber = yield* Effect.fork(processMessage(consumer, yield* raw("selective", { id: 1, name })))
           yield* TestClock.adjust("10 millis")
           yield* Fiber.join(fiber)
           return yield* Ref.get(attempts)
@@ -227,11 +268,12 @@ describe("processMessage", () => {
         handle: () => new Boom({ reason: "stop" })
       })
       const message = yield* raw("fatal", { id: 1, name: "a" })
-      const error = yield* Effect.flip(Consumer.processMessage(consumer, message))
+      const error = yield* fatalOf(processMessage(consumer, message))
       expect(error._tag).toBe("ConsumerFatalError")
       expect(error).toMatchObject({ consumer: "g:fatal", topic: "fatal", partition: 3, offset: message.offset })
       expect(error.message).toContain(`fatal[3]@${message.offset}`)
-      expect(ErrorPolicy.errorOf(error.cause)).toBeInstanceOf(Boom)
+      expect(ErrorPolicy.failureOf(error.cause)).toBeInstanceOf(Boom)
+      expect(error).toBeInstanceOf(ConsumerFatalError)
     }).pipe(Effect.provide(Env)))
 
   it.effect("a retried error that runs out of retries becomes fatal", () =>
@@ -244,9 +286,9 @@ describe("processMessage", () => {
         errorPolicy: { reraiseErrors: true, backoff: { min: "1 millis", maxRetries: 2 } },
         handle: () => new Boom({ reason: "always" })
       })
-      const fiber = yield* Effect.fork(Consumer.processMessage(consumer, yield* raw("exhaust", { id: 1, name: "a" })))
+      const fiber = yield* Effect.fork(processMessage(consumer, yield* raw("exhaust", { id: 1, name: "a" })))
       yield* TestClock.adjust("1 second")
-      const error = yield* Effect.flip(Fiber.join(fiber))
+      const error = yield* fatalOf(Fiber.join(fiber))
       expect(error.retries).toBe(2)
       expect(error.message).toContain("after 2 retries")
     }).pipe(Effect.provide(Env)))
@@ -254,7 +296,7 @@ describe("processMessage", () => {
   it.effect("an undecodable message is swallowed by default and fatal when SchemaError is in fatalOn", () =>
     Effect.gen(function*() {
       const handled = yield* Ref.make(0)
-      const make = (fatalOn: ReadonlyArray<string>) =>
+      const make = (fatalOn: ReadonlyArray<"SchemaError">) =>
         Consumer.make({
           topic: "garbage",
           groupId: "g",
@@ -265,9 +307,9 @@ describe("processMessage", () => {
         })
       const garbage = { ...(yield* raw("garbage", { id: 1, name: "a" })), value: encoder.encode("{not json") }
       const before = yield* counter("error", "garbage")
-      yield* Consumer.processMessage(make([]), garbage)
+      yield* processMessage(make([]), garbage)
       expect((yield* counter("error", "garbage")) - before).toBe(1)
-      const error = yield* Effect.flip(Consumer.processMessage(make(["SchemaError"]), garbage))
+      const error = yield* fatalOf(processMessage(make(["SchemaError"]), garbage))
       expect(ErrorPolicy.tagOf(error.cause)).toBe("SchemaError")
       expect(yield* Ref.get(handled)).toBe(0)
     }).pipe(Effect.provide(Env)))
@@ -279,11 +321,12 @@ describe("processMessage", () => {
         groupId: "g",
         schema: Widget,
         keyConfig: { field: "id" },
-        errorPolicy: { fatalOn: [ErrorPolicy.DefectTag] },
+        errorPolicy: { fatalOn: ["Defect"] },
         handle: () => Effect.die(new Error("bug"))
       })
-      const error = yield* Effect.flip(Consumer.processMessage(consumer, yield* raw("defect", { id: 1, name: "a" })))
-      expect((ErrorPolicy.errorOf(error.cause) as Error).message).toBe("bug")
+      const error = yield* fatalOf(processMessage(consumer, yield* raw("defect", { id: 1, name: "a" })))
+      const failure = ErrorPolicy.failureOf(error.cause) as ErrorPolicy.Defect
+      expect([failure._tag, (failure.defect as Error).message]).toEqual(["Defect", "bug"])
     }).pipe(Effect.provide(Env)))
 
   it.effect("interruption is not caught by the error policy", () =>
@@ -295,11 +338,11 @@ describe("processMessage", () => {
         keyConfig: { field: "id" },
         handle: () => Effect.interrupt
       })
-      const exit = yield* Effect.exit(Consumer.processMessage(consumer, yield* raw("interrupt", { id: 1, name: "a" })))
+      const exit = yield* Effect.exit(processMessage(consumer, yield* raw("interrupt", { id: 1, name: "a" })))
       expect(exit._tag === "Failure" && exit.cause._tag).toBe("Interrupt")
     }).pipe(Effect.provide(Env)))
 
-  it.effect("runs in a deimos-consumer span that continues the producer's trace", () =>
+  it.effect("with a tracer installed, runs in a deimos-consumer span that continues the producer's trace", () =>
     Effect.gen(function*() {
       const spans = yield* Ref.make<Array<Tracer.Span>>([])
       const consumer = Consumer.make({
@@ -310,7 +353,7 @@ describe("processMessage", () => {
         handle: () => Effect.flatMap(Effect.currentSpan, (span) => Ref.update(spans, (s) => [...s, span]))
       })
       const traceId = "4bf92f3577b34da6a3ce929d0e0e4736"
-      yield* Consumer.processMessage(
+      yield* processMessage(
         consumer,
         yield* raw("traced", { id: 1, name: "a" }, 1, { traceparent: `00-${traceId}-00f067aa0ba902b7-01` })
       )
@@ -320,6 +363,33 @@ describe("processMessage", () => {
       expect(Option.map(span.parent, (p) => p.spanId)).toEqual(Option.some("00f067aa0ba902b7"))
       expect(span.attributes.get("topic")).toBe("traced")
       expect(span.attributes.get("partition")).toBe(3)
+    }).pipe(Effect.provide(Env), Effect.withTracer(InstalledTracer)))
+
+  it.effect("with Effect's built-in tracer no span is made per message, but the producer's trace reaches the handler", () =>
+    Effect.gen(function*() {
+      const parents = yield* Ref.make<Array<Tracer.AnySpan>>([])
+      const consumer = Consumer.make({
+        topic: "untraced",
+        groupId: "g",
+        schema: Widget,
+        keyConfig: { field: "id" },
+        handle: () =>
+          Effect.flatMap(Effect.currentParentSpan, (span) => Ref.update(parents, (s) => [...s, span])).pipe(
+            Effect.orDie
+          )
+      })
+      const traceId = "4bf92f3577b34da6a3ce929d0e0e4736"
+      yield* processMessage(
+        consumer,
+        yield* raw("untraced", { id: 1, name: "a" }, 1, { traceparent: `00-${traceId}-00f067aa0ba902b7-01` })
+      )
+      const [parent] = yield* Ref.get(parents)
+      expect(parent._tag).toBe("ExternalSpan")
+      expect([parent.traceId, parent.spanId]).toEqual([traceId, "00f067aa0ba902b7"])
+      // and what the handler publishes carries that trace on
+      expect(yield* TraceContext.current.pipe(Effect.withParentSpan(parent))).toEqual(
+        Option.some(`00-${traceId}-00f067aa0ba902b7-01`)
+      )
     }).pipe(Effect.provide(Env)))
 
   it.effect("records the time_delayed histogram when the payload has a timestamp", () =>
@@ -333,7 +403,7 @@ describe("processMessage", () => {
         handle: () => Effect.void
       })
       yield* TestClock.setTime(10_000)
-      yield* Consumer.processMessage(consumer, yield* raw("delayed", { id: 1, name: "a", timestamp: new Date(7_500) }))
+      yield* processMessage(consumer, yield* raw("delayed", { id: 1, name: "a", timestamp: new Date(7_500) }))
       const state = yield* Metric.value(histogram)
       expect(state.count).toBe(1)
       expect(state.sum).toBeCloseTo(2.5)
@@ -350,12 +420,14 @@ describe("processBatch", () => {
         schema: Widget,
         keyConfig: { field: "id" },
         delivery: "inlineBatch",
-        handleBatch: (payloads, metadata) => Ref.set(seen, [payloads.map((p) => p?.name), metadata])
+        tombstones: true,
+        handleBatch: (payloads, metadata) =>
+          Ref.set(seen, [payloads.map((p) => Tombstone.isTombstone(p) ? `-${p.key}` : p.name), metadata])
       })
       const messages = [yield* raw("inline", { id: 1, name: "a" }, 1), yield* raw("inline", null, 2)]
-      yield* Consumer.processBatch(consumer, messages)
+      yield* processBatch(consumer, messages)
       const [names, metadata] = yield* Ref.get(seen)
-      expect(names).toEqual(["a", undefined])
+      expect(names).toEqual(["a", "-2"])
       expect(metadata).toMatchObject({
         keys: [1, 2],
         batchSize: 2,
@@ -376,9 +448,9 @@ describe("processBatch", () => {
         keyConfig: { field: "id" },
         delivery: "batch",
         handle: (payload) =>
-          payload!.id === 2 ? new Boom({ reason: "two" }) : Ref.update(seen, (s) => [...s, payload!.id])
+          payload.id === 2 ? new Boom({ reason: "two" }) : Ref.update(seen, (s) => [...s, payload.id])
       })
-      yield* Consumer.processBatch(consumer, [
+      yield* processBatch(consumer, [
         yield* raw("perMessage", { id: 1, name: "a" }, 1),
         yield* raw("perMessage", { id: 2, name: "b" }, 2),
         yield* raw("perMessage", { id: 3, name: "c" }, 3)
@@ -391,7 +463,7 @@ describe("processBatch", () => {
 describe("inlineBatch with undecodable messages", () => {
   const garbage = (topic: string, key: number) =>
     Effect.map(raw(topic, { id: key, name: "x" }, key), (m) => ({ ...m, value: new Uint8Array([0xff, 0x00, 0x01]) }))
-  const inline = (topic: string, fatalOn: ReadonlyArray<string>, seen: Ref.Ref<Array<unknown>>) =>
+  const inline = (topic: string, fatalOn: ReadonlyArray<"SchemaError">, seen: Ref.Ref<Array<unknown>>) =>
     Consumer.make({
       topic,
       groupId: "g",
@@ -400,7 +472,7 @@ describe("inlineBatch with undecodable messages", () => {
       delivery: "inlineBatch",
       errorPolicy: { fatalOn },
       handleBatch: (payloads, metadata) =>
-        Ref.update(seen, (s) => [...s, { names: payloads.map((p) => p?.name), offsets: metadata.offsets }])
+        Ref.update(seen, (s) => [...s, { names: payloads.map((p) => p.name), offsets: metadata.offsets }])
     })
 
   it.effect("the handler gets the decodable messages with their offsets; the bad one is swallowed and counted", () =>
@@ -411,7 +483,7 @@ describe("inlineBatch with undecodable messages", () => {
         yield* garbage("inlineBad", 2),
         yield* raw("inlineBad", { id: 3, name: "c" }, 3)
       ]
-      yield* Consumer.processBatch(inline("inlineBad", [], seen), messages)
+      yield* processBatch(inline("inlineBad", [], seen), messages)
       expect(yield* Ref.get(seen)).toEqual([{ names: ["a", "c"], offsets: [messages[0].offset, messages[2].offset] }])
       expect(yield* counter("received", "inlineBad")).toBe(3)
       expect(yield* counter("error", "inlineBad")).toBe(1)
@@ -422,37 +494,59 @@ describe("inlineBatch with undecodable messages", () => {
     Effect.gen(function*() {
       const seen = yield* Ref.make<Array<unknown>>([])
       const messages = [yield* raw("inlineFatal", { id: 1, name: "a" }, 1), yield* garbage("inlineFatal", 2)]
-      const error = yield* Effect.flip(Consumer.processBatch(inline("inlineFatal", ["SchemaError"], seen), messages))
+      const error = yield* fatalOf(processBatch(inline("inlineFatal", ["SchemaError"], seen), messages))
       expect(error._tag).toBe("ConsumerFatalError")
       expect(error.offset).toBe(messages[1].offset)
       expect(yield* Ref.get(seen)).toEqual([])
     }).pipe(Effect.provide(Env)))
 
-  it.effect("a backend that turns to effects part-way (a lookup): the rest decodes effect by effect, nothing twice", () =>
+  it.effect("a codec that must look a writer schema up first (load): fetched once per id, nothing decoded twice", () =>
     Effect.gen(function*() {
       const seen = yield* Ref.make<Array<unknown>>([])
       let decodes = 0
-      // answers with an Exit for the first message, with a suspended effect after it (as a registry lookup does)
-      const lookingUp: SchemaBackend.SchemaBackend.Service = {
-        ...backend,
-        decode: (bytes, options) =>
-          ++decodes === 1 ? backend.decode(bytes, options) : Effect.suspend(() => backend.decode(bytes, options))
-      }
+      let loads = 0
+      const known = new Set<number>()
+      // the first byte names a "writer schema id"; an id not met yet needs a lookup, as a registry decoder does
+      const lookingUp = SchemaBackend.make({
+        name: "lookingUp",
+        codec: (ref, topic) =>
+          Effect.map(backend.codec(ref, topic), (codec) => ({
+            ...codec,
+            decode: (bytes) => {
+              decodes++
+              if (!known.has(bytes[0])) throw new Error("decode before load")
+              return codec.decode(bytes.subarray(1))
+            },
+            load: (bytes) =>
+              known.has(bytes[0]) ? undefined : Effect.sync(() => {
+                loads++
+                known.add(bytes[0])
+              })
+          })),
+        keyCodec: backend.keyCodec,
+        fields: backend.fields
+      })
+      const withId = (m: ConsumerProcessor.RawMessage, id: number) => ({
+        ...m,
+        value: Buffer.concat([Buffer.from([id]), m.value!])
+      })
       const messages = [
-        yield* raw("inlineSlow", { id: 1, name: "a" }, 1),
-        yield* raw("inlineSlow", { id: 2, name: "b" }, 2),
-        yield* garbage("inlineSlow", 3),
-        yield* raw("inlineSlow", { id: 4, name: "d" }, 4)
+        withId(yield* raw("inlineLoad", { id: 1, name: "a" }, 1), 1),
+        withId(yield* raw("inlineLoad", { id: 2, name: "b" }, 2), 0),
+        yield* garbage("inlineLoad", 3),
+        withId(yield* raw("inlineLoad", { id: 4, name: "d" }, 4), 0),
+        withId(yield* raw("inlineLoad", { id: 5, name: "e" }, 5), 1)
       ]
-      yield* Consumer.processBatch(inline("inlineSlow", [], seen), messages).pipe(
+      yield* processBatch(inline("inlineLoad", [], seen), messages).pipe(
         Effect.provideService(SchemaBackend.SchemaBackend, lookingUp)
       )
       expect(yield* Ref.get(seen)).toEqual([{
-        names: ["a", "b", "d"],
-        offsets: [messages[0].offset, messages[1].offset, messages[3].offset]
+        names: ["a", "b", "d", "e"],
+        offsets: [messages[0].offset, messages[1].offset, messages[3].offset, messages[4].offset]
       }])
-      expect(decodes).toBe(4)
-      expect(yield* counter("error", "inlineSlow")).toBe(1)
+      // ids 1 and 0, and the garbage's first byte; five messages decoded once each
+      expect([loads, decodes]).toEqual([3, 5])
+      expect(yield* counter("error", "inlineLoad")).toBe(1)
     }).pipe(Effect.provide(Env)))
 
   it.effect("a batch span continues the first message's trace and links the other producers' traces", () =>
@@ -467,7 +561,7 @@ describe("inlineBatch with undecodable messages", () => {
         handleBatch: () => Effect.flatMap(Effect.currentSpan, (span) => Ref.update(spans, (s) => [...s, span]))
       })
       const trace = (t: string, s: string) => ({ traceparent: `00-${t.repeat(32)}-${s.repeat(16)}-01` })
-      yield* Consumer.processBatch(consumer, [
+      yield* processBatch(consumer, [
         yield* raw("inlineTraced", { id: 1, name: "a" }, 1, trace("a", "1")),
         yield* raw("inlineTraced", { id: 2, name: "b" }, 2, trace("b", "2")),
         yield* raw("inlineTraced", { id: 3, name: "c" }, 3, trace("b", "2")),
@@ -493,7 +587,7 @@ describe("retries and stopping", () => {
           Effect.flatMap(Ref.updateAndGet(attempts, (n) => n + 1), (n) => n < 3 ? new Transient() : Effect.void)
       })
       const fiber = yield* Effect.fork(
-        Consumer.processMessage(consumer, yield* raw("receivedOnce", { id: 1, name: "a" }))
+        processMessage(consumer, yield* raw("receivedOnce", { id: 1, name: "a" }))
       )
       yield* TestClock.adjust("10 seconds")
       yield* Fiber.join(fiber)
@@ -516,8 +610,8 @@ describe("retries and stopping", () => {
         handle: () => Effect.zipRight(Ref.update(attempts, (n) => n + 1), new Transient())
       })
       const fiber = yield* Effect.fork(
-        Consumer.processMessage(consumer, yield* raw("stopRetry", { id: 1, name: "a" })).pipe(
-          Effect.provideService(Consumer.Stopping, Deferred.await(stopping))
+        processMessage(consumer, yield* raw("stopRetry", { id: 1, name: "a" })).pipe(
+          Effect.provideService(ErrorPolicy.Stopping, Deferred.await(stopping))
         )
       )
       yield* TestClock.adjust("1 second") // first retry after 1 s
@@ -578,4 +672,129 @@ describe("ErrorPolicy and DeimosConfig", () => {
       )
       expect(String(error)).toContain("PAYLOAD_LOG_LEVEL")
     }))
+})
+
+describe("dead letters", () => {
+  const Sent = ProducerBackend.layerTest
+  const make = (topic: string, policy: Consumer.MessageConsumer<Widget, number, Boom, never, Widget>["errorPolicy"]) =>
+    Consumer.make({
+      topic,
+      groupId: "g",
+      schema: Widget,
+      keyConfig: { field: "id" },
+      errorPolicy: policy,
+      handle: (payload): Effect.Effect<void, Boom> =>
+        payload.name === "poison" ? Effect.fail(new Boom({ reason: "poison pill" })) : Effect.void
+    })
+
+  it.effect("deadLetterOn sends the raw key, value and headers to <topic>.dlq with the error and the source", () =>
+    Effect.gen(function*() {
+      const message = yield* raw("dlq", { id: 9, name: "poison" }, 9, { origin: "app" })
+      yield* processMessage(make("dlq", { deadLetterOn: ["Boom"] }), message)
+      const sent = yield* Effect.flatMap(SentMessages.SentMessages, (s) => s.all)
+      expect(sent).toHaveLength(1)
+      expect(sent[0].topic).toBe("dlq.dlq")
+      expect(sent[0].encodedKey).toEqual(message.key)
+      expect(sent[0].encodedPayload).toEqual(message.value)
+      expect(sent[0].headers).toMatchObject({
+        origin: "app",
+        [DeadLetter.headers.errorTag]: "Boom",
+        [DeadLetter.headers.consumer]: "g:dlq",
+        [DeadLetter.headers.sourceTopic]: "dlq",
+        [DeadLetter.headers.sourcePartition]: "3",
+        [DeadLetter.headers.sourceOffset]: message.offset,
+        [DeadLetter.headers.attempts]: "1"
+      })
+      expect(String(sent[0].headers[DeadLetter.headers.errorMessage])).toContain("Boom")
+      expect(yield* counter("dead_letter", "dlq")).toBe(1)
+    }).pipe(Effect.provide(Layer.merge(Env, Sent))))
+
+  it.effect("decide can dead-letter on the payload; retries that run out can end in the dead-letter topic", () =>
+    Effect.gen(function*() {
+      yield* processMessage(
+        make("dlqDecide", { decide: (_error, payload) => payload?.name === "poison" ? "deadLetter" : undefined }),
+        yield* raw("dlqDecide", { id: 1, name: "poison" })
+      )
+      const exhausted = yield* Effect.fork(
+        processMessage(
+          make("dlqExhausted", {
+            retryOn: ["Boom"],
+            backoff: { min: "1 second", maxRetries: 2 },
+            exhausted: "deadLetter",
+            deadLetterTopic: (topic) => `${topic}-failed`
+          }),
+          yield* raw("dlqExhausted", { id: 2, name: "poison" })
+        )
+      )
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(exhausted)
+      const sent = yield* Effect.flatMap(SentMessages.SentMessages, (s) => s.all)
+      expect(sent.map((m) => [m.topic, m.headers[DeadLetter.headers.attempts]])).toEqual([
+        ["dlqDecide.dlq", "1"],
+        ["dlqExhausted-failed", "3"]
+      ])
+    }).pipe(Effect.provide(Layer.merge(Env, Sent))))
+
+  it.effect("without a ProducerBackend a dead letter cannot be sent: the consumer stops there, nothing lost", () =>
+    Effect.gen(function*() {
+      const message = yield* raw("dlqNowhere", { id: 1, name: "poison" })
+      const error = yield* fatalOf(processMessage(make("dlqNowhere", { deadLetterOn: ["Boom"] }), message))
+      expect(error._tag).toBe("ConsumerFatalError")
+      expect(error.message).toContain("no ProducerBackend")
+      expect(error.offset).toBe(message.offset)
+    }).pipe(Effect.provide(Env)))
+
+  it.effect("a dead letter the backend refuses for good stops the consumer; one it cannot take yet is retried", () => {
+    const calls = { count: 0 }
+    const flaky = Layer.succeed(ProducerBackend.ProducerBackend, {
+      name: "flaky",
+      execute: (topic) =>
+        Effect.suspend(() => {
+          calls.count++
+          if (topic.startsWith("refused")) {
+            return Effect.fail(
+              new ProducerError({ reason: "Send", producer: "x", topic, retriable: false, message: "no such topic" })
+            )
+          }
+          return calls.count < 3
+            ? Effect.fail(new ProducerError({ reason: "Send", producer: "x", topic, retriable: true, message: "down" }))
+            : Effect.void
+        })
+    })
+    return Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        processMessage(make("later", { deadLetterOn: ["Boom"] }), yield* raw("later", { id: 1, name: "poison" }))
+      )
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(fiber)
+      expect(calls.count).toBe(3)
+      const error = yield* fatalOf(
+        processMessage(make("refused", { deadLetterOn: ["Boom"] }), yield* raw("refused", { id: 1, name: "poison" }))
+      )
+      expect(error.message).toContain("the dead letter could not be sent")
+    }).pipe(Effect.provide(Layer.merge(Env, flaky)))
+  })
+})
+
+describe("the policy's decision", () => {
+  const settings = DeimosConfig.make()
+  const attempt: ErrorPolicy.Attempt = { consumer: "c", topic: "t", partition: 0, offset: "0", retryCount: 0 }
+  const classify = (policy: ErrorPolicy.ErrorPolicy<Boom | Transient, Widget>, cause: Cause.Cause<unknown>) =>
+    ErrorPolicy.classify(policy, settings, cause, undefined, attempt)
+
+  it("decide comes first and falls back to the tag lists with undefined; fatalOn wins over the others", () => {
+    const boom = Cause.fail(new Boom({ reason: "x" }))
+    expect(classify({ decide: () => "fatal", retryOn: ["Boom"] }, boom)).toBe("fatal")
+    expect(classify({ decide: () => undefined, retryOn: ["Boom"] }, boom)).toBe("retry")
+    expect(classify({ fatalOn: ["Boom"], retryOn: ["Boom"], deadLetterOn: ["Boom"] }, boom)).toBe("fatal")
+    expect(classify({ deadLetterOn: ["Boom"], reraiseErrors: true }, boom)).toBe("deadLetter")
+    expect(classify({ reraiseErrors: true }, Cause.fail(new Transient()))).toBe("retry")
+    expect(classify({}, boom)).toBe("swallow")
+  })
+
+  it("errors without a _tag are UnknownError; defects are Defect", () => {
+    expect(ErrorPolicy.tagOf(Cause.fail(new Error("plain")))).toBe("UnknownError")
+    expect(ErrorPolicy.tagOf(Cause.die(new Error("bug")))).toBe("Defect")
+    expect(ErrorPolicy.failureOf(Cause.die("bug"))).toEqual({ _tag: "Defect", defect: "bug" })
+  })
 })

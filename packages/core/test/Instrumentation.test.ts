@@ -5,7 +5,10 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as Consumer from "../src/Consumer.js"
+import * as ConsumerProcessor from "../src/ConsumerProcessor.js"
+import * as DeimosConfig from "../src/DeimosConfig.js"
 import * as Instrumentation from "../src/Instrumentation.js"
+import * as MockBackend from "../src/MockBackend.js"
 import * as Producer from "../src/Producer.js"
 import * as ProducerBackend from "../src/ProducerBackend.js"
 import * as SchemaBackend from "../src/SchemaBackend.js"
@@ -27,8 +30,8 @@ describe("Instrumentation", () => {
         keyConfig: { none: true },
         handle: () => new Nope()
       })
-      const value = yield* SchemaBackend.mockValidating.encode({ id: 1, body: "a" }, { schema: Plain, topic: "events" })
-      yield* Consumer.processMessage(consumer, {
+      const value = yield* SchemaBackend.encode(Plain, "events", { id: 1, body: "a" })
+      yield* ConsumerProcessor.processMessage(consumer, {
         topic: "events",
         partition: 1,
         offset: "5",
@@ -49,7 +52,12 @@ describe("Instrumentation", () => {
       })
     }).pipe(
       Effect.provide(
-        Layer.mergeAll(Instrumentation.layerPubSub(), ProducerBackend.layerTest, SchemaBackend.layerMockValidating)
+        Layer.mergeAll(
+          Instrumentation.layerPubSub(),
+          ProducerBackend.layerTest,
+          MockBackend.layerMockValidating,
+          DeimosConfig.layer()
+        )
       )
     ))
 })

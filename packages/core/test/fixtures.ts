@@ -1,4 +1,7 @@
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Schema from "effect/Schema"
+import * as Tracer from "effect/Tracer"
 import * as SchemaRef from "../src/SchemaRef.js"
 
 export const WidgetSchema = Schema.Struct({
@@ -20,4 +23,13 @@ export const Plain = SchemaRef.fromSchema(PlainSchema, { name: "com.example.Plai
 export const WidgetKey = SchemaRef.fromSchema(Schema.Struct({ region: Schema.String, id: Schema.Int }), {
   name: "WidgetKey",
   namespace: "com.example"
+})
+
+/**
+ * A tracer that is not Effect's built-in one (it makes the same spans): the processor then gives each message its
+ * `deimos-consumer` span, as with any installed tracer.
+ */
+export const InstalledTracer = Tracer.make({
+  span: (...args) => Context.get(DefaultServices.liveServices, Tracer.Tracer).span(...args),
+  context: (f) => f()
 })
