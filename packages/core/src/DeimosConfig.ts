@@ -1,5 +1,8 @@
 /**
- * Toolkit-wide settings: topic prefix, payload logging, producers disabled, error policy defaults.
+ * Toolkit-wide settings: topic prefix, payload logging, producers disabled, error policy defaults. A required
+ * service, not a default: the topic prefix decides where data goes, so a program that publishes or consumes must
+ * be given its settings (`DeimosConfig.layer(...)`, `DeimosConfig.layerConfig()`), or it does not compile. A setting
+ * provided only to some other layer (a producer backend's) cannot silently fall back to an unprefixed topic.
  *
  * @since 0.1.0
  */
@@ -7,6 +10,7 @@ import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 
 /**
@@ -43,6 +47,8 @@ export interface Settings {
   /** Retry every handler error instead of swallowing it. @default false */
   readonly reraiseErrors: boolean
   readonly backoff: Backoff
+  /** Retry at once instead of waiting out the backoff (unit tests under `TestClock`). @default false */
+  readonly skipBackoff: boolean
 }
 
 /**
@@ -53,18 +59,17 @@ export const defaults: Settings = {
   payloadLogLevel: "full",
   producersDisabled: false,
   reraiseErrors: false,
-  backoff: { min: Duration.seconds(1), max: Duration.seconds(60), maxRetries: undefined }
+  backoff: { min: Duration.seconds(1), max: Duration.seconds(60), maxRetries: undefined },
+  skipBackoff: false
 }
 
 /**
- * The settings in force. A `Context.Reference`: without a layer, the defaults apply.
+ * The settings in force.
  *
  * @since 0.1.0
  * @category tags
  */
-export class DeimosConfig extends Context.Reference<DeimosConfig>()("@deimos/core/DeimosConfig", {
-  defaultValue: (): Settings => defaults
-}) {}
+export class DeimosConfig extends Context.Tag("@deimos/core/DeimosConfig")<DeimosConfig, Settings>() {}
 
 /**
  * Partial settings, as given to {@link layer}.
@@ -81,6 +86,7 @@ export interface Options {
     readonly max?: Duration.DurationInput | undefined
     readonly maxRetries?: number | undefined
   } | undefined
+  readonly skipBackoff?: boolean | undefined
 }
 
 /**
@@ -97,23 +103,35 @@ export const make = (options: Options = {}): Settings => ({
     min: options.backoff?.min === undefined ? defaults.backoff.min : Duration.decode(options.backoff.min),
     max: options.backoff?.max === undefined ? defaults.backoff.max : Duration.decode(options.backoff.max),
     maxRetries: options.backoff?.maxRetries ?? defaults.backoff.maxRetries
-  }
+  },
+  skipBackoff: options.skipBackoff ?? defaults.skipBackoff
 })
 
 /**
+ * The settings, defaults filled in: `DeimosConfig.layer()` for the defaults.
+ *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<never> => Layer.succeed(DeimosConfig, make(options))
+export const layer = (options: Options = {}): Layer.Layer<DeimosConfig> => Layer.succeed(DeimosConfig, make(options))
 
 /**
- * Reads the settings from `Config`: `DEIMOS_TOPIC_PREFIX`, `DEIMOS_PAYLOAD_LOG_LEVEL`,
- * `DEIMOS_PRODUCERS_DISABLED`, `DEIMOS_RERAISE_ERRORS`, `DEIMOS_BACKOFF_MIN`, `DEIMOS_BACKOFF_MAX`,
- * `DEIMOS_BACKOFF_MAX_RETRIES` (with the default `ConfigProvider`, from the environment).
+ * The options from `Config` (with the default provider, the environment); each has the default of {@link defaults}:
+ *
+ * | variable | default |
+ * | --- | --- |
+ * | `DEIMOS_TOPIC_PREFIX` | `""` |
+ * | `DEIMOS_PAYLOAD_LOG_LEVEL` | `full` (`full`, `keys`, `count`, `headers`) |
+ * | `DEIMOS_PRODUCERS_DISABLED` | `false` |
+ * | `DEIMOS_RERAISE_ERRORS` | `false` |
+ * | `DEIMOS_BACKOFF_MIN` | `1 second` |
+ * | `DEIMOS_BACKOFF_MAX` | `60 seconds` |
+ * | `DEIMOS_BACKOFF_MAX_RETRIES` | none (retry forever) |
+ * | `DEIMOS_SKIP_BACKOFF` | `false` |
  *
  * @since 0.1.0
  */
-export const config: Config.Config<Settings> = Config.all({
+export const config: Config.Config<Options> = Config.all({
   topicPrefix: Config.withDefault(Config.string("TOPIC_PREFIX"), defaults.topicPrefix),
   payloadLogLevel: Config.withDefault(
     Config.literal("full", "keys", "count", "headers")("PAYLOAD_LOG_LEVEL"),
@@ -128,13 +146,18 @@ export const config: Config.Config<Settings> = Config.all({
       Config.option(Config.integer("BACKOFF_MAX_RETRIES")),
       (o) => o._tag === "Some" ? o.value : undefined
     )
-  })
+  }),
+  skipBackoff: Config.withDefault(Config.boolean("SKIP_BACKOFF"), defaults.skipBackoff)
 }).pipe(Config.nested("DEIMOS"))
 
 /**
+ * The settings from `Config`: by default {@link config} (the `DEIMOS_*` variables); any `Config.Wrap` of the options
+ * works, e.g. `DeimosConfig.layerConfig({ topicPrefix: Config.string("ENV_PREFIX") })`.
+ *
  * @since 0.1.0
  * @category layers
  */
 export const layerConfig = (
-  settings: Config.Config<Settings> = config
-): Layer.Layer<never, ConfigError.ConfigError> => Layer.effect(DeimosConfig, settings)
+  options: Config.Config.Wrap<Options> = config
+): Layer.Layer<DeimosConfig, ConfigError.ConfigError> =>
+  Layer.effect(DeimosConfig, Effect.map(Config.unwrap(options), make))

@@ -1,15 +1,16 @@
 /**
- * Producers as values: bound to a topic, a schema handle and a key config; `publish` and `publishList` run the full
- * message pipeline of REFERENCE §1 and hand encoded batches to the `ProducerBackend` in scope.
+ * Producers as values: bound to a topic, a schema handle and a key config. `publish` and `publishList` run the
+ * message pipeline — fill `message_id` and `timestamp`, take the key and partition key, turn an empty payload into
+ * a tombstone, coerce, encode key then value with the codecs resolved for the topic — and hand encoded batches to
+ * the `ProducerBackend` in context.
  *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as DeimosConfig from "./DeimosConfig.js"
-import * as Eager from "./Eager.js"
 import * as Instrumentation from "./Instrumentation.js"
 import * as Utf8 from "./internal/utf8.js"
 import * as KeyConfig from "./KeyConfig.js"
@@ -92,7 +93,10 @@ export declare namespace Producer {
    *
    * @since 0.1.0
    */
-  export type Context = ProducerBackend.ProducerBackend | SchemaBackend.SchemaBackend
+  export type Requirements =
+    | ProducerBackend.ProducerBackend
+    | SchemaBackend.SchemaBackend
+    | DeimosConfig.DeimosConfig
 
   /**
    * Publishing errors.
@@ -116,12 +120,12 @@ export interface Producer<A, K> {
   readonly publish: (
     payload: A | Tombstone.Tombstone<K>,
     options?: Producer.PublishOptions<K>
-  ) => Effect.Effect<void, Producer.Error, Producer.Context>
+  ) => Effect.Effect<void, Producer.Error, Producer.Requirements>
   /** Publishes many, in batches of `maxBatchSize`. */
   readonly publishList: (
     payloads: Iterable<Producer.Input<A, K>>,
     options?: { readonly sync?: boolean | undefined; readonly headers?: Readonly<Record<string, string>> }
-  ) => Effect.Effect<void, Producer.Error, Producer.Context>
+  ) => Effect.Effect<void, Producer.Error, Producer.Requirements>
 }
 
 /**
@@ -186,6 +190,28 @@ const noHeaders: Readonly<Record<string, string>> = Object.freeze({})
 const isEnvelope = (u: unknown): u is Producer.Envelope<unknown, unknown> =>
   typeof u === "object" && u !== null && EnvelopeTypeId in u
 
+/** What a producer resolved for one topic with one schema backend. */
+interface Resolved {
+  readonly value: SchemaBackend.Codec<unknown>
+  /** Encodes a key; undefined for `keyConfig: { none: true }`. */
+  readonly key: ((key: unknown) => Either.Either<Uint8Array, SchemaError>) | undefined
+  /** The schema has `message_id` / `timestamp` fields to fill in. */
+  readonly fillMessageId: boolean
+  readonly fillTimestamp: boolean
+}
+
+const plainKey = (key: unknown): Either.Either<Uint8Array, SchemaError> =>
+  Either.right(key instanceof Uint8Array ? key : Utf8.encode(String(key)))
+
+const isEmpty = (payload: Record<string, unknown> | null) => {
+  if (payload === null) return true
+  if (typeof payload !== "object") return false
+  for (const _ in payload) return false
+  return true
+}
+
+const isMissing = (value: unknown) => value === undefined || value === null
+
 /**
  * A producer for a topic. The payload type comes from the schema handle, the key type from the key config.
  *
@@ -203,47 +229,58 @@ export const make = <
   const maxBatchSize = options.maxBatchSize ?? 500
   const keyConfig = options.keyConfig as KeyConfig.KeyConfig<unknown>
   const keySchema = KeyConfig.keySchema(keyConfig, options.schema)
-
-  const fail = (reason: "MissingKey" | "UnexpectedKey", topic: string, message: string) =>
-    Effect.fail(new ProducerError({ reason, producer: name, topic, retriable: false, message }))
-
   const keyField = "field" in keyConfig ? keyConfig.field : undefined
   const unkeyed = "none" in keyConfig
 
-  const isEmpty = (payload: Record<string, unknown> | null) => {
-    if (payload === null) return true
-    if (typeof payload !== "object") return false
-    for (const _ in payload) return false
-    return true
-  }
+  const producerError = (reason: "MissingKey" | "UnexpectedKey", topic: string, message: string) =>
+    Either.left(new ProducerError({ reason, producer: name, topic, retriable: false, message }))
 
-  interface Filled {
-    readonly messageId: boolean
-    readonly timestamp: boolean
+  // the codecs of each topic per schema backend, resolved on first use (a memo: the answers never change)
+  const resolvedBy = new WeakMap<SchemaBackend.SchemaBackend.Service, Map<string, Resolved>>()
+  const resolve = (
+    backend: SchemaBackend.SchemaBackend.Service,
+    topic: string
+  ): Effect.Effect<Resolved, SchemaError> => {
+    const known = resolvedBy.get(backend)?.get(topic)
+    if (known !== undefined) return Effect.succeed(known)
+    return Effect.gen(function*() {
+      const value = yield* backend.codec(options.schema, topic)
+      const keyCodec = keySchema === undefined ? undefined : yield* backend.keyCodec(keySchema, topic)
+      const fields = yield* backend.fields(options.schema)
+      const resolved: Resolved = {
+        value,
+        key: unkeyed
+          ? undefined
+          : keyCodec === undefined
+          ? plainKey
+          : (key) => keyCodec.encode(keyCodec.coerce(key)),
+        fillMessageId: fields.some((f) => f.name === "message_id"),
+        fillTimestamp: fields.some((f) => f.name === "timestamp")
+      }
+      let byTopic = resolvedBy.get(backend)
+      if (byTopic === undefined) resolvedBy.set(backend, byTopic = new Map())
+      byTopic.set(topic, resolved)
+      return resolved
+    })
   }
 
   /** What every message of one `publishList` call shares. */
   interface Call {
     readonly topic: string
-    readonly codec: SchemaBackend.CodecOptions
-    readonly key: SchemaBackend.KeyOptions | undefined
-    readonly fields: Filled
-    readonly traceparent: Option.Option<string>
-    readonly backend: SchemaBackend.SchemaBackend.Service
-    readonly headers: Readonly<Record<string, string>> | undefined
+    readonly resolved: Resolved
+    readonly headers: Readonly<Record<string, string>>
   }
 
-  // The hot path: the synchronous steps of REFERENCE §1 in plain code, then the backend's coerce and encodes;
-  // when those answer with Exits (the mock and Avro backends do) the message is built without a continuation.
+  /** One input through the pipeline, as plain code over the resolved codecs. */
   const prepare = (
     input: Producer.Input<A, K>,
     call: Call
-  ): Effect.Effect<ProducerBackend.ProducerMessage, Producer.Error> => {
-    const { backend, fields, topic, traceparent } = call
-    // 0. the input: a tombstone, an envelope with its own options, or a payload
+  ): Either.Either<ProducerBackend.ProducerMessage, Producer.Error> => {
+    const { resolved, topic } = call
+    // the input: a tombstone, an envelope with its own options, or a payload
     let payload: Record<string, unknown> | null
     let key: unknown
-    let headers = call.headers ?? noHeaders
+    let headers = call.headers
     let partitionKey: string | null | undefined
     if (Tombstone.isTombstone(input)) {
       payload = null
@@ -252,35 +289,33 @@ export const make = <
       payload = input.payload as Record<string, unknown> | null
       key = input.key
       partitionKey = input.partitionKey
-      if (input.headers !== undefined) {
-        headers = call.headers === undefined ? input.headers : { ...call.headers, ...input.headers }
-      }
+      if (input.headers !== undefined) headers = { ...headers, ...input.headers }
     } else {
       payload = input as Record<string, unknown>
     }
     const tombstone = isEmpty(payload)
-    // 1. message_id and timestamp
-    if (payload !== null && !tombstone && (fields.messageId || fields.timestamp)) {
-      const missingId = fields.messageId && (payload.message_id === undefined || payload.message_id === null)
-      const missingTs = fields.timestamp && (payload.timestamp === undefined || payload.timestamp === null)
+    // message_id and timestamp, when the schema has them and the payload leaves them empty
+    if (payload !== null && !tombstone) {
+      const missingId = resolved.fillMessageId && isMissing(payload.message_id)
+      const missingTs = resolved.fillTimestamp && isMissing(payload.timestamp)
       if (missingId || missingTs) {
         payload = { ...payload }
         if (missingId) payload.message_id = globalThis.crypto.randomUUID()
         if (missingTs) payload.timestamp = new Date()
       }
     }
-    // 2. key (explicit, else from the payload's key field)
+    // the key: explicit, else the payload's key field
     if (key === undefined && keyField !== undefined && payload !== null) key = payload[keyField]
     if (unkeyed) {
-      if (key !== undefined && key !== null) {
-        return fail(
+      if (!isMissing(key)) {
+        return producerError(
           "UnexpectedKey",
           topic,
           `Producer "${name}" has keyConfig { none: true } but a key was given; drop the key or set a key config such as { plain: true }`
         )
       }
-    } else if (key === undefined || key === null) {
-      return fail(
+    } else if (isMissing(key)) {
+      return producerError(
         "MissingKey",
         topic,
         `Producer "${name}" (keyConfig ${
@@ -289,74 +324,28 @@ export const make = <
       )
     }
     const rawKey = key ?? null
-    // 3. partition key
+    // the partition key: explicit, else the producer's function of the payload, else the key
     partitionKey ??= options.partitionKey !== undefined && payload !== null && !tombstone
       ? options.partitionKey(payload as A)
       : rawKey === null
       ? null
       : String(rawKey)
-    if (Option.isSome(traceparent) && headers[TraceContext.header] === undefined) {
-      headers = { ...headers, [TraceContext.header]: traceparent.value }
+    // encode the key, coerce and encode the value
+    let encodedKey: Uint8Array | null = null
+    if (rawKey !== null && resolved.key !== undefined) {
+      const k = resolved.key(rawKey)
+      if (Either.isLeft(k)) return Either.left(k.left)
+      encodedKey = k.right
     }
-    // 4. coerce, 5. encode key then value
-    const encodeKey: Effect.Effect<Uint8Array | null, SchemaError> = rawKey === null
-      ? Exit.succeed(null)
-      : keySchema === undefined
-      ? Exit.succeed(rawKey instanceof Uint8Array ? rawKey : Utf8.encode(String(rawKey)))
-      : backend.encodeKey(rawKey, call.key!)
-    const message = (
-      encodedKey: Uint8Array | null,
-      value: Uint8Array | null,
-      coerced: unknown
-    ): ProducerBackend.ProducerMessage => ({
-      key: encodedKey,
-      value,
-      partitionKey: partitionKey ?? null,
-      headers,
-      rawKey,
-      payload: coerced,
-      producer: name
-    })
-    if (tombstone) return Eager.map(encodeKey, (encodedKey) => message(encodedKey, null, null))
-    const coerced = backend.coerce(payload, options.schema)
-    // the common case, every step already done (Exits): no continuation is built
-    if (Exit.isExit(coerced) && Exit.isExit(encodeKey)) {
-      const value = coerced as Exit.Exit<unknown, SchemaError>
-      const encodedKey = encodeKey as Exit.Exit<Uint8Array | null, SchemaError>
-      if (Exit.isSuccess(value) && Exit.isSuccess(encodedKey)) {
-        const encoded = backend.encode(value.value, call.codec)
-        if (Exit.isExit(encoded)) {
-          const bytes = encoded as Exit.Exit<Uint8Array, SchemaError>
-          return Exit.isSuccess(bytes)
-            ? Exit.succeed(message(encodedKey.value, bytes.value, value.value))
-            : Exit.failCause(bytes.cause)
-        }
-        return Effect.map(encoded, (bytes) => message(encodedKey.value, bytes, value.value))
-      }
+    let value: Uint8Array | null = null
+    let coerced: unknown = null
+    if (!tombstone) {
+      coerced = resolved.value.coerce(payload)
+      const v = resolved.value.encode(coerced)
+      if (Either.isLeft(v)) return Either.left(v.left)
+      value = v.right
     }
-    return Eager.flatMap(
-      coerced,
-      (value) =>
-        Eager.flatMap(
-          encodeKey,
-          (encodedKey) => Eager.map(backend.encode(value, call.codec), (bytes) => message(encodedKey, bytes, value))
-        )
-    )
-  }
-
-  // which of message_id / timestamp the schema has, per backend (a memo: the answer never changes)
-  const fieldsByBackend = new WeakMap<SchemaBackend.SchemaBackend.Service, Filled>()
-  const filledFields = (backend: SchemaBackend.SchemaBackend.Service): Effect.Effect<Filled, SchemaError> => {
-    const known = fieldsByBackend.get(backend)
-    if (known !== undefined) return Exit.succeed(known)
-    return Eager.map(backend.schemaFields(options.schema), (schemaFields) => {
-      const filled = {
-        messageId: schemaFields.some((f) => f.name === "message_id"),
-        timestamp: schemaFields.some((f) => f.name === "timestamp")
-      }
-      fieldsByBackend.set(backend, filled)
-      return filled
-    })
+    return Either.right({ key: encodedKey, value, partitionKey, headers, rawKey, payload: coerced, producer: name })
   }
 
   // built only when debug logs are on: the details copy every payload
@@ -380,30 +369,36 @@ export const make = <
 
   const publishList: Producer<A, K>["publishList"] = (inputs, callOptions = {}) =>
     Effect.gen(function*() {
-      const config = yield* DeimosConfig.DeimosConfig
+      const settings = yield* DeimosConfig.DeimosConfig
       const disabledNow = yield* ProducersDisabled
       if (
-        options.disabled === true || config.producersDisabled || disabledNow.all || disabledNow.names.has(name)
+        options.disabled === true || settings.producersDisabled || disabledNow.all || disabledNow.names.has(name)
       ) {
         return
       }
-      const items = Array.from(inputs)
+      const items = Array.isArray(inputs) ? inputs as ReadonlyArray<Producer.Input<A, K>> : Array.from(inputs)
       if (items.length === 0) return
       const backend = yield* SchemaBackend.SchemaBackend
       const producerBackend = yield* ProducerBackend.ProducerBackend
-      const topic = config.topicPrefix + options.topic
-      const call: Call = {
-        topic,
-        codec: { schema: options.schema, topic },
-        key: keySchema === undefined ? undefined : { key: keySchema, topic },
-        fields: yield* filledFields(backend),
-        traceparent: yield* TraceContext.current,
-        backend,
-        headers: callOptions.headers
+      const topic = settings.topicPrefix + options.topic
+      const traceparent = yield* TraceContext.current
+      let headers = callOptions.headers ?? noHeaders
+      if (Option.isSome(traceparent) && headers[TraceContext.header] === undefined) {
+        headers = { ...headers, [TraceContext.header]: traceparent.value }
       }
-      const messages = yield* Eager.forEach(items, (item) => prepare(item, call))
+      const call: Call = { topic, resolved: yield* resolve(backend, topic), headers }
+      // every message is prepared before any is sent: an invalid payload sends nothing of the list
+      const messages = new Array<ProducerBackend.ProducerMessage>(items.length)
+      for (let i = 0; i < items.length; i++) {
+        const message = prepare(items[i], call)
+        if (Either.isLeft(message)) return yield* Effect.fail(message.left)
+        messages[i] = message.right
+      }
       yield* Instrumentation.emit({ _tag: "EncodeMessages", producer: name, topic, count: messages.length })
-      yield* logPayloads(config.payloadLogLevel, topic, messages)
+      yield* logPayloads(settings.payloadLogLevel, topic, messages)
+      if (messages.length <= maxBatchSize) {
+        return yield* producerBackend.execute(topic, messages, { sync: callOptions.sync })
+      }
       for (let i = 0; i < messages.length; i += maxBatchSize) {
         yield* producerBackend.execute(topic, messages.slice(i, i + maxBatchSize), { sync: callOptions.sync })
       }
@@ -417,13 +412,15 @@ export const make = <
     keyConfig: options.keyConfig as KeyConfig.KeyConfig<A>,
     maxBatchSize,
     publishList,
-    publish: (payload, publishOptions = {}) =>
-      publishList([
-        Tombstone.isTombstone(payload) ? payload : envelope<A, K>(payload, {
-          key: publishOptions.key,
+    publish: (payload, publishOptions = {}) => {
+      const tombstone = Tombstone.isTombstone(payload)
+      return publishList([
+        envelope<A, K>(tombstone ? null : payload, {
+          key: tombstone ? payload.key : publishOptions.key,
           headers: publishOptions.headers,
           partitionKey: publishOptions.partitionKey
         })
       ], { sync: publishOptions.sync })
+    }
   }
 }

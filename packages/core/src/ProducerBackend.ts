@@ -22,9 +22,10 @@ export interface ProducerMessage {
   readonly key: Uint8Array | null
   /** `null` for tombstones. */
   readonly value: Uint8Array | null
-  /** Chooses the partition; `null` lets the backend choose. */
+  /** Chooses the partition; `null` lets the backend choose (by the key, else spread). */
   readonly partitionKey: string | null
-  readonly headers: Readonly<Record<string, string>>
+  /** Header values as sent: producers write strings; dead letters keep received bytes as they were. */
+  readonly headers: Readonly<Record<string, string | Uint8Array>>
   /** The key before encoding. */
   readonly rawKey: unknown
   /** The payload after coercion, before encoding; `null` for tombstones. */

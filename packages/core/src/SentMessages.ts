@@ -21,7 +21,7 @@ export interface SentMessage {
   readonly key: unknown
   readonly encodedKey: Uint8Array | null
   readonly partitionKey: string | null
-  readonly headers: Readonly<Record<string, string>>
+  readonly headers: Readonly<Record<string, string | Uint8Array>>
   /** The payload after coercion, before encoding; `null` for tombstones. */
   readonly payload: unknown
   readonly encodedPayload: Uint8Array | null

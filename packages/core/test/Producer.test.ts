@@ -3,15 +3,15 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
 import * as DeimosConfig from "../src/DeimosConfig.js"
+import * as MockBackend from "../src/MockBackend.js"
 import * as Producer from "../src/Producer.js"
 import * as ProducerBackend from "../src/ProducerBackend.js"
-import * as SchemaBackend from "../src/SchemaBackend.js"
 import * as SentMessages from "../src/SentMessages.js"
 import * as Tombstone from "../src/Tombstone.js"
 import { Plain, Widget, WidgetKey } from "./fixtures.js"
 import type { Widget as WidgetType } from "./fixtures.js"
 
-const TestEnv = Layer.mergeAll(ProducerBackend.layerTest, SchemaBackend.layerMockValidating)
+const TestEnv = Layer.mergeAll(ProducerBackend.layerTest, MockBackend.layerMockValidating, DeimosConfig.layer())
 const sent = Effect.flatMap(SentMessages.SentMessages, (s) => s.all)
 
 const widgets = Producer.make({ topic: "widgets", schema: Widget, keyConfig: { field: "id" } })
@@ -106,7 +106,15 @@ describe("Producer pipeline", () => {
       yield* widgets.publish({ id: 1, name: "x" })
       const [message] = yield* sent
       expect(message.topic).toBe("staging.widgets")
-    }).pipe(Effect.provide(Layer.merge(TestEnv, DeimosConfig.layer({ topicPrefix: "staging." })))))
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(
+          ProducerBackend.layerTest,
+          MockBackend.layerMockValidating,
+          DeimosConfig.layer({ topicPrefix: "staging." })
+        )
+      )
+    ))
 
   it.effect("splits publishList into batches of maxBatchSize", () =>
     Effect.gen(function*() {
@@ -117,7 +125,7 @@ describe("Producer pipeline", () => {
       })
       const small = Producer.make({ topic: "plain", schema: Plain, keyConfig: { none: true }, maxBatchSize: 3 })
       yield* small.publishList(Array.from({ length: 8 }, (_, i) => ({ id: i, body: "x" }))).pipe(
-        Effect.provide(Layer.merge(counting, SchemaBackend.layerMockValidating))
+        Effect.provide(Layer.mergeAll(counting, MockBackend.layerMockValidating, DeimosConfig.layer()))
       )
       expect(yield* Ref.get(calls)).toEqual([3, 3, 2])
       expect(widgets.maxBatchSize).toBe(500)
