@@ -36,6 +36,12 @@ export class SentMessageAssertionError extends Data.TaggedError("SentMessageAsse
 const onTopic = (all: ReadonlyArray<SentMessages.SentMessage>, topic: string, prefix: string) =>
   all.filter((m) => m.topic === topic || m.topic === prefix + topic)
 
+/** The topic prefix in force, when settings are provided (assertions match topics with and without it). */
+const topicPrefix = Effect.map(
+  Effect.serviceOption(DeimosConfig.DeimosConfig),
+  (settings) => settings._tag === "Some" ? settings.value.topicPrefix : ""
+)
+
 const expectedOf = (payload: unknown, options: ExpectOptions): Match.Expected => ({
   payload,
   key: options.key,
@@ -56,9 +62,8 @@ export const expectSent = (
 ): Effect.Effect<SentMessages.SentMessage, SentMessageAssertionError, SentMessages.SentMessages> =>
   Effect.gen(function*() {
     const sent = yield* SentMessages.SentMessages
-    const config = yield* DeimosConfig.DeimosConfig
     const all = yield* sent.all
-    const candidates = onTopic(all, topic, config.topicPrefix)
+    const candidates = onTopic(all, topic, yield* topicPrefix)
     const expected = expectedOf(payload, options)
     const outcome = Match.find(expected, candidates)
     if (outcome.pass && outcome.closest !== undefined) return outcome.closest
@@ -81,8 +86,7 @@ export const expectNotSent = (
 ): Effect.Effect<void, SentMessageAssertionError, SentMessages.SentMessages> =>
   Effect.gen(function*() {
     const sent = yield* SentMessages.SentMessages
-    const config = yield* DeimosConfig.DeimosConfig
-    const candidates = onTopic(yield* sent.all, topic, config.topicPrefix)
+    const candidates = onTopic(yield* sent.all, topic, yield* topicPrefix)
     const outcome = Match.find(expectedOf(payload, options), candidates)
     if (candidates.length > 0 && outcome.pass) {
       return yield* new SentMessageAssertionError({
@@ -105,8 +109,7 @@ export const sentTo = (
 ): Effect.Effect<ReadonlyArray<SentMessages.SentMessage>, never, SentMessages.SentMessages> =>
   Effect.gen(function*() {
     const sent = yield* SentMessages.SentMessages
-    const config = yield* DeimosConfig.DeimosConfig
-    return onTopic(yield* sent.all, topic, config.topicPrefix)
+    return onTopic(yield* sent.all, topic, yield* topicPrefix)
   })
 
 /**

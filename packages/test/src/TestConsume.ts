@@ -1,9 +1,20 @@
 /**
- * Consume messages through the real decode → handler → error-policy path without Kafka (REFERENCE §11).
+ * Consume messages through the real decode → handler → error-policy path without Kafka: the payload and key are
+ * encoded as a producer would encode them, and `ConsumerProcessor` handles the raw message as the Kafka runtime
+ * does.
  *
  * @since 0.1.0
  */
-import { Consumer, type ConsumerError, DeimosConfig, KeyConfig, SchemaBackend, SchemaError } from "@deimos/core"
+import type { DeimosConfig } from "@deimos/core"
+import {
+  type Consumer,
+  type ConsumerError,
+  ConsumerProcessor,
+  KeyConfig,
+  SchemaBackend,
+  SchemaError,
+  Tombstone
+} from "@deimos/core"
 import * as Effect from "effect/Effect"
 
 /**
@@ -17,8 +28,6 @@ export interface MessageOptions<K> {
   readonly offset?: number | undefined
 }
 
-const encoder = new TextEncoder()
-
 const keyFor = (
   consumer: Consumer.Any,
   payload: unknown,
@@ -26,6 +35,7 @@ const keyFor = (
   topic: string
 ): Effect.Effect<unknown, SchemaError.SchemaError> => {
   if (given !== undefined) return Effect.succeed(given)
+  if (Tombstone.isTombstone(payload)) return Effect.succeed(payload.key)
   const config = consumer.keyConfig as KeyConfig.KeyConfig<Record<string, unknown>>
   if ("none" in config) return Effect.succeed(null)
   if ("field" in config) {
@@ -46,7 +56,8 @@ const keyFor = (
 }
 
 /**
- * Encodes a payload and key as a producer would and wraps them in a raw message, as fetched from Kafka.
+ * Encodes a payload (or a `Tombstone`, sent with a null value) and its key as a producer would, and wraps them in a
+ * raw message as fetched from Kafka.
  *
  * @since 0.1.0
  */
@@ -54,21 +65,30 @@ export const rawMessage = (
   consumer: Consumer.Any,
   payload: unknown,
   options: MessageOptions<unknown> = {}
-): Effect.Effect<Consumer.RawMessage, SchemaError.SchemaError, SchemaBackend.SchemaBackend> =>
+): Effect.Effect<
+  ConsumerProcessor.RawMessage,
+  SchemaError.SchemaError,
+  SchemaBackend.SchemaBackend | DeimosConfig.DeimosConfig
+> =>
   Effect.gen(function*() {
     const backend = yield* SchemaBackend.SchemaBackend
-    const config = yield* DeimosConfig.DeimosConfig
-    const topic = config.topicPrefix + consumer.topic
+    const topic = yield* ConsumerProcessor.topicOf(consumer)
     const key = yield* keyFor(consumer, payload, options.key, topic)
     const keySchema = KeyConfig.keySchema(consumer.keyConfig, consumer.schema)
-    const encodedKey = key === null || key === undefined
-      ? null
-      : keySchema === undefined
-      ? encoder.encode(String(key))
-      : yield* backend.encodeKey(key, { key: keySchema, topic })
-    const value = payload === null
-      ? null
-      : yield* backend.encode(yield* backend.coerce(payload, consumer.schema), { schema: consumer.schema, topic })
+    let encodedKey: Uint8Array | null = null
+    if (key !== null && key !== undefined) {
+      if (keySchema === undefined) {
+        encodedKey = Buffer.from(String(key))
+      } else {
+        const keyCodec = yield* backend.keyCodec(keySchema, topic)
+        encodedKey = yield* keyCodec.encode(keyCodec.coerce(key))
+      }
+    }
+    let value: Uint8Array | null = null
+    if (payload !== null && !Tombstone.isTombstone(payload)) {
+      const codec = yield* backend.codec(consumer.schema, topic)
+      value = yield* codec.encode(codec.coerce(payload))
+    }
     return {
       topic,
       partition: options.partition ?? 0,
@@ -81,43 +101,43 @@ export const rawMessage = (
   })
 
 /**
- * Runs one payload (or `null` for a tombstone) through the consumer's real path. Fails with the encoding
+ * Runs one payload (or a `Tombstone.make(key)`) through the consumer's real path. Fails with the encoding
  * `SchemaError` when the payload is invalid, or with `ConsumerFatalError` when the handler fails under unit-test
  * settings.
  *
  * @since 0.1.0
  */
-export const testConsumeMessage = <A, K, E, R>(
-  consumer: Consumer.Consumer<A, K, E, R>,
-  payload: A | null,
+export const testConsumeMessage = <A, K, E, R, P>(
+  consumer: Consumer.Consumer<A, K, E, R, P>,
+  payload: A | Tombstone.Tombstone<K>,
   options: MessageOptions<K> = {}
 ): Effect.Effect<
   void,
   SchemaError.SchemaError | ConsumerError.ConsumerFatalError,
-  R | SchemaBackend.SchemaBackend
-> => Effect.flatMap(rawMessage(consumer, payload, options), (raw) => Consumer.processMessage(consumer, raw))
+  R | SchemaBackend.SchemaBackend | DeimosConfig.DeimosConfig
+> => Effect.flatMap(rawMessage(consumer, payload, options), (raw) => ConsumerProcessor.processMessage(consumer, raw))
 
 /**
- * Runs payloads as one batch of partition 0 through the consumer's real path (per message for `message`/`batch`
+ * Runs payloads as one batch of one partition through the consumer's real path (per message for `message`/`batch`
  * delivery, `handleBatch` for `inlineBatch`).
  *
  * @since 0.1.0
  */
-export const testConsumeBatch = <A, K, E, R>(
-  consumer: Consumer.Consumer<A, K, E, R>,
-  payloads: ReadonlyArray<A | null>,
+export const testConsumeBatch = <A, K, E, R, P>(
+  consumer: Consumer.Consumer<A, K, E, R, P>,
+  payloads: ReadonlyArray<A | Tombstone.Tombstone<K>>,
   options: { readonly keys?: ReadonlyArray<K> | undefined; readonly partition?: number | undefined } = {}
 ): Effect.Effect<
   void,
   SchemaError.SchemaError | ConsumerError.ConsumerFatalError,
-  R | SchemaBackend.SchemaBackend
+  R | SchemaBackend.SchemaBackend | DeimosConfig.DeimosConfig
 > =>
   Effect.forEach(payloads, (payload, i) =>
     rawMessage(consumer, payload, {
       key: options.keys?.[i],
       partition: options.partition,
       offset: i
-    })).pipe(Effect.flatMap((raws) => Consumer.processBatch(consumer, raws)))
+    })).pipe(Effect.flatMap((raws) => ConsumerProcessor.processBatch(consumer, raws)))
 
 /**
  * Expects the payload to be rejected by the schema backend before reaching the handler; succeeds with the
@@ -125,11 +145,11 @@ export const testConsumeBatch = <A, K, E, R>(
  *
  * @since 0.1.0
  */
-export const testConsumeInvalidMessage = <A, K, E, R>(
-  consumer: Consumer.Consumer<A, K, E, R>,
+export const testConsumeInvalidMessage = <A, K, E, R, P>(
+  consumer: Consumer.Consumer<A, K, E, R, P>,
   payload: unknown,
   options: MessageOptions<K> = {}
-): Effect.Effect<SchemaError.SchemaError, Error, R | SchemaBackend.SchemaBackend> =>
+): Effect.Effect<SchemaError.SchemaError, Error, SchemaBackend.SchemaBackend | DeimosConfig.DeimosConfig> =>
   rawMessage(consumer, payload, options).pipe(
     Effect.flatMap(() =>
       Effect.fail(

@@ -1,11 +1,11 @@
 /**
- * One layer for unit tests (REFERENCE §11): the in-memory producer backend, the validating mock schema backend and
- * unit-test settings (handler errors surface at once instead of being swallowed). Nothing global: each test that
- * builds the layer gets its own store.
+ * One layer for unit tests: the in-memory producer backend, the validating mock schema backend and unit-test
+ * settings (handler errors surface at once instead of being swallowed; retries do not wait for their backoff).
+ * Nothing global: each test that builds the layer gets its own store.
  *
  * @since 0.1.0
  */
-import { DeimosConfig, ProducerBackend, SchemaBackend, type SentMessages } from "@deimos/core"
+import { DeimosConfig, MockBackend, ProducerBackend, type SchemaBackend, type SentMessages } from "@deimos/core"
 import * as Layer from "effect/Layer"
 import { register } from "./internal/registry.js"
 
@@ -14,15 +14,24 @@ import { register } from "./internal/registry.js"
  *
  * @since 0.1.0
  */
-export type Provides = ProducerBackend.ProducerBackend | SentMessages.SentMessages | SchemaBackend.SchemaBackend
+export type Provides =
+  | ProducerBackend.ProducerBackend
+  | SentMessages.SentMessages
+  | SchemaBackend.SchemaBackend
+  | DeimosConfig.DeimosConfig
 
 /**
- * Unit-test settings: `reraiseErrors` on, no retries, so a handler error fails `testConsumeMessage` with
- * `ConsumerFatalError` holding the handler's error.
+ * Unit-test settings: `reraiseErrors` on with no retries, so a handler error fails `testConsumeMessage` at once
+ * with `ConsumerFatalError` holding the handler's error; `skipBackoff` on, so a consumer whose own policy retries
+ * (`backoff: { maxRetries: 3 }`) retries at once under `it.effect`'s `TestClock` instead of waiting for it.
  *
  * @since 0.1.0
  */
-export const testSettings: DeimosConfig.Options = { reraiseErrors: true, backoff: { maxRetries: 0 } }
+export const testSettings: DeimosConfig.Options = {
+  reraiseErrors: true,
+  backoff: { maxRetries: 0 },
+  skipBackoff: true
+}
 
 /**
  * Builds a test layer: choose the schema backend (e.g. `AvroBackend.layerValidation(...)` when the app uses Avro;
@@ -37,7 +46,7 @@ export const make = <E = never>(options: {
 } = {}): Layer.Layer<Provides, E> =>
   Layer.mergeAll(
     Layer.tap(ProducerBackend.layerTest, register(options.config?.topicPrefix ?? "")),
-    options.schemaBackend ?? SchemaBackend.layerMockValidating,
+    options.schemaBackend ?? MockBackend.layerMockValidating,
     DeimosConfig.layer({ ...testSettings, ...options.config })
   )
 

@@ -1,4 +1,4 @@
-import { Consumer, ErrorPolicy } from "@deimos/core"
+import { Consumer, ErrorPolicy, Tombstone } from "@deimos/core"
 import { testConsumeBatch, testConsumeInvalidMessage, testConsumeMessage, TestLayer } from "@deimos/test"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -71,7 +71,7 @@ describe("testConsumeMessage", () => {
       const error = yield* Effect.flip(testConsumeMessage(recordingConsumer(seen), order("o-9", -1)))
       expect(error._tag).toBe("ConsumerFatalError")
       if (error._tag === "ConsumerFatalError") {
-        expect(ErrorPolicy.errorOf(error.cause)).toEqual(new PaymentDeclined({ orderId: "o-9" }))
+        expect(ErrorPolicy.failureOf(error.cause)).toEqual(new PaymentDeclined({ orderId: "o-9" }))
       }
     }).pipe(Effect.provide(TestLayer.layer)))
 
@@ -93,11 +93,15 @@ describe("testConsumeBatch", () => {
         schema: Order,
         keyConfig: { field: "order_id" },
         delivery: "inlineBatch",
+        tombstones: true,
         handleBatch: (payloads, metadata) =>
-          Ref.update(batches, (b) => [...b, { ids: payloads.map((p) => p?.order_id), keys: metadata.keys }])
+          Ref.update(batches, (b) => [...b, {
+            ids: payloads.map((p) => Tombstone.isTombstone(p) ? `deleted ${p.key}` : p.order_id),
+            keys: metadata.keys
+          }])
       })
-      yield* testConsumeBatch(consumer, [order("a"), order("b"), null], { keys: ["ka", "kb", "kc"] })
-      expect(yield* Ref.get(batches)).toEqual([{ ids: ["a", "b", undefined], keys: ["ka", "kb", "kc"] }])
+      yield* testConsumeBatch(consumer, [order("a"), order("b"), Tombstone.make("kc")], { keys: ["ka", "kb", "kc"] })
+      expect(yield* Ref.get(batches)).toEqual([{ ids: ["a", "b", "deleted kc"], keys: ["ka", "kb", "kc"] }])
     }).pipe(Effect.provide(TestLayer.layer)))
 
   it.effect("runs a message consumer once per payload", () =>
@@ -105,5 +109,41 @@ describe("testConsumeBatch", () => {
       const seen = yield* Ref.make<ReadonlyArray<unknown>>([])
       yield* testConsumeBatch(recordingConsumer(seen), [order("a"), order("b")])
       expect((yield* Ref.get(seen)).map((s) => (s as { key: string }).key)).toEqual(["a", "b"])
+    }).pipe(Effect.provide(TestLayer.layer)))
+})
+
+describe("retries under the test layer", () => {
+  it.effect("a consumer whose policy retries is retried at once under TestClock, and the retries are visible", () =>
+    Effect.gen(function*() {
+      const attempts = yield* Ref.make<Array<number>>([])
+      const consumer = Consumer.make({
+        topic: "orders",
+        groupId: "g",
+        schema: Order,
+        keyConfig: { field: "order_id" },
+        handle: (_order, metadata) =>
+          Effect.flatMap(
+            Ref.updateAndGet(attempts, (a) => [...a, metadata.retryCount]),
+            (a) => a.length < 3 ? Effect.fail(new PaymentDeclined({ orderId: "o-1" })) : Effect.void
+          ),
+        // its own policy: three retries, a backoff of a minute that the test layer does not wait for
+        errorPolicy: { retryOn: ["PaymentDeclined"], backoff: { min: "1 minute", maxRetries: 3 } }
+      })
+      yield* testConsumeMessage(consumer, order("o-1"))
+      expect(yield* Ref.get(attempts)).toEqual([0, 1, 2])
+    }).pipe(Effect.provide(TestLayer.layer)))
+
+  it.effect("retries that run out fail the test with ConsumerFatalError naming the retries", () =>
+    Effect.gen(function*() {
+      const consumer = Consumer.make({
+        topic: "orders",
+        groupId: "g",
+        schema: Order,
+        keyConfig: { field: "order_id" },
+        handle: () => Effect.fail(new PaymentDeclined({ orderId: "o-1" })),
+        errorPolicy: { retryOn: ["PaymentDeclined"], backoff: { maxRetries: 2 } }
+      })
+      const error = yield* Effect.flip(testConsumeMessage(consumer, order("o-1")))
+      expect(error._tag === "ConsumerFatalError" && error.retries).toBe(2)
     }).pipe(Effect.provide(TestLayer.layer)))
 })

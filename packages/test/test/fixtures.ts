@@ -33,7 +33,7 @@ export const recordingConsumer = (seen: Ref.Ref<ReadonlyArray<unknown>>) =>
     schema: Order,
     keyConfig: { field: "order_id" },
     handle: (payload, metadata) =>
-      payload !== null && payload.amount < 0
+      payload.amount < 0
         ? Effect.fail(new PaymentDeclined({ orderId: payload.order_id }))
         : Ref.update(seen, (s) => [...s, { payload, key: metadata.key, headers: metadata.headers }])
   })

@@ -1,4 +1,4 @@
-import { SchemaBackend, SchemaRef } from "@deimos/core"
+import { JsonBackend, MockBackend, SchemaRef } from "@deimos/core"
 import { SchemaBackendSuite } from "@deimos/test"
 import * as Schema from "effect/Schema"
 
@@ -45,17 +45,17 @@ SchemaBackendSuite.suite("mock", {
   ...common,
   validates: false,
   encodes: true,
-  layer: SchemaBackend.layerMock
+  layer: MockBackend.layerMock
 })
 SchemaBackendSuite.suite("mockValidating", {
   ...common,
   validates: true,
   encodes: true,
-  layer: SchemaBackend.layerMockValidating
+  layer: MockBackend.layerMockValidating
 })
 SchemaBackendSuite.suite("json", {
   ...common,
   validates: true,
   encodes: true,
-  layer: SchemaBackend.layerJson
+  layer: JsonBackend.layer
 })

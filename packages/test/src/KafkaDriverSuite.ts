@@ -1,12 +1,14 @@
 /**
- * The conformance suite of the `KafkaDriver` port: what the runtime relies on from any adapter (produce, admin
- * offsets and reads, group commits, back-pressure, pause, heartbeats, the graceful stop and its grace period,
- * connection errors), against the dev broker (`@deimos/broker`) over TCP. An adapter's test file calls
- * `DriverSuite.suite(name, { driver })`; it needs `vitest`, `@effect/vitest` and `@deimos/broker` (optional peers).
+ * The conformance suite of `@deimos/kafka`'s `KafkaDriver` port: what the runtime relies on from any adapter
+ * (produce, admin offsets and reads, group commits, back-pressure, pause, heartbeats, the graceful stop and its grace
+ * period, connection errors), against the dev broker (`@deimos/broker`) over TCP. An adapter's test file calls
+ * `KafkaDriverSuite.suite(name, { driver })`; this module needs `@deimos/kafka` and `@deimos/broker` (optional
+ * peers of this package, installed by whoever writes an adapter).
  *
  * @since 0.1.0
  */
 import * as KafkaBroker from "@deimos/broker/KafkaBroker"
+import { KafkaDriver } from "@deimos/kafka"
 import { describe, expect, it, layer } from "@effect/vitest"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
@@ -18,7 +20,6 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
-import * as KafkaDriver from "./KafkaDriver.js"
 
 /**
  * What the suite configures an adapter with.
