@@ -6,7 +6,7 @@
  * Run: `npm run demo`
  */
 import { KafkaBroker } from "@deimos/broker"
-import { Consumer, Producer, SchemaBackend, Tombstone } from "@deimos/core"
+import { Consumer, DeimosConfig, JsonBackend, Producer, Tombstone } from "@deimos/core"
 import { Consumers, InlineConsumer, KafkaJs, KafkaProducerBackend, LagReporter } from "@deimos/kafka"
 import { NodeRuntime } from "@effect/platform-node"
 import * as Console from "effect/Console"
@@ -42,11 +42,13 @@ const program = Effect.gen(function*() {
     keyConfig: { field: "order_id" },
     delivery: "batch",
     maxWaitTime: "200 millis",
+    // tombstones reach the handler (as Tombstone values carrying the key) instead of being skipped
+    tombstones: true,
     handle: (order, metadata) =>
       Effect.ensuring(
-        order === null
-          ? Ref.update(ledger, (m) => (m.delete(String(metadata.key)), m)).pipe(
-            Effect.zipRight(Console.log(`  consumed tombstone for ${metadata.key}: removed`))
+        Tombstone.isTombstone(order)
+          ? Ref.update(ledger, (m) => (m.delete(order.key), m)).pipe(
+            Effect.zipRight(Console.log(`  consumed tombstone for ${order.key}: removed`))
           )
           : order.amount < 0
           ? Effect.fail(new InvalidAmount({ orderId: order.order_id }))
@@ -88,7 +90,8 @@ const Live = Layer.unwrapScoped(
   )
 ).pipe(
   (driver) => Layer.merge(driver, KafkaProducerBackend.layer().pipe(Layer.provide(driver))),
-  Layer.merge(SchemaBackend.layerJson)
+  Layer.merge(JsonBackend.layer),
+  Layer.merge(DeimosConfig.layer())
 )
 
 program.pipe(Effect.provide(Live), NodeRuntime.runMain)

@@ -1,12 +1,14 @@
 /**
  * A consumer worker: `Consumers.layer` runs the billing consumer (two group members) and reports its lag every 30
  * seconds until SIGINT/SIGTERM; then it stops fetching, finishes the batch in hand, commits, leaves the group and
- * disconnects. A fatal handler error ends the program with a message naming consumer, topic, partition and offset.
+ * disconnects. `Background.launch` ends the program with a fatal handler error (naming consumer, topic, partition
+ * and offset) and a non-zero exit.
  *
- * Run against a broker (e.g. `npm run broker`):
- * `KAFKA_BROKERS=127.0.0.1:9092 npx tsx examples/src/kafka-consumer.ts`
+ * Run against a broker (e.g. `npm run broker`), with a runner that passes signals on to the worker (`npx tsx` does
+ * not: it exits on SIGTERM and leaves the worker running):
+ * `KAFKA_BROKERS=127.0.0.1:9092 node --import tsx examples/src/kafka-consumer.ts`
  */
-import { Consumer, DeimosConfig, SchemaBackend } from "@deimos/core"
+import { Background, Consumer, DeimosConfig, JsonBackend } from "@deimos/core"
 import { Consumers, KafkaJs } from "@deimos/kafka"
 import { NodeRuntime } from "@effect/platform-node"
 import * as Data from "effect/Data"
@@ -26,18 +28,16 @@ const billing = Consumer.make({
   // declined payments are retried with backoff (the batch is not committed meanwhile); other errors are logged,
   // counted and skipped
   errorPolicy: { retryOn: ["PaymentDeclined"], backoff: { min: "1 second", max: "1 minute" } },
-  handle: (order, metadata) =>
-    order === null
-      ? Effect.logInfo(`order ${metadata.key} deleted`)
-      : order.amount < 0
+  handle: (order) =>
+    order.amount < 0
       ? new PaymentDeclined({ orderId: order.order_id })
       : Effect.logInfo(`order ${order.order_id}: ${order.customer} pays ${order.amount}`)
 })
 
-const Live = Layer.mergeAll(KafkaJs.layerConfig(), SchemaBackend.layerJson, DeimosConfig.layerConfig())
+const Live = Layer.mergeAll(KafkaJs.layerConfig(), JsonBackend.layer, DeimosConfig.layerConfig())
 
 Consumers.layer([billing], { lagInterval: "30 seconds" }).pipe(
   Layer.provide(Live),
-  Layer.launch,
+  Background.launch,
   NodeRuntime.runMain
 )

@@ -4,9 +4,9 @@
  * before the producer disconnects.
  *
  * Run against a broker (e.g. `npm run broker`):
- * `KAFKA_BROKERS=127.0.0.1:9092 npx tsx examples/src/kafka-producer.ts`
+ * `KAFKA_BROKERS=127.0.0.1:9092 node --import tsx examples/src/kafka-producer.ts`
  */
-import { DeimosConfig, Producer, SchemaBackend } from "@deimos/core"
+import { DeimosConfig, JsonBackend, Producer } from "@deimos/core"
 import { KafkaJs, KafkaProducerBackend } from "@deimos/kafka"
 import { NodeRuntime } from "@effect/platform-node"
 import * as Console from "effect/Console"
@@ -25,7 +25,7 @@ const program = Effect.gen(function*() {
 
 const Live = KafkaProducerBackend.layerAsync({ maxBatchSize: 500, maxLinger: "50 millis" }).pipe(
   Layer.provide(KafkaJs.layerConfig()),
-  Layer.merge(SchemaBackend.layerJson),
+  Layer.merge(JsonBackend.layer),
   Layer.merge(DeimosConfig.layerConfig())
 )
 

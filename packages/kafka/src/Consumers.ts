@@ -1,41 +1,69 @@
 /**
  * Runs consumer definitions as Kafka group members. Each definition runs `maxConcurrency` members, each in its own
- * fiber; batches go through the core's `processMessage` / `processBatch` (decode → handler → error policy) and
- * offsets are committed per REFERENCE §2: after each message for `message` delivery, after each batch for `batch`
- * and `inlineBatch`. A fatal error stops the consumers without committing the failed message and fails with a
- * `ConsumerFatalError` naming consumer, topic, partition and offset. Interruption (closing the scope) is the
- * graceful shutdown: no more fetching, the in-flight message or batch finishes (a `batch` stops early at a message
- * boundary), handled offsets are committed, the member leaves the group and disconnects.
+ * fiber, each with a `ConsumerProcessor` bound once (decode → handler → error policy). What was handled is
+ * committed at the end of every fetched batch, and within one every `offsetCommitThreshold` messages (1000) or
+ * `offsetCommitInterval` (5 s), or after every message with `commitEveryMessage`. A fatal error stops the consumers
+ * (what was handled before it is committed; the failed message is not) with a `ConsumerFatalError` naming
+ * consumer, topic, partition and offset. Interruption (closing the scope) is the graceful shutdown: no more
+ * fetching, the message or batch in hand finishes (a `message`/`batch` delivery stops at the next message), what was
+ * handled is committed, the member leaves the group and disconnects.
  *
  * @since 0.1.0
  */
-import { Consumer, type ConsumerError, type SchemaBackend } from "@deimos/core"
-import * as Clock from "effect/Clock"
+import {
+  Background,
+  type Consumer,
+  type ConsumerError,
+  ConsumerProcessor,
+  type DeimosConfig,
+  ErrorPolicy,
+  ProducerBackend,
+  ProducerError,
+  type SchemaBackend,
+  type SchemaError
+} from "@deimos/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
+import * as Exit from "effect/Exit"
+import type * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
 import * as KafkaDriver from "./KafkaDriver.js"
 import type { KafkaError } from "./KafkaError.js"
+import * as KafkaProducerBackend from "./KafkaProducerBackend.js"
 import * as LagReporter from "./LagReporter.js"
 
 /** Longest a stopping member waits for the commit of what it handled before the stop. */
 const commitOnStopTimeout = Duration.seconds(5)
 
+/** When a member commits within a fetched batch (it always commits at the end of one). */
+interface Commits {
+  readonly everyMessage: boolean
+  readonly threshold: number
+  readonly intervalMillis: number
+}
+
+const commitsOf = (consumer: Consumer.Any): Commits => ({
+  everyMessage: consumer.commitEveryMessage === true,
+  threshold: Math.max(1, consumer.offsetCommitThreshold ?? 1000),
+  intervalMillis: Duration.toMillis(Duration.decode(consumer.offsetCommitInterval ?? "5 seconds"))
+})
+
 /**
- * Handles one fetched batch with a consumer's processor (heartbeats while it runs) and commits per the delivery
- * mode.
+ * Handles one fetched batch with a consumer's processor (heartbeats while it runs) and commits what was handled.
  *
  * @since 0.1.0
  */
 export const handleBatch = <R>(
-  processor: Consumer.Processor<R>,
+  processor: ConsumerProcessor.Processor<R>,
   batch: KafkaDriver.Batch,
   control: KafkaDriver.BatchControl
 ): Effect.Effect<void, ConsumerError.ConsumerFatalError, R> => {
   const consumer = processor.consumer
-  if (batch.messages.length === 0) return Effect.void
+  const messages = batch.messages
+  if (messages.length === 0) return Effect.void
   const heartbeatEvery = Duration.decode(consumer.heartbeatInterval ?? "3 seconds")
+  const commits = commitsOf(consumer)
   // a commit refused during a rebalance is not fatal: the driver rejoins, and what was not committed is delivered
   // again (at least once)
   const commit = control.commit.pipe(
@@ -45,76 +73,63 @@ export const handleBatch = <R>(
       )
     )
   )
-  const threshold = consumer.offsetCommitThreshold
-  const interval = consumer.offsetCommitInterval === undefined
-    ? undefined
-    : Duration.toMillis(Duration.decode(consumer.offsetCommitInterval))
-  const messageCommits = consumer.delivery === "message" && threshold === undefined && interval === undefined
-  const messages = batch.messages
 
-  const body: Effect.Effect<void, ConsumerError.ConsumerFatalError, R> = consumer.delivery === "inlineBatch"
-    ? processor.batch(messages).pipe(
-      Effect.zipRight(control.resolveOffset(messages[messages.length - 1].offset)),
-      Effect.zipRight(commit)
+  let uncommitted = 0
+  let lastCommit = 0
+  // counted as committed once the commit is done (a stop during it tries again)
+  const commitHandled = Effect.suspend(() =>
+    uncommitted === 0 ? Effect.void : Effect.zipRight(
+      commit,
+      Effect.sync(() => {
+        uncommitted = 0
+      })
     )
-    : Effect.suspend(() => {
-      // message by message (a step function, not a generator: this runs per message): stop at a message
-      // boundary when the member stops; commit per the delivery mode, and what is left at the end
-      const timed = consumer.delivery === "message" && (threshold !== undefined || interval !== undefined)
-      let uncommitted = 0
-      let lastCommit = 0
-      // counted as committed once the commit is done (a stop during it tries again, below)
-      const commitHandled = Effect.suspend(() =>
-        uncommitted === 0 ? Effect.void : Effect.zipRight(
-          commit,
-          Effect.sync(() => {
-            uncommitted = 0
-          })
-        )
+  )
+  // stopped part-way (a fatal error, the stop reaching a message waiting to retry, the grace period running out):
+  // what was handled is committed all the same, within a bound (a finalizer is uninterruptible: the wait is made
+  // interruptible for the timeout)
+  const commitOnStop = Effect.interruptible(commitHandled).pipe(
+    Effect.timeout(commitOnStopTimeout),
+    Effect.catchAll(() =>
+      Effect.logWarning(
+        `The commit of the handled messages did not finish within ${
+          Duration.format(commitOnStopTimeout)
+        }; they may be delivered again`
       )
-      const afterHandled = (i: number): Effect.Effect<void, ConsumerError.ConsumerFatalError, R> => {
+    )
+  )
+
+  const body = Effect.flatMap(Effect.clock, (clock) => {
+    lastCommit = clock.unsafeCurrentTimeMillis()
+    /** After message `i` was handled: resolve it, commit when due (every message, the threshold, the interval). */
+    const handled = (i: number) =>
+      Effect.flatMap(control.resolveOffset(messages[i].offset), () => {
         uncommitted++
-        if (messageCommits) return Effect.zipRight(commitHandled, step(i + 1))
-        if (!timed) return step(i + 1)
-        return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          const due = (threshold !== undefined && uncommitted >= threshold) ||
-            (interval !== undefined && now - lastCommit >= interval)
-          if (!due) return step(i + 1)
-          lastCommit = now
+        if (
+          commits.everyMessage || uncommitted >= commits.threshold ||
+          clock.unsafeCurrentTimeMillis() - lastCommit >= commits.intervalMillis
+        ) {
+          lastCommit = clock.unsafeCurrentTimeMillis()
           return Effect.zipRight(commitHandled, step(i + 1))
-        })
-      }
-      const step = (i: number): Effect.Effect<void, ConsumerError.ConsumerFatalError, R> =>
-        i >= messages.length ? commitHandled : Effect.flatMap(control.isRunning, (running) =>
-          running
-            ? processor.message(messages[i]).pipe(
-              Effect.zipRight(control.resolveOffset(messages[i].offset)),
-              Effect.flatMap(() => afterHandled(i))
-            )
-            : commitHandled)
-      // interrupted part-way (the stop reached a message waiting to retry, or the grace period ran out): what was
-      // handled is committed all the same, within a bound (a finalizer is uninterruptible: the wait is made
-      // interruptible for the timeout)
-      const commitOnStop = Effect.interruptible(commitHandled).pipe(
-        Effect.timeout(commitOnStopTimeout),
-        Effect.catchAll(() =>
-          Effect.logWarning(
-            `The commit of the handled messages did not finish within ${
-              Duration.format(commitOnStopTimeout)
-            }; they may be delivered again`
-          )
+        }
+        return step(i + 1)
+      })
+    // message by message (a step function: this runs per message), stopping at a message boundary when the member
+    // stops
+    const step = (i: number): Effect.Effect<void, ConsumerError.ConsumerFatalError, R> =>
+      i >= messages.length
+        ? commitHandled
+        : Effect.flatMap(
+          control.isRunning,
+          (running) => running ? Effect.flatMap(processor.message(messages[i]), () => handled(i)) : commitHandled
         )
-      )
-      return (timed
-        ? Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          lastCommit = now
-          return step(0)
-        })
-        : step(0)).pipe(Effect.onInterrupt(() => commitOnStop))
-    })
-  // `batch` delivery is a batch to the metrics (as the core's processBatch records it), handled message by message
-  // here so that a stop can end it at a message boundary
-  const measured = consumer.delivery === "batch" ? processor.measureBatch(messages[0], messages.length, body) : body
+    if (consumer.delivery === "inlineBatch") {
+      return Effect.zipRight(processor.batch(messages), handled(messages.length - 1))
+    }
+    // `batch` delivery is a batch to the metrics, handled message by message so that a stop can end it early
+    return consumer.delivery === "batch" ? processor.measureBatch(messages[0], messages.length, step(0)) : step(0)
+  })
+
   return Effect.scoped(
     Effect.gen(function*() {
       // keep the group membership alive during long handlers
@@ -124,30 +139,80 @@ export const handleBatch = <R>(
         Effect.delay(heartbeatEvery),
         Effect.forkScoped
       )
-      yield* measured
+      yield* body
     })
-  ).pipe(Effect.provideService(Consumer.Stopping, control.stopping), Effect.tapError(() => control.pause))
+  ).pipe(
+    Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : commitOnStop),
+    Effect.provideService(ErrorPolicy.Stopping, control.stopping),
+    Effect.tapError(() => control.pause)
+  )
 }
+
+/**
+ * A producer backend for dead letters when the program has none: a Kafka producer over the driver, connected on
+ * first use (within `scope`); a connection that fails is tried again on the next dead letter.
+ */
+const deadLetterBackend = (
+  driver: KafkaDriver.KafkaDriver.Service,
+  scope: Scope.Scope
+): Effect.Effect<ProducerBackend.ProducerBackend.Service> =>
+  Effect.gen(function*() {
+    const lock = yield* Effect.makeSemaphore(1)
+    let connected: ProducerBackend.ProducerBackend.Service | undefined
+    const connect = lock.withPermits(1)(Effect.suspend(() =>
+      connected !== undefined
+        ? Effect.succeed(connected)
+        : KafkaProducerBackend.make().pipe(
+          Effect.provideService(KafkaDriver.KafkaDriver, driver),
+          Scope.extend(scope),
+          Effect.tap((backend) => {
+            connected = backend
+          })
+        )
+    ))
+    return {
+      name: "kafka (dead letters)",
+      execute: (topic, messages, options) =>
+        Effect.flatMap(
+          Effect.mapError(connect, (error) =>
+            new ProducerError.ProducerError({
+              reason: "Send",
+              producer: "dead letters",
+              topic,
+              retriable: error.retriable,
+              failedCount: messages.length,
+              message: `Cannot connect a producer for dead letters: ${error.message}`,
+              cause: error
+            })),
+          (backend) => backend.execute(topic, messages, options)
+        )
+    }
+  })
 
 /**
  * Runs one group member for a consumer until it fails or is interrupted.
  *
  * @since 0.1.0
  */
-export const runMember = <A, K, E, R>(
-  consumer: Consumer.Consumer<A, K, E, R>
+export const runMember = <A, K, E, R, P>(
+  consumer: Consumer.Consumer<A, K, E, R, P>
 ): Effect.Effect<
   never,
-  ConsumerError.ConsumerFatalError | KafkaError,
-  R | SchemaBackend.SchemaBackend | KafkaDriver.KafkaDriver
+  ConsumerError.ConsumerFatalError | KafkaError | SchemaError.SchemaError,
+  R | SchemaBackend.SchemaBackend | DeimosConfig.DeimosConfig | KafkaDriver.KafkaDriver
 > =>
   Effect.scoped(
     Effect.gen(function*() {
       const driver = yield* KafkaDriver.KafkaDriver
-      const topic = yield* Consumer.fullTopic(consumer)
+      // resolving the codecs first: a schema that cannot be found stops the member before it joins the group
+      const own = yield* Effect.serviceOption(ProducerBackend.ProducerBackend)
+      const deadLetters = own._tag === "Some" ? own.value : yield* deadLetterBackend(driver, yield* Effect.scope)
+      const processor = yield* ConsumerProcessor.make(consumer).pipe(
+        Effect.provideService(ProducerBackend.ProducerBackend, deadLetters)
+      )
       const member = yield* driver.consumer({
         groupId: consumer.groupId,
-        topics: [topic],
+        topics: [processor.topic],
         fromBeginning: consumer.startFromBeginning ?? true,
         sessionTimeout: consumer.sessionTimeout,
         heartbeatInterval: consumer.heartbeatInterval,
@@ -155,7 +220,6 @@ export const runMember = <A, K, E, R>(
         minBytes: consumer.minBytes,
         maxWaitTime: consumer.maxWaitTime
       })
-      const processor = yield* Consumer.processor(consumer)
       yield* Effect.logInfo("Consumer started")
       return yield* member.run((batch, control) => handleBatch(processor, batch, control)).pipe(
         Effect.onInterrupt(() => Effect.logInfo("Consumer stopping: leaving the group"))
@@ -164,11 +228,18 @@ export const runMember = <A, K, E, R>(
   ).pipe(Effect.annotateLogs({ consumer: consumer.name, groupId: consumer.groupId }))
 
 /**
- * The context every consumer in a list needs.
+ * What every consumer in a list needs.
  *
  * @since 0.1.0
  */
-export type Context<Cs extends ReadonlyArray<Consumer.Any>> = Consumer.Context<Cs[number]>
+export type Requirements<Cs extends ReadonlyArray<Consumer.Any>> = Consumer.Requirements<Cs[number]>
+
+/**
+ * What running consumers can fail with.
+ *
+ * @since 0.1.0
+ */
+export type Error = ConsumerError.ConsumerFatalError | KafkaError | SchemaError.SchemaError
 
 /**
  * @since 0.1.0
@@ -180,8 +251,9 @@ export interface Options {
 
 /**
  * Runs every enabled consumer (`maxConcurrency` members each, at least one) until one fails (a fatal handler
- * error, or a connection that cannot be made) or the fiber is interrupted; a failure stops the other members
- * gracefully.
+ * error, a schema that cannot be found, a connection that cannot be made) or the fiber is interrupted; a failure
+ * stops the other members gracefully. Dead letters go through the `ProducerBackend` in context, or a Kafka producer
+ * of their own.
  *
  * @since 0.1.0
  */
@@ -190,8 +262,8 @@ export const run = <const Cs extends ReadonlyArray<Consumer.Any>>(
   options: Options = {}
 ): Effect.Effect<
   never,
-  ConsumerError.ConsumerFatalError | KafkaError,
-  Context<Cs> | SchemaBackend.SchemaBackend | KafkaDriver.KafkaDriver
+  Error,
+  Requirements<Cs> | SchemaBackend.SchemaBackend | DeimosConfig.DeimosConfig | KafkaDriver.KafkaDriver
 > => {
   const enabled = consumers.filter((c) => c.disabled !== true)
   const members = enabled.flatMap((c) => Array.from({ length: Math.max(1, c.maxConcurrency ?? 1) }, () => runMember(c)))
@@ -205,11 +277,10 @@ export const run = <const Cs extends ReadonlyArray<Consumer.Any>>(
 }
 
 /**
- * The consumers as a layer, for a worker's `Layer.launch(...)` under `NodeRuntime.runMain`: building the layer
- * *is* running the consumers, so it never finishes building; it fails with the first `ConsumerFatalError` or
- * `KafkaError` (the program then exits with that error), and SIGTERM/SIGINT interrupt it, which is the graceful
- * shutdown. Merge it with other layers (an HTTP server) to run them side by side. It provides nothing, so no layer
- * waits for it; in tests fork `Layer.launch(Consumers.layer(...))` or {@link run}.
+ * The consumers as a layer: building it forks them into the layer's scope and finishes, so it composes with other
+ * layers (an HTTP server, a relay); closing the scope (SIGTERM under `NodeRuntime.runMain`) is the graceful
+ * shutdown. Run it with `Background.launch` so that a fatal consumer error ends the program with that error:
+ * `Consumers.layer([billing]).pipe(Layer.provide(AppLive), Background.launch, NodeRuntime.runMain)`.
  *
  * @since 0.1.0
  * @category layers
@@ -218,7 +289,7 @@ export const layer = <const Cs extends ReadonlyArray<Consumer.Any>>(
   consumers: Cs,
   options: Options = {}
 ): Layer.Layer<
+  Background.Running<Error>,
   never,
-  ConsumerError.ConsumerFatalError | KafkaError,
-  Context<Cs> | SchemaBackend.SchemaBackend | KafkaDriver.KafkaDriver
-> => Layer.scopedDiscard(run(consumers, options))
+  Requirements<Cs> | SchemaBackend.SchemaBackend | DeimosConfig.DeimosConfig | KafkaDriver.KafkaDriver
+> => Background.fork("Consumers", run(consumers, options))

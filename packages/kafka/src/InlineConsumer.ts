@@ -7,7 +7,14 @@
  *
  * @since 0.1.0
  */
-import { Consumer, type KeyConfig, type SchemaBackend, type SchemaError, type SchemaRef } from "@deimos/core"
+import {
+  ConsumerProcessor,
+  type DeimosConfig,
+  type KeyConfig,
+  type SchemaBackend,
+  type SchemaError,
+  type SchemaRef
+} from "@deimos/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as KafkaDriver from "./KafkaDriver.js"
@@ -71,19 +78,13 @@ export const run = <
 ): Effect.Effect<
   void,
   KafkaError | SchemaError.SchemaError | E,
-  KafkaDriver.KafkaDriver | SchemaBackend.SchemaBackend | R
+  KafkaDriver.KafkaDriver | SchemaBackend.SchemaBackend | DeimosConfig.DeimosConfig | R
 > =>
   Effect.scoped(Effect.gen(function*() {
     type A = SchemaRef.Type<S>
     type K = KeyConfig.KeyOf<A, KC>
-    const decoder = Consumer.make({
-      topic: options.topic,
-      groupId: "deimos-inline",
-      schema: options.schema,
-      keyConfig: options.keyConfig,
-      handle: () => Effect.void
-    })
-    const topic = yield* Consumer.fullTopic(decoder)
+    const decode = yield* ConsumerProcessor.decoder(options)
+    const topic = yield* ConsumerProcessor.topicOf(options)
     const driver = yield* KafkaDriver.KafkaDriver
     const admin = yield* driver.admin
     const offsets = [...(yield* admin.topicOffsets(topic))]
@@ -114,12 +115,13 @@ export const run = <
       })
     )
     for (const raw of raws) {
+      const { key, payload } = yield* decode(raw)
       yield* handler({
         topic: raw.topic,
         partition: raw.partition,
         offset: raw.offset,
-        key: (yield* Consumer.decodeKey(decoder, raw)) as K | null,
-        payload: (yield* Consumer.decodePayload(decoder, raw)) as A | null,
+        key: key as K | null,
+        payload: payload as A | null,
         headers: Object.fromEntries(
           Object.entries(raw.headers).flatMap(([k, v]) =>
             v === undefined ? [] : [[k, typeof v === "string" ? v : textDecoder.decode(v)]]
@@ -140,7 +142,7 @@ export const read = <S extends SchemaRef.Any, const KC extends KeyConfig.KeyConf
 ): Effect.Effect<
   ReadonlyArray<Message<SchemaRef.Type<S>, KeyConfig.KeyOf<SchemaRef.Type<S>, KC>>>,
   KafkaError | SchemaError.SchemaError,
-  KafkaDriver.KafkaDriver | SchemaBackend.SchemaBackend
+  KafkaDriver.KafkaDriver | SchemaBackend.SchemaBackend | DeimosConfig.DeimosConfig
 > =>
   Effect.suspend(() => {
     const out: Array<Message<SchemaRef.Type<S>, KeyConfig.KeyOf<SchemaRef.Type<S>, KC>>> = []

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import type { Consumer } from "@deimos/core"
+import type { ConsumerProcessor } from "@deimos/core"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
@@ -22,7 +22,7 @@ export interface OutgoingMessage {
   readonly value: Uint8Array | null
   /** Chooses the partition (murmur2, as the Java client does with keys); `null`: the key, else round robin. */
   readonly partitionKey: string | null
-  readonly headers: Readonly<Record<string, string>>
+  readonly headers: Readonly<Record<string, string | Uint8Array>>
 }
 
 /**
@@ -53,7 +53,7 @@ export interface Batch {
   readonly topic: string
   readonly partition: number
   readonly highWatermark: string
-  readonly messages: ReadonlyArray<Consumer.RawMessage>
+  readonly messages: ReadonlyArray<ConsumerProcessor.RawMessage>
 }
 
 /**
@@ -154,7 +154,7 @@ export interface Admin {
   readonly read: (
     topic: string,
     ranges: ReadonlyArray<OffsetRange>
-  ) => Effect.Effect<ReadonlyArray<Consumer.RawMessage>, KafkaError>
+  ) => Effect.Effect<ReadonlyArray<ConsumerProcessor.RawMessage>, KafkaError>
 }
 
 /**

@@ -99,10 +99,13 @@ export const config: Config.Config<Options> = Config.all({
 )
 
 /**
+ * The adapter with its options from `Config`: by default {@link config} (the `KAFKA_*` variables); any
+ * `Config.Wrap` of the options works, e.g. `KafkaJs.layerConfig({ brokers: Config.array(Config.string(), "BROKERS") })`.
+ *
  * @since 0.1.0
  * @category layers
  */
 export const layerConfig = (
-  options: Config.Config<Options> = config
+  options: Config.Config.Wrap<Options> = config
 ): Layer.Layer<KafkaDriver.KafkaDriver, ConfigError.ConfigError> =>
-  Layer.effect(KafkaDriver.KafkaDriver, Effect.flatMap(options, make))
+  Layer.effect(KafkaDriver.KafkaDriver, Effect.flatMap(Config.unwrap(options), make))

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Consumer, Metrics } from "@deimos/core"
+import { type Consumer, ConsumerProcessor, type DeimosConfig, Metrics } from "@deimos/core"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -28,12 +28,12 @@ export interface PartitionLag {
 const measure = (
   admin: KafkaDriver.Admin,
   consumers: ReadonlyArray<Consumer.Any>
-): Effect.Effect<ReadonlyArray<PartitionLag>, KafkaError> =>
+): Effect.Effect<ReadonlyArray<PartitionLag>, KafkaError, DeimosConfig.DeimosConfig> =>
   Effect.gen(function*() {
     const out: Array<PartitionLag> = []
     const seen = new Set<string>()
     for (const consumer of consumers) {
-      const topic = yield* Consumer.fullTopic(consumer)
+      const topic = yield* ConsumerProcessor.topicOf(consumer)
       if (seen.has(`${consumer.groupId}\u0000${topic}`)) continue
       seen.add(`${consumer.groupId}\u0000${topic}`)
       const offsets = yield* admin.topicOffsets(topic)
@@ -66,10 +66,12 @@ const measure = (
  */
 export const report = (
   consumers: ReadonlyArray<Consumer.Any>
-): Effect.Effect<ReadonlyArray<PartitionLag>, KafkaError, KafkaDriver.KafkaDriver> =>
+): Effect.Effect<ReadonlyArray<PartitionLag>, KafkaError, KafkaDriver.KafkaDriver | DeimosConfig.DeimosConfig> =>
   Effect.scoped(
-    Effect.flatMap(KafkaDriver.KafkaDriver, (driver) =>
-      Effect.flatMap(driver.admin, (admin) => measure(admin, consumers)))
+    Effect.flatMap(
+      KafkaDriver.KafkaDriver,
+      (driver) => Effect.flatMap(driver.admin, (admin) => measure(admin, consumers))
+    )
   )
 
 /**
@@ -81,7 +83,7 @@ export const report = (
 export const run = (
   consumers: ReadonlyArray<Consumer.Any>,
   interval: Duration.DurationInput
-): Effect.Effect<never, never, KafkaDriver.KafkaDriver> =>
+): Effect.Effect<never, never, KafkaDriver.KafkaDriver | DeimosConfig.DeimosConfig> =>
   Effect.scoped(Effect.gen(function*() {
     const driver = yield* KafkaDriver.KafkaDriver
     const admin = yield* driver.admin
@@ -105,5 +107,5 @@ export const run = (
 export const layer = (
   consumers: ReadonlyArray<Consumer.Any>,
   options: { readonly interval: Duration.DurationInput }
-): Layer.Layer<never, never, KafkaDriver.KafkaDriver> =>
+): Layer.Layer<never, never, KafkaDriver.KafkaDriver | DeimosConfig.DeimosConfig> =>
   Layer.scopedDiscard(Effect.forkScoped(run(consumers, options.interval)))

@@ -1,4 +1,4 @@
 import { KafkaJs } from "@deimos/kafka"
-import * as DriverSuite from "@deimos/kafka/DriverSuite"
+import * as KafkaDriverSuite from "@deimos/test/KafkaDriverSuite"
 
-DriverSuite.suite("kafkajs", { driver: (options) => KafkaJs.layer({ ...options, logLevel: "nothing" }) })
+KafkaDriverSuite.suite("kafkajs", { driver: (options) => KafkaJs.layer({ ...options, logLevel: "nothing" }) })

@@ -1,5 +1,5 @@
 import { DevCluster } from "@deimos/broker"
-import { DeimosConfig, Producer, SchemaBackend, SchemaRef } from "@deimos/core"
+import { DeimosConfig, JsonBackend, Producer, SchemaRef } from "@deimos/core"
 import { KafkaDriver, KafkaJs, KafkaProducerBackend } from "@deimos/kafka"
 import { describe, expect, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
@@ -120,7 +120,7 @@ describe("examples/src/kafka-consumer.ts", () => {
               )
             ))).pipe(
               Layer.provideMerge(DevCluster.layer({ port: 0, registryPort: 0, partitions: 2 })),
-              Layer.merge(SchemaBackend.layerJson),
+              Layer.merge(JsonBackend.layer),
               Layer.merge(DeimosConfig.layer({}))
             )
         ),

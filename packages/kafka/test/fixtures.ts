@@ -1,9 +1,12 @@
 import { DevCluster } from "@deimos/broker"
-import { DeimosConfig, Producer, SchemaBackend, SchemaRef } from "@deimos/core"
+import { DeimosConfig, MockBackend, Producer, SchemaRef } from "@deimos/core"
 import { KafkaJs, KafkaProducerBackend } from "@deimos/kafka"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as Tracer from "effect/Tracer"
 
 export const Event = SchemaRef.fromSchema(
   Schema.Struct({ id: Schema.String, n: Schema.Number, timestamp: Schema.optional(Schema.Date) }),
@@ -24,7 +27,7 @@ export const KafkaTest = Layer.unwrapEffect(
   )
 ).pipe(
   Layer.provideMerge(DevCluster.layer({ port: 0, partitions: 3 })),
-  Layer.merge(SchemaBackend.layerMockValidating),
+  Layer.merge(MockBackend.layerMockValidating),
   Layer.merge(DeimosConfig.layer({ backoff: { min: "20 millis", max: "100 millis" } }))
 )
 
@@ -45,3 +48,9 @@ export const publishInOnePartition = (topic: string, count: number, idPrefix = "
       Array.from({ length: count }, (_, n) => Producer.envelope({ id: `${idPrefix}${n}`, n }, { partitionKey: "p" }))
     )
     .pipe(Effect.provide(KafkaProducerBackend.layer()))
+
+/** A tracer that is not Effect's built-in one (it makes the same spans): consumers then make their spans. */
+export const InstalledTracer = Tracer.make({
+  span: (...args) => Context.get(DefaultServices.liveServices, Tracer.Tracer).span(...args),
+  context: (f) => f()
+})

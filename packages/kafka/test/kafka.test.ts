@@ -1,4 +1,4 @@
-import { Consumer, Metrics, Producer } from "@deimos/core"
+import { Background, Consumer, Metrics, Producer } from "@deimos/core"
 import { Consumers, InlineConsumer, KafkaDriver, KafkaProducerBackend, LagReporter } from "@deimos/kafka"
 import { describe, expect, layer } from "@effect/vitest"
 import * as Cause from "effect/Cause"
@@ -9,13 +9,12 @@ import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Tracer from "effect/Tracer"
-import { Event, fast, KafkaTest, publishInOnePartition, unique } from "./fixtures.js"
+import { Event, fast, InstalledTracer, KafkaTest, publishInOnePartition, unique } from "./fixtures.js"
 
 class Flaky extends Data.TaggedError("Flaky")<{}> {}
 class Broken extends Data.TaggedError("Broken")<{}> {}
@@ -109,7 +108,7 @@ describe("Kafka runtime against the dev broker", () => {
               keyConfig: { field: "id" },
               delivery,
               ...fast,
-              handle: (payload) => record([payload!.id])
+              handle: (payload) => record([payload.id])
             })
           yield* consumeUntil([consumer], Deferred.await(done))
           const ids = yield* Ref.get(seen)
@@ -141,9 +140,9 @@ describe("Kafka runtime against the dev broker", () => {
             errorPolicy: retry ? { retryOn: ["Flaky"] } : {},
             handle: (payload) =>
               Effect.gen(function*() {
-                const key = `${groupId}/${payload!.id}`
+                const key = `${groupId}/${payload.id}`
                 const map = yield* Ref.updateAndGet(attempts, (m) => new Map(m).set(key, (m.get(key) ?? 0) + 1))
-                if (payload!.id === "e2" && map.get(key)! <= 2) return yield* new Flaky()
+                if (payload.id === "e2" && map.get(key)! <= 2) return yield* new Flaky()
                 const handled = [...map.entries()].filter(([k]) => k.startsWith(`${groupId}/`)).length
                 if (handled >= 6) yield* Deferred.succeed(done, undefined)
               })
@@ -182,11 +181,11 @@ describe("Kafka runtime against the dev broker", () => {
           errorPolicy: { fatalOn: ["Broken"] },
           handle: (payload) =>
             Effect.zipRight(
-              Ref.update(handled, (h) => [...h, payload!.n]),
-              payload!.n === 2 ? new Broken() : Effect.void
+              Ref.update(handled, (h) => [...h, payload.n]),
+              payload.n === 2 ? new Broken() : Effect.void
             )
         })
-        const error = yield* Effect.flip(Layer.launch(Consumers.layer([consumer])))
+        const error = yield* Effect.flip(Background.launch(Consumers.layer([consumer])))
         expect(error._tag).toBe("ConsumerFatalError")
         if (error._tag === "ConsumerFatalError") {
           expect(error).toMatchObject({ consumer: `${groupId}:${topic}`, topic, offset: "1" })
@@ -221,7 +220,7 @@ describe("Kafka runtime against the dev broker", () => {
           schema: Event,
           keyConfig: { field: "id" },
           ...fast,
-          handle: (payload) => Deferred.succeed(handled, payload!.id)
+          handle: (payload) => Deferred.succeed(handled, payload.id)
         })
         expect(yield* consumeUntil([lenient], Deferred.await(handled))).toBe("e100")
         const errorsAfter = yield* Metric.value(
@@ -331,7 +330,7 @@ describe("Kafka runtime against the dev broker", () => {
           keyConfig: { field: "id" },
           ...fast,
           handle: (payload) => {
-            switch (payload!.n) {
+            switch (payload.n) {
               case 0:
                 return Effect.sync(() => {
                   throw new Error("thrown")
@@ -342,7 +341,7 @@ describe("Kafka runtime against the dev broker", () => {
                 return Effect.die(new Error("bug"))
               default:
                 return Effect.zipRight(
-                  Ref.update(handled, (h) => [...h, payload!.id]),
+                  Ref.update(handled, (h) => [...h, payload.id]),
                   Deferred.succeed(done, undefined)
                 )
             }
@@ -386,7 +385,7 @@ describe("Kafka runtime against the dev broker", () => {
         expect(yield* Ref.get(calls)).toBe(1)
       }))
 
-    it.scoped("message delivery commits after each message, or every offsetCommitThreshold messages and at the end", () =>
+    it.scoped("commits at the end of a fetched batch by default, after each message with commitEveryMessage, or every offsetCommitThreshold messages", () =>
       Effect.gen(function*() {
         const topic = unique("threshold")
         // one publishList, one partition: the consumer gets the twelve in one batch
@@ -394,7 +393,7 @@ describe("Kafka runtime against the dev broker", () => {
         const driver = yield* KafkaDriver.KafkaDriver
         const admin = yield* driver.admin
         /** The committed offset of its partition as each message is handled. */
-        const run = (threshold: number | undefined) =>
+        const run = (commits: { readonly offsetCommitThreshold?: number; readonly commitEveryMessage?: boolean }) =>
           Effect.gen(function*() {
             const groupId = unique("g")
             const seen = yield* Ref.make<ReadonlyArray<number>>([])
@@ -404,7 +403,7 @@ describe("Kafka runtime against the dev broker", () => {
               schema: Event,
               keyConfig: { field: "id" },
               ...fast,
-              offsetCommitThreshold: threshold,
+              ...commits,
               handle: (_, metadata) =>
                 admin.committedOffsets(groupId, topic).pipe(
                   Effect.flatMap((c) =>
@@ -419,8 +418,10 @@ describe("Kafka runtime against the dev broker", () => {
             )
             return yield* Ref.get(seen)
           })
-        expect(yield* run(undefined)).toEqual([-1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
-        expect(yield* run(5)).toEqual([-1, -1, -1, -1, -1, 5, 5, 5, 5, 5, 10, 10])
+        // the twelve arrive in one fetch: nothing is committed until its end
+        expect(yield* run({})).toEqual(Array.from({ length: 12 }, () => -1))
+        expect(yield* run({ commitEveryMessage: true })).toEqual([-1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+        expect(yield* run({ offsetCommitThreshold: 5 })).toEqual([-1, -1, -1, -1, -1, 5, 5, 5, 5, 5, 10, 10])
       }))
 
     it.scoped("message delivery with offsetCommitInterval commits at most once per interval, and at the end", () =>
@@ -546,7 +547,7 @@ describe("Kafka runtime against the dev broker", () => {
         expect(all.length).toBeGreaterThanOrEqual(10)
       }))
 
-    it.effect("the consumer's span continues the producer's trace", () =>
+    it.effect("with a tracer installed, the consumer's span continues the producer's trace", () =>
       Effect.gen(function*() {
         const topic = unique("trace")
         const producerSpan = yield* Effect.gen(function*() {
@@ -566,7 +567,7 @@ describe("Kafka runtime against the dev broker", () => {
         expect(span.name).toBe("deimos-consumer")
         expect(span.traceId).toBe(producerSpan.traceId)
         expect(Option.map(span.parent, (p) => p.spanId)).toEqual(Option.some(producerSpan.spanId))
-      }))
+      }).pipe(Effect.withTracer(InstalledTracer)))
 
     it.effect("consumer_lag is high watermark minus committed offset, per partition, and updated periodically", () =>
       Effect.gen(function*() {
@@ -583,7 +584,7 @@ describe("Kafka runtime against the dev broker", () => {
             keyConfig: { field: "id" },
             ...fast,
             errorPolicy: { fatalOn: ["Broken"] },
-            handle: (payload) => handle(payload!.n)
+            handle: (payload) => handle(payload.n)
           })
         const gauge = (partition: number) =>
           Effect.map(

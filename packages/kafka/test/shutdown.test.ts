@@ -1,5 +1,5 @@
 import { DevCluster, KafkaBroker } from "@deimos/broker"
-import { Consumer, DeimosConfig, Producer, SchemaBackend } from "@deimos/core"
+import { Consumer, DeimosConfig, MockBackend, Producer } from "@deimos/core"
 import { Consumers, KafkaDriver, KafkaJs, KafkaProducerBackend } from "@deimos/kafka"
 import { describe, expect, layer } from "@effect/vitest"
 import * as Clock from "effect/Clock"
@@ -28,7 +28,7 @@ const driver = (shutdownTimeout: Duration.DurationInput) =>
   )
 
 const Cluster = DevCluster.layer({ port: 0, registryPort: 0, partitions: 2 }).pipe(
-  Layer.merge(SchemaBackend.layerMockValidating),
+  Layer.merge(MockBackend.layerMockValidating),
   Layer.merge(DeimosConfig.layer({}))
 )
 
@@ -92,7 +92,7 @@ describe("graceful shutdown", () => {
                 schema: Event,
                 keyConfig: { field: "id" },
                 ...fast,
-                handle: (payload) => payload!.n === 1 ? slow : Effect.void
+                handle: (payload) => payload.n === 1 ? slow : Effect.void
               })
               : Consumer.make({
                 topic,
@@ -138,7 +138,7 @@ describe("graceful shutdown", () => {
               // a backoff longer than the grace period, which is longer than the test allows
               errorPolicy: { retryOn: ["Flaky"], backoff: { min: "10 seconds", max: "10 seconds" } },
               handle: (payload) =>
-                payload!.n === 0 ? Effect.void : Ref.update(attempts, (n) => n + 1).pipe(
+                payload.n === 0 ? Effect.void : Ref.update(attempts, (n) => n + 1).pipe(
                   Effect.zipRight(Deferred.succeed(failed, undefined)),
                   Effect.zipRight(new Flaky())
                 )
@@ -159,7 +159,7 @@ describe("graceful shutdown", () => {
     }
   })
 
-  layer(Layer.mergeAll(SchemaBackend.layerMockValidating, DeimosConfig.layer({})), { excludeTestServices: true })(
+  layer(Layer.mergeAll(MockBackend.layerMockValidating, DeimosConfig.layer({})), { excludeTestServices: true })(
     (it) => {
       it.scoped(
         "kafkaAsync: with the broker gone, flushTimeout bounds closing the scope; the loss is logged",

@@ -1,5 +1,5 @@
 /** The kafkajs adapter of the driver port. kafkajs types stay in this file. */
-import type { Consumer } from "@deimos/core"
+import type { ConsumerProcessor } from "@deimos/core"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -22,7 +22,8 @@ import {
   type SASLOptions
 } from "kafkajs"
 import type * as KafkaDriver from "../KafkaDriver.js"
-import { fromUnknown, KafkaError } from "../KafkaError.js"
+import { KafkaError } from "../KafkaError.js"
+import { fromKafkaJs } from "./kafkaJsErrors.js"
 import { murmur2, murmur2Text, partitionOf } from "./murmur2.js"
 
 /** The adapter's options; documented on `KafkaJs.Options`. */
@@ -70,7 +71,7 @@ const headersOf = (headers: IHeaders | undefined): Readonly<Record<string, strin
 }
 
 /** A fetched kafkajs message in the toolkit's types. */
-export const toRawMessage = (topic: string, partition: number, m: KafkaMessage): Consumer.RawMessage => ({
+export const toRawMessage = (topic: string, partition: number, m: KafkaMessage): ConsumerProcessor.RawMessage => ({
   topic,
   partition,
   offset: m.offset,
@@ -105,6 +106,18 @@ const partitionKeyPartitioner = () => {
   }
 }
 
+/** Header values as kafkajs takes them: strings, and bytes (dead letters keep received bytes) as `Buffer`s. */
+const kafkaHeaders = (headers: Readonly<Record<string, string | Uint8Array>>): IHeaders => {
+  let out: Record<string, string | Buffer> | undefined
+  for (const k in headers) {
+    const v = headers[k]
+    if (typeof v === "string") continue
+    out ??= { ...headers } as Record<string, string | Buffer>
+    out[k] = toBuffer(v)!
+  }
+  return out ?? (headers as IHeaders)
+}
+
 /**
  * The messages as kafkajs takes them: objects with only what kafkajs reads. kafkajs copies each message with an
  * object spread when it builds its record (`Record({ ...message, … })`), so a message with the toolkit's extra
@@ -125,7 +138,7 @@ const toKafkaMessages = (messages: ReadonlyArray<KafkaDriver.OutgoingMessage>): 
     }
     out[i] = empty
       ? { key, value, partitionKey: m.partitionKey }
-      : { key, value, partitionKey: m.partitionKey, headers: m.headers }
+      : { key, value, partitionKey: m.partitionKey, headers: kafkaHeaders(m.headers) }
   }
   return out
 }
@@ -199,7 +212,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
           made++
           return f()
         },
-        catch: fromUnknown("Connect", `Cannot connect the ${what} to Kafka at ${brokers}`)
+        catch: fromKafkaJs("Connect", `Cannot connect the ${what} to Kafka at ${brokers}`)
       }).pipe(
         Effect.retry({
           schedule: Schedule.exponential("200 millis"),
@@ -251,7 +264,10 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
                 timeout,
                 messages: toKafkaMessages(messages)
               }),
-            catch: fromUnknown("Produce", `Cannot send ${messages.length} messages to ${topic}`)
+            catch: fromKafkaJs(
+              "Produce",
+              `Cannot send ${messages.length === 1 ? "1 message" : `${messages.length} messages`} to topic ${topic}`
+            )
           }).pipe(Effect.asVoid)
       }
     })
@@ -298,7 +314,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
             if (event.payload.restart) return
             Runtime.runFork(runtime)(Deferred.fail(
               crashed,
-              fromUnknown("Consume", `The consumer of ${topics} (group ${consumerOptions.groupId}) stopped`)(
+              fromKafkaJs("Consume", `The consumer of ${topics} (group ${consumerOptions.groupId}) stopped`)(
                 event.payload.error
               )
             ))
@@ -328,7 +344,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
                     }),
                   catch: (cause) => {
                     noteRejoin(cause)
-                    return fromUnknown(
+                    return fromKafkaJs(
                       "Commit",
                       `Cannot commit offset ${offset} of ${batch.topic}[${batch.partition}]`
                     )(
@@ -341,7 +357,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
                 try: () => payload.heartbeat(),
                 catch: (cause) => {
                   noteRejoin(cause)
-                  return fromUnknown("Consume", "Heartbeat failed")(cause)
+                  return fromKafkaJs("Consume", "Heartbeat failed")(cause)
                 }
               }),
               isRunning: Effect.sync(() =>
@@ -359,7 +375,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
           const eachBatch = async (payload: EachBatchPayload) => {
             if (stopping) return
             const { batch } = payload
-            const messages = new Array<Consumer.RawMessage>(batch.messages.length)
+            const messages = new Array<ConsumerProcessor.RawMessage>(batch.messages.length)
             for (let i = 0; i < batch.messages.length; i++) {
               messages[i] = toRawMessage(batch.topic, batch.partition, batch.messages[i])
             }
@@ -383,7 +399,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
 
           yield* Effect.tryPromise({
             try: () => c.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch }),
-            catch: fromUnknown("Consume", `Cannot start consuming ${topics}`)
+            catch: fromKafkaJs("Consume", `Cannot start consuming ${topics}`)
           })
 
           const handleWork = (work: Work) =>
@@ -435,7 +451,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
       () => disconnect("admin client", () => a.disconnect())
     )
     const call = <A>(what: string, f: () => Promise<A>) =>
-      Effect.tryPromise({ try: f, catch: fromUnknown("Admin", what) })
+      Effect.tryPromise({ try: f, catch: fromKafkaJs("Admin", what) })
 
     /**
      * kafkajs cannot be assigned partitions by hand: a throwaway group (deleted afterwards, nothing committed)
@@ -478,7 +494,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
               ...r,
               // the next offset to collect: a batch fetched before the seek took effect is not collected twice
               next: r.from,
-              out: [] as Array<Consumer.RawMessage>,
+              out: [] as Array<ConsumerProcessor.RawMessage>,
               finished: false
             }])
           )
@@ -496,7 +512,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
           const listeners = [
             c.on(c.events.END_BATCH_PROCESS, (event) => reached(event.payload.partition, event.payload.lastOffset)),
             c.on(c.events.CRASH, (event) => {
-              Deferred.unsafeDone(done, Exit.fail(fromUnknown("Consume", `Cannot read ${topic}`)(event.payload.error)))
+              Deferred.unsafeDone(done, Exit.fail(fromKafkaJs("Consume", `Cannot read ${topic}`)(event.payload.error)))
             })
           ]
           yield* Effect.addFinalizer(() => Effect.sync(() => listeners.forEach((remove) => remove())))
