@@ -23,18 +23,35 @@ export interface Options extends Omit<KafkaBroker.Options, "dataDir"> {
 }
 
 /**
- * @since 0.1.0
- */
-export interface Info {
-  readonly brokers: ReadonlyArray<string>
-  readonly registryUrl: string
-}
-
-/**
+ * The running cluster, for tests: `DevCluster.layer({ port: 0 })` provides it.
+ *
  * @since 0.1.0
  * @category tags
  */
-export class DevCluster extends Context.Tag("@deimos/broker/DevCluster")<DevCluster, Info>() {}
+export class DevCluster extends Context.Tag("@deimos/broker/DevCluster")<DevCluster, DevCluster.Service>() {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace DevCluster {
+  /**
+   * A running cluster: the broker list for Kafka clients and the registry URL.
+   *
+   * @since 0.1.0
+   */
+  export interface Service {
+    readonly brokers: ReadonlyArray<string>
+    readonly registryUrl: string
+  }
+}
+
+/**
+ * The former name of `DevCluster.Service`, kept until the callers outside this package have moved.
+ *
+ * @deprecated Use `DevCluster.Service`.
+ * @since 0.1.0
+ */
+export type Info = DevCluster.Service
 
 /**
  * Starts both; they stop when the scope closes.
@@ -43,7 +60,7 @@ export class DevCluster extends Context.Tag("@deimos/broker/DevCluster")<DevClus
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<Info, KafkaBroker.KafkaBrokerError | SchemaRegistry.SchemaRegistryError, Scope.Scope> =>
+): Effect.Effect<DevCluster.Service, KafkaBroker.KafkaBrokerError | SchemaRegistry.SchemaRegistryError, Scope.Scope> =>
   Effect.gen(function*() {
     const { dataDir, registryPort, ...broker } = options
     const kafka = yield* KafkaBroker.make({

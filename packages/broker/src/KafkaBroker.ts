@@ -34,20 +34,6 @@ export interface Options {
   readonly maxFrameBytes?: number | undefined
 }
 
-/**
- * A running broker.
- *
- * @since 0.1.0
- */
-export interface KafkaBroker {
-  readonly host: string
-  readonly port: number
-  /** `host:port`, for client `brokers` lists. */
-  readonly broker: string
-  /** Time the broker spent handling requests (synchronous part) and records appended so far. */
-  readonly stats: () => { readonly busyMs: number; readonly producedRecords: number }
-}
-
 export {
   /**
    * @since 0.1.0
@@ -56,17 +42,53 @@ export {
 } from "./KafkaBrokerError.js"
 
 /**
+ * The running broker, for tests: `KafkaBroker.layer({ port: 0 })` provides it.
+ *
  * @since 0.1.0
  * @category tags
  */
-export class Broker extends Context.Tag("@deimos/broker/KafkaBroker")<Broker, KafkaBroker>() {}
+export class KafkaBroker extends Context.Tag("@deimos/broker/KafkaBroker")<KafkaBroker, KafkaBroker.Service>() {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace KafkaBroker {
+  /**
+   * A running broker.
+   *
+   * @since 0.1.0
+   */
+  export interface Service {
+    readonly host: string
+    readonly port: number
+    /** `host:port`, for client `brokers` lists. */
+    readonly broker: string
+    /** Time the broker spent handling requests (synchronous part) and records appended so far. */
+    readonly stats: () => { readonly busyMs: number; readonly producedRecords: number }
+  }
+}
+
+/**
+ * The former name of the `KafkaBroker` tag, kept until the callers outside this package have moved.
+ *
+ * @deprecated Use `KafkaBroker`.
+ * @since 0.1.0
+ * @category tags
+ */
+export const Broker = KafkaBroker
+
+/**
+ * @deprecated Use `KafkaBroker`.
+ * @since 0.1.0
+ */
+export type Broker = KafkaBroker
 
 /**
  * Starts a broker that stops when the scope closes (connections closed, logs and offsets flushed).
  *
  * @since 0.1.0
  */
-export const make = (options: Options = {}): Effect.Effect<KafkaBroker, KafkaBrokerError, Scope.Scope> =>
+export const make = (options: Options = {}): Effect.Effect<KafkaBroker.Service, KafkaBrokerError, Scope.Scope> =>
   Effect.gen(function*() {
     const host = options.host ?? "127.0.0.1"
     const port = options.port ?? 9092
@@ -121,5 +143,5 @@ export const make = (options: Options = {}): Effect.Effect<KafkaBroker, KafkaBro
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Broker, KafkaBrokerError> =>
-  Layer.scoped(Broker, make(options))
+export const layer = (options: Options = {}): Layer.Layer<KafkaBroker, KafkaBrokerError> =>
+  Layer.scoped(KafkaBroker, make(options))

@@ -55,23 +55,38 @@ export interface Options {
 }
 
 /**
- * A running registry.
+ * The running registry, for tests: `SchemaRegistry.layer({ port: 0 })` provides it.
  *
- * @since 0.1.0
- */
-export interface SchemaRegistryInfo {
-  /** `http://host:port`, for clients' `host` / `schema.registry.url`. */
-  readonly url: string
-  readonly port: number
-}
-
-/**
  * @since 0.1.0
  * @category tags
  */
 export class SchemaRegistry
-  extends Context.Tag("@deimos/broker/SchemaRegistry")<SchemaRegistry, SchemaRegistryInfo>()
+  extends Context.Tag("@deimos/broker/SchemaRegistry")<SchemaRegistry, SchemaRegistry.Service>()
 {}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace SchemaRegistry {
+  /**
+   * A running registry.
+   *
+   * @since 0.1.0
+   */
+  export interface Service {
+    /** `http://host:port`, for clients' `host` / `schema.registry.url`. */
+    readonly url: string
+    readonly port: number
+  }
+}
+
+/**
+ * The former name of `SchemaRegistry.Service`, kept until the callers outside this package have moved.
+ *
+ * @deprecated Use `SchemaRegistry.Service`.
+ * @since 0.1.0
+ */
+export type SchemaRegistryInfo = SchemaRegistry.Service
 
 /** The file the state lives in, under `dataDir`. */
 const stateFile = "schema-registry.json"
@@ -113,7 +128,9 @@ const storage = (dataDir: string | undefined, defaultLevel: CompatibilityLevel) 
  *
  * @since 0.1.0
  */
-export const make = (options: Options = {}): Effect.Effect<SchemaRegistryInfo, SchemaRegistryError, Scope.Scope> =>
+export const make = (
+  options: Options = {}
+): Effect.Effect<SchemaRegistry.Service, SchemaRegistryError, Scope.Scope> =>
   Effect.gen(function*() {
     const host = options.host ?? "127.0.0.1"
     const requestedPort = options.port ?? 8081

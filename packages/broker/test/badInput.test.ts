@@ -10,7 +10,7 @@ const metadataV1 = body(i32(-1))
 describe("dev broker bad input", () => {
   it.layer(KafkaBroker.layer({ port: 0, maxMessageBytes: 4096, maxFrameBytes: 64 * 1024 }))((it) => {
     const withConnections = <A>(f: (broker: string) => Promise<A>) =>
-      Effect.flatMap(KafkaBroker.Broker, (b) => Effect.promise(() => f(b.broker)))
+      Effect.flatMap(KafkaBroker.KafkaBroker, (b) => Effect.promise(() => f(b.broker)))
 
     /** The broker still serves a fresh client. */
     const stillServing = async (broker: string) => {

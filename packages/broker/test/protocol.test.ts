@@ -25,7 +25,7 @@ const request = (conn: RawConnection, apiKey: number, version: number, payload: 
 const connection = (broker: string) =>
   Effect.acquireRelease(Effect.promise(() => connect(broker)), (conn) => Effect.sync(() => conn.end()))
 
-const broker = Effect.map(KafkaBroker.Broker, (b) => b.broker)
+const broker = Effect.map(KafkaBroker.KafkaBroker, (b) => b.broker)
 
 /** JoinGroup v1 with the "consumer" protocol type and one protocol, "range". */
 const joinGroup = (conn: RawConnection, group: string, memberId: string, sessionTimeout: number) =>
@@ -152,7 +152,7 @@ describe("dev broker protocol", () => {
 
     it.scoped("Metadata advertises the bound host and port", () =>
       Effect.gen(function*() {
-        const { host, port } = yield* KafkaBroker.Broker
+        const { host, port } = yield* KafkaBroker.KafkaBroker
         const conn = yield* connection(`${host}:${port}`)
         const r = reader(yield* request(conn, 3, 1, body(i32(0))))
         expect(r.int32()).toBe(1)
