@@ -32,6 +32,13 @@ export interface Options {
   readonly maxMessageBytes?: number | undefined
   /** Largest request frame; a larger one closes the connection. @default 100 MiB */
   readonly maxFrameBytes?: number | undefined
+  /**
+   * Most partitions one topic may have: CreateTopics, CreatePartitions and auto-creation above it are answered
+   * INVALID_PARTITIONS (37). @default 1000
+   */
+  readonly maxPartitionsPerTopic?: number | undefined
+  /** Most partitions of all topics together, refused the same way. @default 10000 */
+  readonly maxPartitions?: number | undefined
 }
 
 export {
@@ -94,9 +101,11 @@ export const make = (options: Options = {}): Effect.Effect<KafkaBroker.Service, 
     const port = options.port ?? 9092
     // the socket callbacks log through the runtime of the caller (its logger and log level)
     const runtime = yield* Effect.runtime<never>()
+    const maxPartitionsPerTopic = options.maxPartitionsPerTopic ?? 1000
+    const maxPartitions = options.maxPartitions ?? 10_000
     const storage = yield* Effect.acquireRelease(
       Effect.try({
-        try: () => new Storage(options.dataDir),
+        try: () => new Storage({ dataDir: options.dataDir, maxPartitionsPerTopic, maxPartitions, maxOpenFiles: 128 }),
         catch: (cause) =>
           new KafkaBrokerError({
             reason: "LoadState",
@@ -118,6 +127,8 @@ export const make = (options: Options = {}): Effect.Effect<KafkaBroker.Service, 
             defaultPartitions: options.partitions ?? 3,
             maxMessageBytes: options.maxMessageBytes ?? 1024 * 1024,
             maxFrameBytes: options.maxFrameBytes ?? 100 * 1024 * 1024,
+            maxPartitionsPerTopic,
+            maxPartitions,
             storage,
             log: (level, message) => {
               const effect = level === "warn" ? Effect.logWarning(message) : Effect.logDebug(message)

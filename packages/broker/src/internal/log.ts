@@ -20,18 +20,70 @@ interface ProducerState {
   recent: Array<{ readonly firstSequence: number; readonly lastSequence: number; readonly baseOffset: number }>
 }
 
+/**
+ * Append handles of partition files, opened on first write and at most `max` open at once (the least recently
+ * written is closed first), so the number of partitions does not bound the file descriptors the broker holds.
+ */
+export class LogFiles {
+  /** file → descriptor, least recently written first */
+  private readonly handles = new Map<string, number>()
+
+  constructor(private readonly max: number) {}
+
+  /**
+   * Appends `data` to `file`, which holds `size` bytes before it. A failed write is undone (the file cut back to
+   * `size`, its handle closed) and thrown, so a later append starts where the last whole batch ended.
+   */
+  append(file: string, size: number, data: Buffer) {
+    let fd = this.handles.get(file)
+    if (fd === undefined) {
+      if (this.handles.size >= this.max) this.close(this.handles.keys().next().value!)
+      fd = fs.openSync(file, "a")
+    } else {
+      this.handles.delete(file)
+    }
+    this.handles.set(file, fd)
+    try {
+      for (let at = 0; at < data.length;) at += fs.writeSync(fd, data, at, data.length - at)
+    } catch (error) {
+      try {
+        fs.ftruncateSync(fd, size)
+      } finally {
+        this.close(file)
+      }
+      throw error
+    }
+  }
+
+  /** Closes the handle of `file`, if one is open. */
+  close(file: string) {
+    const fd = this.handles.get(file)
+    if (fd === undefined) return
+    this.handles.delete(file)
+    fs.closeSync(fd)
+  }
+
+  /** How many handles are open. */
+  get size() {
+    return this.handles.size
+  }
+
+  closeAll() {
+    for (const file of [...this.handles.keys()]) this.close(file)
+  }
+}
+
 export class PartitionLog {
   readonly batches: Array<StoredBatch> = []
   logStartOffset = 0
   nextOffset = 0
   readonly producers = new Map<bigint, ProducerState>()
-  private fd: number | undefined
+  /** Bytes in the file: the stored batches, one after the other. */
+  private size = 0
 
-  constructor(readonly file: string | undefined) {
-    if (file !== undefined) {
-      if (fs.existsSync(file)) this.load(file)
-      this.fd = fs.openSync(file, "a")
-    }
+  /** With a file, `files` holds its append handle (none until the first append). */
+  constructor(readonly file: string | undefined, private readonly files: LogFiles | undefined) {
+    if (file !== undefined && fs.existsSync(file)) this.load(file)
   }
 
   private load(file: string) {
@@ -47,12 +99,14 @@ export class PartitionLog {
       this.nextOffset = lastOffset + 1
       at += size
     }
+    this.size = at
     if (this.batches.length > 0) this.logStartOffset = this.batches[0].baseOffset
   }
 
   /**
    * Appends one batch (already CRC-checked). Returns its base offset, or for a duplicate from an idempotent producer
-   * the offset it was first written at; `"OutOfOrder"` when a sequence is skipped.
+   * the offset it was first written at; `"OutOfOrder"` when a sequence is skipped. Throws when the file cannot be
+   * written; the log is then as it was.
    */
   append(batch: Buffer): number | "OutOfOrder" {
     const producerId = batch.readBigInt64BE(43)
@@ -82,14 +136,18 @@ export class PartitionLog {
     return this.write(batch)
   }
 
+  /** Writes the batch to the file first, then to memory: a failed write changes nothing. */
   private write(batch: Buffer): number {
     const baseOffset = this.nextOffset
     const data = Buffer.from(batch)
     data.writeBigInt64BE(BigInt(baseOffset), 0)
+    if (this.file !== undefined && this.files !== undefined) {
+      this.files.append(this.file, this.size, data)
+      this.size += data.length
+    }
     const lastOffset = baseOffset + data.readInt32BE(23)
     this.batches.push({ baseOffset, lastOffset, maxTimestamp: Number(data.readBigInt64BE(35)), data })
     this.nextOffset = lastOffset + 1
-    if (this.fd !== undefined) fs.writeSync(this.fd, data)
     return baseOffset
   }
 
@@ -125,23 +183,26 @@ export class PartitionLog {
   }
 
   close() {
-    if (this.fd !== undefined) {
-      fs.closeSync(this.fd)
-      this.fd = undefined
-    }
+    if (this.file !== undefined) this.files?.close(this.file)
   }
 }
 
 export class Topic {
   readonly partitions: Array<PartitionLog> = []
-  constructor(readonly name: string, count: number, private readonly dir: string | undefined) {
+  constructor(
+    readonly name: string,
+    count: number,
+    private readonly dir: string | undefined,
+    private readonly files: LogFiles | undefined
+  ) {
     this.grow(count)
   }
   grow(count: number) {
     for (let p = this.partitions.length; p < count; p++) {
       this.partitions.push(
         new PartitionLog(
-          this.dir === undefined ? undefined : path.join(this.dir, `${encodeURIComponent(this.name)}-${p}.log`)
+          this.dir === undefined ? undefined : path.join(this.dir, `${encodeURIComponent(this.name)}-${p}.log`),
+          this.files
         )
       )
     }
@@ -149,6 +210,20 @@ export class Topic {
   close() {
     for (const p of this.partitions) p.close()
   }
+}
+
+/** How many partitions the broker holds, per topic and in all. */
+export interface PartitionLimits {
+  readonly maxPartitionsPerTopic: number
+  readonly maxPartitions: number
+}
+
+/** Where to keep data and how much of it. */
+export interface StorageOptions extends PartitionLimits {
+  /** Memory only without it. */
+  readonly dataDir: string | undefined
+  /** Partition files open for appending at once. */
+  readonly maxOpenFiles: number
 }
 
 export interface CommittedOffset {
@@ -161,17 +236,37 @@ export class Storage {
   readonly topics = new Map<string, Topic>()
   /** group → "topic\u0000partition" → offset */
   readonly offsets = new Map<string, Map<string, CommittedOffset>>()
+  readonly dataDir: string | undefined
   private readonly logDir: string | undefined
+  private readonly files: LogFiles | undefined
   private offsetsDirty = false
 
-  constructor(readonly dataDir: string | undefined) {
+  /** Reads the data directory, if any; throws when it cannot be read or holds what the limits do not allow. */
+  constructor(options: StorageOptions) {
+    const dataDir = this.dataDir = options.dataDir
     if (dataDir !== undefined) {
       this.logDir = path.join(dataDir, "logs")
+      this.files = new LogFiles(options.maxOpenFiles)
       fs.mkdirSync(this.logDir, { recursive: true })
       const topicsFile = path.join(dataDir, "topics.json")
       if (fs.existsSync(topicsFile)) {
-        const saved = JSON.parse(fs.readFileSync(topicsFile, "utf8")) as Record<string, number>
-        for (const [name, count] of Object.entries(saved)) this.topics.set(name, new Topic(name, count, this.logDir))
+        const saved = JSON.parse(fs.readFileSync(topicsFile, "utf8")) as Record<string, unknown>
+        let total = 0
+        for (const [name, count] of Object.entries(saved)) {
+          if (!Number.isSafeInteger(count) || (count as number) < 1) {
+            throw new Error(`${topicsFile}: topic ${name} has ${JSON.stringify(count)} partitions`)
+          }
+          total += count as number
+          if ((count as number) > options.maxPartitionsPerTopic || total > options.maxPartitions) {
+            throw new Error(
+              `${topicsFile}: topic ${name} with ${count} partitions is above the limits ` +
+                `(maxPartitionsPerTopic ${options.maxPartitionsPerTopic}, maxPartitions ${options.maxPartitions})`
+            )
+          }
+        }
+        for (const [name, count] of Object.entries(saved)) {
+          this.topics.set(name, new Topic(name, count as number, this.logDir, this.files))
+        }
       }
       const offsetsFile = path.join(dataDir, "offsets.json")
       if (fs.existsSync(offsetsFile)) {
@@ -184,8 +279,20 @@ export class Storage {
     }
   }
 
+  /** Partitions of every topic. */
+  partitionCount(): number {
+    let total = 0
+    for (const topic of this.topics.values()) total += topic.partitions.length
+    return total
+  }
+
+  /** Partition files open for appending now. */
+  openFiles(): number {
+    return this.files?.size ?? 0
+  }
+
   createTopic(name: string, partitions: number): Topic {
-    const topic = new Topic(name, partitions, this.logDir)
+    const topic = new Topic(name, partitions, this.logDir, this.files)
     this.topics.set(name, topic)
     this.saveTopics()
     return topic
@@ -236,7 +343,7 @@ export class Storage {
 
   close() {
     this.flushOffsets()
-    for (const t of this.topics.values()) t.close()
+    this.files?.closeAll()
   }
 }
 

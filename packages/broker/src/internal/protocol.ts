@@ -6,7 +6,7 @@ import { Writer } from "./codec.js"
 import { crc32c } from "./crc32c.js"
 import { ErrorCode } from "./errors.js"
 import type { GroupCoordinator } from "./groups.js"
-import type { PartitionLog, Storage, Topic } from "./log.js"
+import type { PartitionLimits, PartitionLog, Storage, Topic } from "./log.js"
 
 export const ApiKey = {
   Produce: 0,
@@ -55,7 +55,7 @@ export const maxVersions: ReadonlyMap<number, number> = new Map([
   [ApiKey.InitProducerId, 1]
 ])
 
-export interface BrokerConfig {
+export interface BrokerConfig extends PartitionLimits {
   readonly host: string
   readonly nodeId: number
   readonly clusterId: string
@@ -70,6 +70,8 @@ export interface BrokerContext {
   readonly storage: Storage
   readonly groups: GroupCoordinator
   readonly log: (message: string) => void
+  /** For what a broker operator should see (logged as a warning). */
+  readonly warn: (message: string) => void
   /** Wakes long-polling fetches when data arrives. */
   readonly waiters: Set<() => void>
   nextProducerId: bigint
@@ -88,12 +90,39 @@ export type Handler = (ctx: BrokerContext, r: Reader, info: RequestInfo) => Buff
 
 const validTopicName = /^[a-zA-Z0-9._-]{1,249}$/
 
-const topicFor = (ctx: BrokerContext, name: string, autoCreate: boolean): Topic | undefined => {
+/**
+ * Why a topic cannot have `count` partitions, `added` of them new, with `pending` more promised by the same
+ * validate-only request (answered INVALID_PARTITIONS), or `undefined` when it can. Checked before anything is
+ * allocated: a count in a request is only a number.
+ */
+const partitionsRefused = (ctx: BrokerContext, count: number, added: number, pending = 0): string | undefined => {
+  if (count < 1) return "Number of partitions must be larger than 0."
+  const { maxPartitions, maxPartitionsPerTopic } = ctx.config
+  if (count > maxPartitionsPerTopic) {
+    return `Number of partitions ${count} is above the limit of ${maxPartitionsPerTopic} per topic (maxPartitionsPerTopic).`
+  }
+  const total = ctx.storage.partitionCount() + pending
+  if (total + added > maxPartitions) {
+    return `Adding ${added} partitions would give the broker ${
+      total + added
+    }, above its limit of ${maxPartitions} (maxPartitions); it has ${total} now.`
+  }
+  return undefined
+}
+
+/** The topic, auto-created when allowed; `"Refused"` when auto-creation would pass the partition limits. */
+const topicFor = (ctx: BrokerContext, name: string, autoCreate: boolean): Topic | "Refused" | undefined => {
   const existing = ctx.storage.topics.get(name)
   if (existing !== undefined) return existing
   if (!autoCreate || !ctx.config.autoCreateTopics || !validTopicName.test(name)) return undefined
-  ctx.log(`auto-created topic ${name} with ${ctx.config.defaultPartitions} partitions`)
-  return ctx.storage.createTopic(name, ctx.config.defaultPartitions)
+  const partitions = ctx.config.defaultPartitions
+  const refused = partitionsRefused(ctx, partitions, partitions)
+  if (refused !== undefined) {
+    ctx.warn(`cannot auto-create topic ${name}: ${refused}`)
+    return "Refused"
+  }
+  ctx.log(`auto-created topic ${name} with ${partitions} partitions`)
+  return ctx.storage.createTopic(name, partitions)
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -131,9 +160,12 @@ const metadataBody = (ctx: BrokerContext, version: number, names: ReadonlyArray<
   if (version >= 1) w.int32(ctx.config.nodeId)
   w.int32(names.length)
   for (const name of names) {
-    const topic = topicFor(ctx, name, allowAuto)
+    const found = topicFor(ctx, name, allowAuto)
+    const topic = found === "Refused" ? undefined : found
     w.int16(
-      topic === undefined
+      found === "Refused"
+        ? ErrorCode.INVALID_PARTITIONS
+        : topic === undefined
         ? (validTopicName.test(name) ? ErrorCode.UNKNOWN_TOPIC_OR_PARTITION : ErrorCode.INVALID_TOPIC_EXCEPTION)
         : ErrorCode.NONE
     ).string(name)
@@ -190,7 +222,8 @@ const produce: Handler = (ctx, r, { version }) => {
   for (const t of topics) {
     w.string(t.name)
     w.int32(t.partitions.length)
-    const topic = topicFor(ctx, t.name, true)
+    const found = topicFor(ctx, t.name, true)
+    const topic = found === "Refused" ? undefined : found
     for (const p of t.partitions) {
       const log = topic?.partitions[p.index]
       let error: number = ErrorCode.NONE
@@ -204,7 +237,14 @@ const produce: Handler = (ctx, r, { version }) => {
         error = checked.error
         if (error === ErrorCode.NONE) {
           for (const batch of checked.batches) {
-            const result = log.append(batch)
+            let result: number | "OutOfOrder"
+            try {
+              result = log.append(batch)
+            } catch (cause) {
+              ctx.warn(`cannot write to ${log.file}: ${String(cause)}`)
+              error = ErrorCode.KAFKA_STORAGE_ERROR
+              break
+            }
             if (result === "OutOfOrder") {
               error = ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
               break
@@ -543,6 +583,14 @@ const deleteGroups: Handler = (ctx, r) => {
 // ---------------------------------------------------------------------------------------------------------------
 // Admin
 
+/** A topic's answer in CreateTopics and CreatePartitions. */
+interface TopicOutcome {
+  readonly error: number
+  readonly message: string | null
+}
+
+const created: TopicOutcome = { error: ErrorCode.NONE, message: null }
+
 const createTopics: Handler = (ctx, r, { version }) => {
   const topics = r.array((r) => {
     const name = r.string()
@@ -554,30 +602,38 @@ const createTopics: Handler = (ctx, r, { version }) => {
   })
   r.int32()
   const validateOnly = version >= 1 ? r.bool() : false
-  const w = new Writer(128)
-  if (version >= 2) w.int32(0)
-  w.array(topics, (w, t) => {
+  // a validate-only request counts what its earlier topics would have created against the broker's limit
+  let validated = 0
+  const outcome = (t: (typeof topics)[number]): TopicOutcome => {
     const partitions = t.partitions === -1
       ? (t.assignments.length > 0 ? t.assignments.length : ctx.config.defaultPartitions)
       : t.partitions
-    let error: number = ErrorCode.NONE
-    let message: string | null = null
     if (!validTopicName.test(t.name)) {
-      error = ErrorCode.INVALID_TOPIC_EXCEPTION
-      message = `Invalid topic name ${t.name}`
-    } else if (ctx.storage.topics.has(t.name)) {
-      error = ErrorCode.TOPIC_ALREADY_EXISTS
-      message = `Topic '${t.name}' already exists.`
-    } else if (partitions < 1) {
-      error = ErrorCode.INVALID_PARTITIONS
-      message = "Number of partitions must be larger than 0."
-    } else if (t.replication !== -1 && t.replication !== 1) {
-      error = ErrorCode.INVALID_REPLICATION_FACTOR
-      message = `Replication factor: ${t.replication} larger than available brokers: 1.`
-    } else if (!validateOnly) {
+      return { error: ErrorCode.INVALID_TOPIC_EXCEPTION, message: `Invalid topic name ${t.name}` }
+    }
+    if (ctx.storage.topics.has(t.name)) {
+      return { error: ErrorCode.TOPIC_ALREADY_EXISTS, message: `Topic '${t.name}' already exists.` }
+    }
+    const refused = partitionsRefused(ctx, partitions, partitions, validated)
+    if (refused !== undefined) return { error: ErrorCode.INVALID_PARTITIONS, message: refused }
+    if (t.replication !== -1 && t.replication !== 1) {
+      return {
+        error: ErrorCode.INVALID_REPLICATION_FACTOR,
+        message: `Replication factor: ${t.replication} larger than available brokers: 1.`
+      }
+    }
+    if (validateOnly) {
+      validated += partitions
+    } else {
       ctx.storage.createTopic(t.name, partitions)
       ctx.log(`created topic ${t.name} with ${partitions} partitions`)
     }
+    return created
+  }
+  const w = new Writer(128)
+  if (version >= 2) w.int32(0)
+  w.array(topics, (w, t) => {
+    const { error, message } = outcome(t)
     w.string(t.name).int16(error)
     if (version >= 1) w.nullableString(message)
   })
@@ -608,23 +664,34 @@ const createPartitions: Handler = (ctx, r) => {
   }))
   r.int32()
   const validateOnly = r.bool()
+  let validated = 0
+  const outcome = (t: (typeof topics)[number]): TopicOutcome => {
+    const topic = ctx.storage.topics.get(t.name)
+    if (topic === undefined) {
+      return { error: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, message: `Topic ${t.name} does not exist` }
+    }
+    const current = topic.partitions.length
+    if (t.count <= current) {
+      return {
+        error: ErrorCode.INVALID_PARTITIONS,
+        message: `Topic currently has ${current} partitions, which is higher than the requested ${t.count}.`
+      }
+    }
+    const refused = partitionsRefused(ctx, t.count, t.count - current, validated)
+    if (refused !== undefined) return { error: ErrorCode.INVALID_PARTITIONS, message: refused }
+    if (validateOnly) {
+      validated += t.count - current
+    } else {
+      topic.grow(t.count)
+      ctx.storage.saveTopics()
+      ctx.log(`topic ${t.name} grew from ${current} to ${t.count} partitions`)
+    }
+    return created
+  }
   const w = new Writer(128)
   w.int32(0)
   w.array(topics, (w, t) => {
-    const topic = ctx.storage.topics.get(t.name)
-    let error: number = ErrorCode.NONE
-    let message: string | null = null
-    if (topic === undefined) {
-      error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-      message = `Topic ${t.name} does not exist`
-    } else if (t.count <= topic.partitions.length) {
-      error = ErrorCode.INVALID_PARTITIONS
-      message =
-        `Topic currently has ${topic.partitions.length} partitions, which is higher than the requested ${t.count}.`
-    } else if (!validateOnly) {
-      topic.grow(t.count)
-      ctx.storage.saveTopics()
-    }
+    const { error, message } = outcome(t)
     w.string(t.name).int16(error).nullableString(message)
   })
   return Buffer.from(w.result())

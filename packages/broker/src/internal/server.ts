@@ -41,6 +41,7 @@ export const start = (options: ServerOptions): Promise<RunningServer> => {
     storage,
     groups: new GroupCoordinator(info, (group) => info(`group ${group} is empty`)),
     log: info,
+    warn: (m) => options.log("warn", m),
     waiters: new Set(),
     stats: { busyMs: 0, producedRecords: 0, fetchedBatches: 0 },
     nextProducerId: BigInt(Date.now()) * 1000n
