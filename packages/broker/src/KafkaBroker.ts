@@ -101,11 +101,22 @@ export const make = (options: Options = {}): Effect.Effect<KafkaBroker.Service, 
     const port = options.port ?? 9092
     // the socket callbacks log through the runtime of the caller (its logger and log level)
     const runtime = yield* Effect.runtime<never>()
+    const log = (level: "info" | "warn", message: string) => {
+      const effect = level === "warn" ? Effect.logWarning(message) : Effect.logDebug(message)
+      Runtime.runFork(runtime)(effect.pipe(Effect.annotateLogs("service", "deimos-broker")))
+    }
     const maxPartitionsPerTopic = options.maxPartitionsPerTopic ?? 1000
     const maxPartitions = options.maxPartitions ?? 10_000
     const storage = yield* Effect.acquireRelease(
       Effect.try({
-        try: () => new Storage({ dataDir: options.dataDir, maxPartitionsPerTopic, maxPartitions, maxOpenFiles: 128 }),
+        try: () =>
+          new Storage({
+            dataDir: options.dataDir,
+            maxPartitionsPerTopic,
+            maxPartitions,
+            maxOpenFiles: 128,
+            warn: (message) => log("warn", message)
+          }),
         catch: (cause) =>
           new KafkaBrokerError({
             reason: "LoadState",
@@ -130,10 +141,7 @@ export const make = (options: Options = {}): Effect.Effect<KafkaBroker.Service, 
             maxPartitionsPerTopic,
             maxPartitions,
             storage,
-            log: (level, message) => {
-              const effect = level === "warn" ? Effect.logWarning(message) : Effect.logDebug(message)
-              Runtime.runFork(runtime)(effect.pipe(Effect.annotateLogs("service", "deimos-broker")))
-            }
+            log
           }),
         catch: (cause) =>
           new KafkaBrokerError({ reason: "Listen", message: `Cannot start the Kafka broker on ${host}:${port}`, cause })

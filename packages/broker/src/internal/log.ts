@@ -4,6 +4,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { crc32c } from "./crc32c.js"
 
 export interface StoredBatch {
   readonly baseOffset: number
@@ -73,6 +74,33 @@ export class LogFiles {
   }
 }
 
+/** The partition files of a data directory: their append handles, and where to report what loading repaired. */
+export interface Disk {
+  readonly files: LogFiles
+  readonly warn: (message: string) => void
+}
+
+/** Bytes of a RecordBatch v2 up to its first record: the smallest batch there is. */
+const batchHeaderBytes = 61
+
+/**
+ * What is wrong with the batch at `at` of a log file whose batches so far end before `nextOffset`: torn (a crash
+ * mid-write), not a batch, a failed CRC-32C, an offset going back; `undefined` for a sound batch.
+ */
+const unsoundBatch = (buf: Buffer, at: number, nextOffset: number): string | undefined => {
+  const left = buf.length - at
+  if (left < batchHeaderBytes) return `is torn (${left} bytes, less than a batch header)`
+  const size = 12 + buf.readInt32BE(at + 8)
+  if (size < batchHeaderBytes || buf.readInt8(at + 16) !== 2) return "is not a RecordBatch v2"
+  if (size > left) return `is torn (${left} of its ${size} bytes)`
+  if (crc32c(buf, at + 21, at + size) !== buf.readUInt32BE(at + 17)) return "fails its CRC-32C check"
+  const baseOffset = Number(buf.readBigInt64BE(at))
+  if (baseOffset < nextOffset || buf.readInt32BE(at + 23) < 0) {
+    return `has offsets (from ${baseOffset}) that do not follow the batches before it (up to ${nextOffset - 1})`
+  }
+  return undefined
+}
+
 export class PartitionLog {
   readonly batches: Array<StoredBatch> = []
   logStartOffset = 0
@@ -81,23 +109,37 @@ export class PartitionLog {
   /** Bytes in the file: the stored batches, one after the other. */
   private size = 0
 
-  /** With a file, `files` holds its append handle (none until the first append). */
-  constructor(readonly file: string | undefined, private readonly files: LogFiles | undefined) {
+  /** With a file, `disk` holds its append handle (none until the first append). */
+  constructor(readonly file: string | undefined, private readonly disk: Disk | undefined) {
     if (file !== undefined && fs.existsSync(file)) this.load(file)
   }
 
+  /**
+   * Reads the batches of the file up to the first unsound one, and cuts the file there: what follows a torn or
+   * corrupt batch cannot be framed, and appends must start right after the last sound batch.
+   */
   private load(file: string) {
     const buf = fs.readFileSync(file)
     let at = 0
-    while (at + 61 <= buf.length) {
+    let unsound: string | undefined
+    while (at < buf.length) {
+      unsound = unsoundBatch(buf, at, this.nextOffset)
+      if (unsound !== undefined) break
       const size = 12 + buf.readInt32BE(at + 8)
-      if (at + size > buf.length) break // a torn write at the end: drop it
       const data = Buffer.from(buf.subarray(at, at + size))
       const baseOffset = Number(data.readBigInt64BE(0))
       const lastOffset = baseOffset + data.readInt32BE(23)
       this.batches.push({ baseOffset, lastOffset, maxTimestamp: Number(data.readBigInt64BE(35)), data })
       this.nextOffset = lastOffset + 1
       at += size
+    }
+    if (unsound !== undefined) {
+      fs.truncateSync(file, at)
+      this.disk?.warn(
+        `${file}: the batch at byte ${at} ${unsound}; the log is cut there (${
+          buf.length - at
+        } bytes dropped) and continues at offset ${this.nextOffset}`
+      )
     }
     this.size = at
     if (this.batches.length > 0) this.logStartOffset = this.batches[0].baseOffset
@@ -141,8 +183,8 @@ export class PartitionLog {
     const baseOffset = this.nextOffset
     const data = Buffer.from(batch)
     data.writeBigInt64BE(BigInt(baseOffset), 0)
-    if (this.file !== undefined && this.files !== undefined) {
-      this.files.append(this.file, this.size, data)
+    if (this.file !== undefined && this.disk !== undefined) {
+      this.disk.files.append(this.file, this.size, data)
       this.size += data.length
     }
     const lastOffset = baseOffset + data.readInt32BE(23)
@@ -183,7 +225,7 @@ export class PartitionLog {
   }
 
   close() {
-    if (this.file !== undefined) this.files?.close(this.file)
+    if (this.file !== undefined) this.disk?.files.close(this.file)
   }
 }
 
@@ -193,7 +235,7 @@ export class Topic {
     readonly name: string,
     count: number,
     private readonly dir: string | undefined,
-    private readonly files: LogFiles | undefined
+    private readonly disk: Disk | undefined
   ) {
     this.grow(count)
   }
@@ -202,7 +244,7 @@ export class Topic {
       this.partitions.push(
         new PartitionLog(
           this.dir === undefined ? undefined : path.join(this.dir, `${encodeURIComponent(this.name)}-${p}.log`),
-          this.files
+          this.disk
         )
       )
     }
@@ -224,6 +266,8 @@ export interface StorageOptions extends PartitionLimits {
   readonly dataDir: string | undefined
   /** Partition files open for appending at once. */
   readonly maxOpenFiles: number
+  /** Reports what loading repaired (a torn or corrupt batch cut off). */
+  readonly warn: (message: string) => void
 }
 
 export interface CommittedOffset {
@@ -238,7 +282,7 @@ export class Storage {
   readonly offsets = new Map<string, Map<string, CommittedOffset>>()
   readonly dataDir: string | undefined
   private readonly logDir: string | undefined
-  private readonly files: LogFiles | undefined
+  private readonly disk: Disk | undefined
   private offsetsDirty = false
 
   /** Reads the data directory, if any; throws when it cannot be read or holds what the limits do not allow. */
@@ -246,7 +290,7 @@ export class Storage {
     const dataDir = this.dataDir = options.dataDir
     if (dataDir !== undefined) {
       this.logDir = path.join(dataDir, "logs")
-      this.files = new LogFiles(options.maxOpenFiles)
+      this.disk = { files: new LogFiles(options.maxOpenFiles), warn: options.warn }
       fs.mkdirSync(this.logDir, { recursive: true })
       const topicsFile = path.join(dataDir, "topics.json")
       if (fs.existsSync(topicsFile)) {
@@ -265,7 +309,7 @@ export class Storage {
           }
         }
         for (const [name, count] of Object.entries(saved)) {
-          this.topics.set(name, new Topic(name, count as number, this.logDir, this.files))
+          this.topics.set(name, new Topic(name, count as number, this.logDir, this.disk))
         }
       }
       const offsetsFile = path.join(dataDir, "offsets.json")
@@ -288,11 +332,11 @@ export class Storage {
 
   /** Partition files open for appending now. */
   openFiles(): number {
-    return this.files?.size ?? 0
+    return this.disk?.files.size ?? 0
   }
 
   createTopic(name: string, partitions: number): Topic {
-    const topic = new Topic(name, partitions, this.logDir, this.files)
+    const topic = new Topic(name, partitions, this.logDir, this.disk)
     this.topics.set(name, topic)
     this.saveTopics()
     return topic
@@ -343,7 +387,7 @@ export class Storage {
 
   close() {
     this.flushOffsets()
-    this.files?.closeAll()
+    this.disk?.files.closeAll()
   }
 }
 
