@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
@@ -39,6 +40,17 @@ export interface Options {
   readonly maxPartitionsPerTopic?: number | undefined
   /** Most partitions of all topics together, refused the same way. @default 10000 */
   readonly maxPartitions?: number | undefined
+  /**
+   * Most bytes held for requests not yet wholly received, across all connections (Kafka's
+   * `queued.max.request.bytes`); the connection whose bytes would pass it is closed. A frame larger than this
+   * cannot be received at all. @default 256 MiB
+   */
+  readonly maxBufferedRequestBytes?: number | undefined
+  /**
+   * A connection with nothing received, sent or waiting for an answer for this long is closed, as Kafka's
+   * `connections.max.idle.ms` does; clients reconnect when they need to. @default "10 minutes"
+   */
+  readonly connectionsMaxIdle?: Duration.DurationInput | undefined
 }
 
 export {
@@ -70,8 +82,26 @@ export declare namespace KafkaBroker {
     readonly port: number
     /** `host:port`, for client `brokers` lists. */
     readonly broker: string
-    /** Time the broker spent handling requests (synchronous part) and records appended so far. */
-    readonly stats: () => { readonly busyMs: number; readonly producedRecords: number }
+    /** What the broker did and holds, for benchmarks and tests. */
+    readonly stats: () => Stats
+  }
+
+  /**
+   * @since 0.1.0
+   */
+  export interface Stats {
+    /** Time spent handling requests (their synchronous part). */
+    readonly busyMs: number
+    /** Records appended so far. */
+    readonly producedRecords: number
+    /** Open client connections. */
+    readonly connections: number
+    /** Bytes held for requests not yet wholly received, across connections. */
+    readonly bufferedRequestBytes: number
+    /** Fetches long-polling for data. */
+    readonly waitingFetches: number
+    /** Partition files open for appending. */
+    readonly openLogFiles: number
   }
 }
 
@@ -140,6 +170,12 @@ export const make = (options: Options = {}): Effect.Effect<KafkaBroker.Service, 
             maxFrameBytes: options.maxFrameBytes ?? 100 * 1024 * 1024,
             maxPartitionsPerTopic,
             maxPartitions,
+            maxBufferedRequestBytes: options.maxBufferedRequestBytes ?? 256 * 1024 * 1024,
+            // setTimeout holds at most 2^31-1 ms (24.8 days): longer is never
+            connectionsMaxIdleMs: Math.min(
+              2 ** 31 - 1,
+              Duration.toMillis(Duration.decode(options.connectionsMaxIdle ?? "10 minutes"))
+            ),
             storage,
             log
           }),
@@ -154,7 +190,13 @@ export const make = (options: Options = {}): Effect.Effect<KafkaBroker.Service, 
       host,
       port: server.port,
       broker: `${host}:${server.port}`,
-      stats: () => ({ busyMs: server.context.stats.busyMs, producedRecords: server.context.stats.producedRecords })
+      stats: () => ({
+        busyMs: server.context.stats.busyMs,
+        producedRecords: server.context.stats.producedRecords,
+        ...server.load(),
+        waitingFetches: server.context.waiters.size,
+        openLogFiles: storage.openFiles()
+      })
     }
   })
 

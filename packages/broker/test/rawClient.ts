@@ -5,6 +5,12 @@ import { crc32c } from "../src/internal/crc32c.js"
 export interface RawConnection {
   /** Sends a request with header v1 and resolves with the response body (after the correlation id). */
   readonly request: (apiKey: number, version: number, body: Buffer) => Promise<Buffer>
+  /** The frame of a request, not sent (`write` sends it, in parts if need be), and the response to it. */
+  readonly prepare: (
+    apiKey: number,
+    version: number,
+    body: Buffer
+  ) => { readonly frame: Buffer; readonly response: Promise<Buffer> }
   /** Writes raw bytes. */
   readonly write: (bytes: Buffer) => void
   /** Resolves when the broker closes the connection. */
@@ -39,24 +45,31 @@ export const connect = (broker: string): Promise<RawConnection> =>
         pending.delete(id)
       }
     })
+    const prepare = (apiKey: number, version: number, body: Buffer) => {
+      const id = correlation++
+      const clientId = Buffer.from("raw-test")
+      const header = Buffer.alloc(10 + clientId.length)
+      header.writeInt16BE(apiKey, 0)
+      header.writeInt16BE(version, 2)
+      header.writeInt32BE(id, 4)
+      header.writeInt16BE(clientId.length, 8)
+      clientId.copy(header, 10)
+      const size = Buffer.alloc(4)
+      size.writeInt32BE(header.length + body.length)
+      const response = new Promise<Buffer>((done, fail) => {
+        pending.set(id, done)
+        closedPromise.then(() => fail(new Error("connection closed")))
+      })
+      return { frame: Buffer.concat([size, header, body]), response }
+    }
     socket.once("connect", () =>
       resolve({
-        request: (apiKey, version, body) =>
-          new Promise((done, fail) => {
-            const id = correlation++
-            const clientId = Buffer.from("raw-test")
-            const header = Buffer.alloc(10 + clientId.length)
-            header.writeInt16BE(apiKey, 0)
-            header.writeInt16BE(version, 2)
-            header.writeInt32BE(id, 4)
-            header.writeInt16BE(clientId.length, 8)
-            clientId.copy(header, 10)
-            const size = Buffer.alloc(4)
-            size.writeInt32BE(header.length + body.length)
-            pending.set(id, done)
-            closedPromise.then(() => fail(new Error("connection closed")))
-            socket.write(Buffer.concat([size, header, body]))
-          }),
+        request: (apiKey, version, body) => {
+          const { frame, response } = prepare(apiKey, version, body)
+          socket.write(frame)
+          return response
+        },
+        prepare,
         write: (bytes) => socket.write(bytes),
         closed: closedPromise,
         isClosed: () => closed,

@@ -83,10 +83,15 @@ export interface RequestInfo {
   readonly version: number
   readonly clientId: string
   readonly clientHost: string
+  /** Runs `f` when the connection closes; answers a function that cancels it. */
+  readonly onClose: (f: () => void) => () => void
 }
 
-/** A handler returns the response body, a promise of it, or `null` for no response (produce with acks=0). */
-export type Handler = (ctx: BrokerContext, r: Reader, info: RequestInfo) => Buffer | Promise<Buffer> | null
+/**
+ * A handler returns the response body, a promise of it, or `null` for no response (produce with acks=0, a
+ * long-poll whose connection closed).
+ */
+export type Handler = (ctx: BrokerContext, r: Reader, info: RequestInfo) => Buffer | Promise<Buffer | null> | null
 
 const validTopicName = /^[a-zA-Z0-9._-]{1,249}$/
 
@@ -276,7 +281,7 @@ interface FetchPartition {
   readonly maxBytes: number
 }
 
-const fetch: Handler = (ctx, r, { version }) => {
+const fetch: Handler = (ctx, r, { onClose, version }) => {
   r.int32() // replica id
   const maxWait = r.int32()
   const minBytes = r.int32()
@@ -355,13 +360,18 @@ const fetch: Handler = (ctx, r, { version }) => {
   }
 
   if (maxWait <= 0 || ready()) return build()
-  return new Promise<Buffer>((resolve) => {
+  // waits for data, until max wait or until the connection closes (then nobody is left to answer)
+  return new Promise<Buffer | null>((resolve) => {
     let done = false
-    const finish = () => {
-      if (done) return
+    const stop = () => {
       done = true
       clearTimeout(timer)
       ctx.waiters.delete(wake)
+      cancelOnClose()
+    }
+    const finish = () => {
+      if (done) return
+      stop()
       resolve(build())
     }
     const wake = () => {
@@ -369,6 +379,11 @@ const fetch: Handler = (ctx, r, { version }) => {
     }
     const timer = setTimeout(finish, maxWait)
     ctx.waiters.add(wake)
+    const cancelOnClose = onClose(() => {
+      if (done) return
+      stop()
+      resolve(null)
+    })
   })
 }
 

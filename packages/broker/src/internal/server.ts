@@ -1,6 +1,7 @@
 /**
  * The TCP side: length-prefixed frames, request headers, strictly ordered responses per connection. Bad frames
- * close only their own connection.
+ * close only their own connection; so do passing the broker-wide cap on bytes of half-received requests and being
+ * idle for too long.
  */
 import * as net from "node:net"
 import { Reader, TruncatedError } from "./codec.js"
@@ -15,12 +16,24 @@ export interface ServerOptions extends BrokerConfig {
   readonly storage: Storage
   /** Largest request frame accepted; a larger one closes the connection. */
   readonly maxFrameBytes: number
+  /** Bytes of requests not yet whole, across connections; the connection whose bytes pass it is closed. */
+  readonly maxBufferedRequestBytes: number
+  /** A connection with nothing received, sent or pending for this long is closed. */
+  readonly connectionsMaxIdleMs: number
   readonly log: (level: "info" | "warn", message: string) => void
+}
+
+/** What the server holds right now. */
+export interface ServerLoad {
+  readonly connections: number
+  /** Bytes of requests not yet whole, across connections. */
+  readonly bufferedRequestBytes: number
 }
 
 export interface RunningServer {
   readonly port: number
   readonly context: BrokerContext
+  readonly load: () => ServerLoad
   readonly close: () => Promise<void>
 }
 
@@ -47,27 +60,64 @@ export const start = (options: ServerOptions): Promise<RunningServer> => {
     nextProducerId: BigInt(Date.now()) * 1000n
   }
   const sockets = new Set<net.Socket>()
+  let bufferedRequestBytes = 0
 
   const onConnection = (socket: net.Socket) => {
     sockets.add(socket)
     socket.setNoDelay(true)
     const clientHost = socket.remoteAddress ?? "unknown"
     let buffered: Buffer = Buffer.alloc(0)
+    // chunks are only concatenated once a whole frame has arrived (large produce requests come in many chunks)
+    let chunks: Array<Buffer> = []
+    let chunkBytes = 0
+    let need = 4
     // responses leave in request order: each request takes a slot, filled when its handler is done
     const slots: Array<{ data: Buffer | null; done: boolean }> = []
     let closed = false
+    // run when the connection closes (a long-polling fetch stops waiting)
+    const onClose = new Set<() => void>()
+    // this connection's share of `bufferedRequestBytes`
+    let held = 0
+
+    const idle = setTimeout(function idleFor() {
+      // a connection waiting for an answer is busy, not idle
+      if (slots.length > 0) idle.refresh()
+      else close("info", `idle for ${options.connectionsMaxIdleMs} ms`)
+    }, options.connectionsMaxIdleMs)
+    idle.unref()
 
     const flush = () => {
       while (slots.length > 0 && slots[0].done) {
         const slot = slots.shift()!
         if (slot.data !== null && !closed) socket.write(slot.data)
       }
+      idle.refresh()
     }
-    const kill = (why: string) => {
+    const close = (level: "info" | "warn", why: string) => {
       if (closed) return
       closed = true
-      options.log("warn", `closing connection from ${clientHost}: ${why}`)
+      options.log(level, `closing connection from ${clientHost}: ${why}`)
       socket.destroy()
+    }
+    const kill = (why: string) => close("warn", why)
+    /** Records that this connection now holds `bytes` of requests not yet whole; passing the cap closes it. */
+    const hold = (bytes: number) => {
+      bufferedRequestBytes += bytes - held
+      held = bytes
+      if (bytes > 0 && bufferedRequestBytes > options.maxBufferedRequestBytes) {
+        const total = bufferedRequestBytes
+        release()
+        kill(
+          `requests not yet whole would hold ${total} bytes across connections, above ${options.maxBufferedRequestBytes} (maxBufferedRequestBytes)`
+        )
+      }
+    }
+    const release = () => {
+      bufferedRequestBytes -= held
+      held = 0
+      buffered = Buffer.alloc(0)
+      chunks = []
+      chunkBytes = 0
     }
 
     const handle = (frame: Buffer) => {
@@ -98,9 +148,18 @@ export const start = (options: ServerOptions): Promise<RunningServer> => {
           return flush()
         }
         const started = performance.now()
-        const result = handler(context, r, { version, clientId, clientHost })
+        const result = handler(context, r, {
+          version,
+          clientId,
+          clientHost,
+          onClose: (f) => {
+            onClose.add(f)
+            return () => onClose.delete(f)
+          }
+        })
         context.stats.busyMs += performance.now() - started
         const complete = (body: Buffer | null) => {
+          if (closed) return
           slot.data = body === null ? null : frameHeader(correlationId, body)
           slot.done = true
           flush()
@@ -115,14 +174,12 @@ export const start = (options: ServerOptions): Promise<RunningServer> => {
       }
     }
 
-    // chunks are only concatenated once a whole frame has arrived (large produce requests come in many chunks)
-    let chunks: Array<Buffer> = []
-    let chunkBytes = 0
-    let need = 4
     socket.on("data", (chunk: Buffer) => {
+      if (closed) return
+      idle.refresh()
       chunks.push(chunk)
       chunkBytes += chunk.length
-      if (chunkBytes < need) return
+      if (chunkBytes < need) return hold(buffered.length + chunkBytes)
       buffered = chunks.length === 1 && buffered.length === 0
         ? chunk
         : Buffer.concat(buffered.length === 0 ? chunks : [buffered, ...chunks])
@@ -143,13 +200,19 @@ export const start = (options: ServerOptions): Promise<RunningServer> => {
         handle(buffered.subarray(at + 4, at + 4 + size))
         at += 4 + size
       }
+      if (closed) return
       buffered = at === buffered.length ? Buffer.alloc(0) : buffered.subarray(at)
       if (buffered.length > 0 && buffered.length < 4) need = 4 - buffered.length
+      hold(buffered.length)
     })
     socket.on("error", () => {})
     socket.on("close", () => {
       closed = true
+      clearTimeout(idle)
+      release()
       sockets.delete(socket)
+      for (const f of [...onClose]) f()
+      onClose.clear()
     })
   }
 
@@ -163,6 +226,7 @@ export const start = (options: ServerOptions): Promise<RunningServer> => {
       resolve({
         port: address.port,
         context,
+        load: () => ({ connections: sockets.size, bufferedRequestBytes }),
         close: () =>
           new Promise<void>((done) => {
             for (const wake of [...context.waiters]) wake()
