@@ -17,6 +17,7 @@ import type * as Scope from "effect/Scope"
 import * as SynchronizedRef from "effect/SynchronizedRef"
 import { createServer } from "node:http"
 import * as path from "node:path"
+import type * as Avro from "./registry/avro.js"
 import type * as Compatibility from "./registry/compatibility.js"
 import * as Http from "./registry/http.js"
 import * as Store from "./registry/store.js"
@@ -52,6 +53,16 @@ export interface Options {
   readonly dataDir?: string | undefined
   /** The global level until `PUT /config` sets one. @default "BACKWARD" */
   readonly defaultCompatibility?: CompatibilityLevel | undefined
+  /**
+   * Largest schema (UTF-8 bytes of its text) registered, looked up or checked; larger ones answer 422 / 42201, and
+   * request bodies larger than such a schema can need are refused unread. @default 1 MiB (Confluent's store is a
+   * Kafka topic with 1 MB messages)
+   */
+  readonly maxSchemaBytes?: number | undefined
+  /** Deepest nesting of JSON objects and arrays in a schema (`{"type": "int"}` is 1). @default 1000 */
+  readonly maxSchemaDepth?: number | undefined
+  /** Most fields of all records of one schema together. @default 10000 */
+  readonly maxSchemaFields?: number | undefined
 }
 
 /**
@@ -92,10 +103,10 @@ export type SchemaRegistryInfo = SchemaRegistry.Service
 const stateFile = "schema-registry.json"
 
 /** Loads the saved state (or starts empty) and says how to save it. */
-const storage = (dataDir: string | undefined, defaultLevel: CompatibilityLevel) =>
+const storage = (dataDir: string | undefined, defaultLevel: CompatibilityLevel, limits: Avro.Limits) =>
   Effect.gen(function*() {
     if (dataDir === undefined) {
-      return { initial: Store.empty(defaultLevel), save: (_: Store.State) => Effect.void }
+      return { initial: Store.empty(defaultLevel, limits), save: (_: Store.State) => Effect.void }
     }
     const fs = yield* FileSystem.FileSystem
     const file = path.join(dataDir, stateFile)
@@ -103,11 +114,11 @@ const storage = (dataDir: string | undefined, defaultLevel: CompatibilityLevel) 
       new SchemaRegistryError({ reason: "LoadState", message, cause })
     yield* Effect.mapError(fs.makeDirectory(dataDir, { recursive: true }), loadError(`Cannot create ${dataDir}`))
     const exists = yield* Effect.mapError(fs.exists(file), loadError(`Cannot read ${file}`))
-    let initial = Store.empty(defaultLevel)
+    let initial = Store.empty(defaultLevel, limits)
     if (exists) {
       const text = yield* Effect.mapError(fs.readFileString(file), loadError(`Cannot read ${file}`))
       initial = yield* Either.mapLeft(
-        Store.decode(text, defaultLevel),
+        Store.decode(text, defaultLevel, limits),
         (why) => loadError(`${file} does not hold Schema Registry state: ${why}`)(why)
       )
     }
@@ -134,9 +145,14 @@ export const make = (
   Effect.gen(function*() {
     const host = options.host ?? "127.0.0.1"
     const requestedPort = options.port ?? 8081
-    const { initial, save } = yield* storage(options.dataDir, options.defaultCompatibility ?? "BACKWARD")
+    const limits: Avro.Limits = {
+      maxBytes: options.maxSchemaBytes ?? 1024 * 1024,
+      maxDepth: options.maxSchemaDepth ?? 1000,
+      maxFields: options.maxSchemaFields ?? 10_000
+    }
+    const { initial, save } = yield* storage(options.dataDir, options.defaultCompatibility ?? "BACKWARD", limits)
     const state = yield* SynchronizedRef.make(initial)
-    const server = HttpServer.serve(Http.router({ state, save })).pipe(
+    const server = HttpServer.serve(Http.router({ state, save, maxSchemaBytes: limits.maxBytes })).pipe(
       Layer.provideMerge(NodeHttpServer.layer(() => createServer(), { port: requestedPort, host }))
     )
     const context = yield* Layer.build(server).pipe(

@@ -63,16 +63,63 @@ export interface Parsed {
 type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
 
 /**
- * Parses and validates a schema given as JSON text. Fails with a message saying what is wrong (invalid JSON, an
- * unknown type, a bad default, a duplicate name...).
+ * How large a schema may be. Checked before avsc and the walk below see it: both recurse per nesting level (too
+ * deep overflows the stack) and avsc compiles a record's fields into one function (65,534 parameters at most).
  */
-export const parse = (text: string): Either.Either<Parsed, string> => {
+export interface Limits {
+  /** UTF-8 bytes of the schema text. */
+  readonly maxBytes: number
+  /** Nesting of JSON objects and arrays: `"int"` is 0, `{"type": "int"}` is 1. */
+  readonly maxDepth: number
+  /** Fields of all records together. */
+  readonly maxFields: number
+}
+
+/** For schemas already accepted (read back from the data file). */
+export const unlimited: Limits = { maxBytes: Infinity, maxDepth: Infinity, maxFields: Infinity }
+
+/** Which limit the parsed JSON passes, if any; iterative, so any depth is measured without recursing. */
+const aboveLimits = (json: Json, limits: Limits): string | undefined => {
+  let fields = 0
+  const stack: Array<readonly [Json, number]> = [[json, 0]]
+  while (stack.length > 0) {
+    const [value, above] = stack.pop()!
+    if (value === null || typeof value !== "object") continue
+    if (above + 1 > limits.maxDepth) {
+      return `the schema nests JSON objects and arrays deeper than ${limits.maxDepth} levels (maxSchemaDepth)`
+    }
+    if (Array.isArray(value)) {
+      for (const item of value) stack.push([item, above + 1])
+      continue
+    }
+    const object = value as { readonly [key: string]: Json }
+    if ((object.type === "record" || object.type === "error") && Array.isArray(object.fields)) {
+      fields += object.fields.length
+    }
+    for (const key in object) stack.push([object[key]!, above + 1])
+  }
+  return fields > limits.maxFields
+    ? `the schema has ${fields} record fields, above the limit of ${limits.maxFields} (maxSchemaFields)`
+    : undefined
+}
+
+/**
+ * Parses and validates a schema given as JSON text. Fails with a message saying what is wrong (a limit passed,
+ * invalid JSON, an unknown type, a bad default, a duplicate name...).
+ */
+export const parse = (text: string, limits: Limits = unlimited): Either.Either<Parsed, string> => {
+  const bytes = Buffer.byteLength(text)
+  if (bytes > limits.maxBytes) {
+    return Either.left(`the schema is ${bytes} bytes, above the limit of ${limits.maxBytes} bytes (maxSchemaBytes)`)
+  }
   let json: Json
   try {
     json = JSON.parse(text) as Json
   } catch (error) {
     return Either.left(`the schema is not JSON (${messageOf(error)})`)
   }
+  const above = aboveLimits(json, limits)
+  if (above !== undefined) return Either.left(above)
   try {
     // Validation only. wrapUnions: with the default ("auto"), avsc refuses valid unions such as ["int", "long"]
     // or two records, which it could not tell apart as plain JavaScript values.

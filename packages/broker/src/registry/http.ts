@@ -7,6 +7,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as SynchronizedRef from "effect/SynchronizedRef"
 import type { SchemaRegistryError } from "../SchemaRegistryError.js"
 import * as Store from "./store.js"
@@ -15,7 +16,15 @@ import * as Store from "./store.js"
 export interface Registry {
   readonly state: SynchronizedRef.SynchronizedRef<Store.State>
   readonly save: (state: Store.State) => Effect.Effect<void, SchemaRegistryError>
+  /** Largest schema accepted; bounds the request bodies read too. */
+  readonly maxSchemaBytes: number
 }
+
+/**
+ * The largest body a schema of `maxSchemaBytes` can need: JSON escapes a character in at most 6 bytes (`\u0000`),
+ * plus room for the other fields.
+ */
+const maxBodyBytes = (maxSchemaBytes: number) => 6 * maxSchemaBytes + 64 * 1024
 
 export const contentType = "application/vnd.schemaregistry.v1+json"
 
@@ -46,54 +55,71 @@ const param = (name: string) => Effect.map(HttpRouter.params, (params) => params
 
 const flag = (name: string) => Effect.map(HttpServerRequest.ParsedSearchParams, (params) => params[name] === "true")
 
-/** The JSON body; 415 for other content types, 400 when it does not parse. */
-const body = Effect.gen(function*() {
-  const request = yield* HttpServerRequest.HttpServerRequest
-  const type = request.headers["content-type"]?.split(";")[0]?.trim().toLowerCase()
-  if (type !== undefined && type !== "" && !acceptedContentTypes.includes(type)) {
-    return yield* new Store.ApiError({ status: 415, errorCode: 415, message: "HTTP 415 Unsupported Media Type" })
-  }
-  const text = yield* Effect.mapError(
-    request.text,
-    (cause) => new Store.ApiError({ status: 400, errorCode: 400, message: `Cannot read the request body: ${cause}` })
-  )
-  return yield* Effect.try({
-    try: (): unknown => JSON.parse(text),
-    catch: (cause) =>
-      new Store.ApiError({
-        status: 400,
-        errorCode: 400,
-        message: `Unrecognized or malformed JSON body: ${cause instanceof Error ? cause.message : String(cause)}`
-      })
+/**
+ * The JSON body; 415 for other content types, 422 when it is larger than a schema within the limit can need (by
+ * its Content-Length, before reading it; a body without one stops being read there), 400 when it does not parse.
+ */
+const body = (maxSchemaBytes: number) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const type = request.headers["content-type"]?.split(";")[0]?.trim().toLowerCase()
+    if (type !== undefined && type !== "" && !acceptedContentTypes.includes(type)) {
+      return yield* new Store.ApiError({ status: 415, errorCode: 415, message: "HTTP 415 Unsupported Media Type" })
+    }
+    const limit = maxBodyBytes(maxSchemaBytes)
+    const length = Number(request.headers["content-length"] ?? 0)
+    if (length > limit) {
+      return yield* Effect.fail(
+        Store.errors.invalidSchema(
+          `the request body is ${length} bytes, more than a schema of at most ${maxSchemaBytes} bytes (maxSchemaBytes) needs`
+        )
+      )
+    }
+    const text = yield* request.text.pipe(
+      HttpServerRequest.withMaxBodySize(Option.some(limit)),
+      Effect.mapError((cause) =>
+        new Store.ApiError({ status: 400, errorCode: 400, message: `Cannot read the request body: ${cause}` })
+      )
+    )
+    return yield* Effect.try({
+      try: (): unknown => JSON.parse(text),
+      catch: (cause) =>
+        new Store.ApiError({
+          status: 400,
+          errorCode: 400,
+          message: `Unrecognized or malformed JSON body: ${cause instanceof Error ? cause.message : String(cause)}`
+        })
+    })
   })
-})
 
 /** A `{ "schema": "...", "schemaType"?: "AVRO" }` body. */
-const schemaBody = Effect.flatMap(body, (value) => {
-  const fields = (typeof value === "object" && value !== null ? value : {}) as {
-    readonly schema?: unknown
-    readonly schemaType?: unknown
-    readonly references?: unknown
-  }
-  if (typeof fields.schema !== "string" || fields.schema.trim() === "") {
-    return Effect.fail(Store.errors.invalidSchema("the body needs a non-empty \"schema\" string"))
-  }
-  if (fields.schemaType !== undefined && fields.schemaType !== null && fields.schemaType !== "AVRO") {
-    return Effect.fail(
-      Store.errors.invalidSchema(`schema type ${JSON.stringify(fields.schemaType)} is not supported (AVRO only)`)
-    )
-  }
-  if (Array.isArray(fields.references) && fields.references.length > 0) {
-    return Effect.fail(Store.errors.invalidSchema("schema references are not supported"))
-  }
-  return Effect.succeed(fields.schema)
-})
+const schemaBodyOf = (maxSchemaBytes: number) =>
+  Effect.flatMap(body(maxSchemaBytes), (value) => {
+    const fields = (typeof value === "object" && value !== null ? value : {}) as {
+      readonly schema?: unknown
+      readonly schemaType?: unknown
+      readonly references?: unknown
+    }
+    if (typeof fields.schema !== "string" || fields.schema.trim() === "") {
+      return Effect.fail(Store.errors.invalidSchema("the body needs a non-empty \"schema\" string"))
+    }
+    if (fields.schemaType !== undefined && fields.schemaType !== null && fields.schemaType !== "AVRO") {
+      return Effect.fail(
+        Store.errors.invalidSchema(`schema type ${JSON.stringify(fields.schemaType)} is not supported (AVRO only)`)
+      )
+    }
+    if (Array.isArray(fields.references) && fields.references.length > 0) {
+      return Effect.fail(Store.errors.invalidSchema("schema references are not supported"))
+    }
+    return Effect.succeed(fields.schema)
+  })
 
 /** A `{ "compatibility": LEVEL }` body. */
-const levelBody = Effect.map(body, (value) =>
-  typeof value === "object" && value !== null && "compatibility" in value
-    ? (value as { readonly compatibility: unknown }).compatibility
-    : undefined)
+const levelBodyOf = (maxSchemaBytes: number) =>
+  Effect.map(body(maxSchemaBytes), (value) =>
+    typeof value === "object" && value !== null && "compatibility" in value
+      ? (value as { readonly compatibility: unknown }).compatibility
+      : undefined)
 
 /** The schema id path segment; anything but a positive integer is an unknown schema, as Confluent answers. */
 const schemaId = Effect.flatMap(param("id"), (id) =>
@@ -102,6 +128,8 @@ const schemaId = Effect.flatMap(param("id"), (id) =>
     : Effect.fail(new Store.ApiError({ status: 404, errorCode: 40403, message: `Schema ${id} not found` })))
 
 export const router = (registry: Registry) => {
+  const schemaBody = schemaBodyOf(registry.maxSchemaBytes)
+  const levelBody = levelBodyOf(registry.maxSchemaBytes)
   const read = <A>(f: (state: Store.State) => Either.Either<A, Store.ApiError>) =>
     Effect.flatMap(SynchronizedRef.get(registry.state), f)
 
@@ -203,11 +231,11 @@ export const router = (registry: Registry) => {
     ),
     HttpRouter.post(
       "/compatibility/subjects/:subject/versions",
-      handle(compatibility(read, undefined))
+      handle(compatibility(read, schemaBody, undefined))
     ),
     HttpRouter.post(
       "/compatibility/subjects/:subject/versions/:version",
-      handle(Effect.flatMap(param("version"), (version) => compatibility(read, version)))
+      handle(Effect.flatMap(param("version"), (version) => compatibility(read, schemaBody, version)))
     ),
     HttpRouter.all("*", Effect.succeed(json(404, { error_code: 404, message: "HTTP 404 Not Found" })))
   )
@@ -218,6 +246,7 @@ const compatibility = (
   read: <A>(
     f: (state: Store.State) => Either.Either<A, Store.ApiError>
   ) => Effect.Effect<A, Store.ApiError>,
+  schemaBody: Effect.Effect<string, Store.ApiError, HttpServerRequest.HttpServerRequest>,
   version: string | undefined
 ) =>
   Effect.gen(function*() {

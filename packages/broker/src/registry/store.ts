@@ -76,6 +76,8 @@ export interface State {
   readonly global: Compatibility.Level | undefined
   /** The server's default (an option, not persisted). */
   readonly defaultLevel: Compatibility.Level
+  /** How large a schema to register, look up or check may be (options, not persisted). */
+  readonly limits: Avro.Limits
   readonly nextId: number
 }
 
@@ -85,13 +87,14 @@ export interface Changed<A> {
   readonly state: State
 }
 
-export const empty = (defaultLevel: Compatibility.Level): State => ({
+export const empty = (defaultLevel: Compatibility.Level, limits: Avro.Limits = Avro.unlimited): State => ({
   schemas: new Map(),
   ids: new Map(),
   subjects: new Map(),
   configs: new Map(),
   global: undefined,
   defaultLevel,
+  limits,
   nextId: 1
 })
 
@@ -110,8 +113,9 @@ export const parseVersion = (version: string): Either.Either<number | "latest", 
   return n >= 1 && n <= 2 ** 31 - 1 ? Either.right(n) : Either.left(errors.invalidVersion(version))
 }
 
-const parseSchema = (schema: string): Either.Either<Avro.Parsed, ApiError> =>
-  Either.mapLeft(Avro.parse(schema), errors.invalidSchema)
+/** A schema from a request, within the state's limits. */
+const parseSchema = (state: State, schema: string): Either.Either<Avro.Parsed, ApiError> =>
+  Either.mapLeft(Avro.parse(schema, state.limits), errors.invalidSchema)
 
 const versionsOf = (state: State, subject: string): Either.Either<ReadonlyArray<SubjectVersion>, ApiError> => {
   const versions = state.subjects.get(subject)
@@ -175,7 +179,7 @@ export const version = (state: State, subject: string, version: string): Either.
 /** `POST /subjects/{s}`: the version of the subject holding this schema. */
 export const lookup = (state: State, subject: string, schema: string): Either.Either<VersionInfo, ApiError> =>
   Either.gen(function*() {
-    const parsed = yield* parseSchema(schema)
+    const parsed = yield* parseSchema(state, schema)
     const vs = yield* versionsOf(state, subject)
     const id = state.ids.get(parsed.canonical)
     const found = vs.find((v) => v.id === id)
@@ -194,7 +198,7 @@ export const register = (
   schema: string
 ): Either.Either<Changed<{ readonly id: number }>, ApiError> =>
   Either.gen(function*() {
-    const parsed = yield* parseSchema(schema)
+    const parsed = yield* parseSchema(state, schema)
     const vs = state.subjects.get(subject) ?? []
     const known = state.ids.get(parsed.canonical)
     if (known !== undefined && vs.some((v) => v.id === known)) return { result: { id: known }, state }
@@ -226,7 +230,7 @@ export const compatibility = (
   version: string | undefined
 ): Either.Either<{ readonly is_compatible: boolean; readonly messages: ReadonlyArray<string> }, ApiError> =>
   Either.gen(function*() {
-    const parsed = yield* parseSchema(schema)
+    const parsed = yield* parseSchema(state, schema)
     const wanted = version === undefined ? undefined : yield* parseVersion(version)
     const level = levelOf(state, subject)
     const vs = state.subjects.get(subject)
@@ -347,8 +351,15 @@ export const encode = (state: State): string =>
     1
   )
 
-/** Reads persisted JSON text back; every schema is parsed again and every version must point at one. */
-export const decode = (text: string, defaultLevel: Compatibility.Level): Either.Either<State, string> =>
+/**
+ * Reads persisted JSON text back; every schema is parsed again (without `limits`: they were accepted once) and
+ * every version must point at one.
+ */
+export const decode = (
+  text: string,
+  defaultLevel: Compatibility.Level,
+  limits: Avro.Limits = Avro.unlimited
+): Either.Either<State, string> =>
   Either.gen(function*() {
     const saved = yield* Schema.decodeUnknownEither(Schema.parseJson(Persisted))(text).pipe(
       Either.mapLeft((error) => ParseResult.TreeFormatter.formatErrorSync(error))
@@ -374,6 +385,7 @@ export const decode = (text: string, defaultLevel: Compatibility.Level): Either.
       configs: new Map(Object.entries(saved.configs)),
       global: saved.global ?? undefined,
       defaultLevel,
+      limits,
       nextId: Math.max(saved.nextId ?? 1, maxId + 1)
     }
   })
