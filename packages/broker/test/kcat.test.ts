@@ -2,6 +2,7 @@ import { DevCluster } from "@deimos/broker"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { execFile, spawn } from "node:child_process"
+import { Compression, connect, produceResult, produceV3, recordBatchOf } from "./rawClient.js"
 
 /** Runs kcat with `input` on stdin; resolves with stdout. */
 const kcat = (args: ReadonlyArray<string>, input?: string, timeoutMs = 20_000) =>
@@ -55,6 +56,61 @@ describe("dev broker with kcat (librdkafka)", () => {
             "zstd-1",
             "zstd-2"
           ])
+        })
+      ))
+
+    it.effect("-o s@<timestamp> starts at the first record at or after it, inside plain and gzip batches", () =>
+      withBroker((broker) =>
+        Effect.gen(function*() {
+          const t0 = Date.parse("2026-01-01T00:00:00Z")
+          yield* Effect.promise(async () => {
+            const conn = await connect(broker)
+            const batches = [
+              recordBatchOf([0, 1000, 2000, 3000].map((d) => ({ value: `plain+${d}`, timestampDelta: d })), {
+                firstTimestamp: t0
+              }),
+              recordBatchOf([10_000, 11_000, 12_000].map((d) => ({ value: `gzip+${d}`, timestampDelta: d - 10_000 })), {
+                firstTimestamp: t0 + 10_000,
+                compression: Compression.gzip
+              })
+            ]
+            for (const batch of batches) {
+              expect(produceResult(await conn.request(0, 3, produceV3("by-time", batch))).error).toBe(0)
+            }
+            conn.end()
+          })
+          const from = (timestamp: number) =>
+            Effect.map(
+              kcat([
+                "-b",
+                broker,
+                "-C",
+                "-t",
+                "by-time",
+                "-p",
+                "0",
+                "-o",
+                `s@${timestamp}`,
+                "-e",
+                "-q",
+                "-f",
+                "%o %T %s\\n"
+              ]),
+              ({ stdout }) => stdout.trim().split("\n")
+            )
+          expect(yield* from(t0 + 1500)).toEqual([
+            `2 ${t0 + 2000} plain+2000`,
+            `3 ${t0 + 3000} plain+3000`,
+            `4 ${t0 + 10_000} gzip+10000`,
+            `5 ${t0 + 11_000} gzip+11000`,
+            `6 ${t0 + 12_000} gzip+12000`
+          ])
+          expect(yield* from(t0 + 11_500)).toEqual([`6 ${t0 + 12_000} gzip+12000`])
+          // -Q asks ListOffsets by time: the offset found, -1 after every record
+          const query = (timestamp: number) =>
+            Effect.map(kcat(["-b", broker, "-Q", "-t", `by-time:0:${timestamp}`]), ({ stdout }) => stdout.trim())
+          expect(yield* query(t0 + 1500)).toBe("by-time [0] offset 2")
+          expect(yield* query(t0 + 12_001)).toBe("by-time [0] offset -1")
         })
       ))
 

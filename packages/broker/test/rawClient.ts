@@ -1,5 +1,6 @@
 /** A bare Kafka-protocol TCP client for sending hand-made (and broken) frames, and the bytes to build them. */
 import * as net from "node:net"
+import * as zlib from "node:zlib"
 import { crc32c } from "../src/internal/crc32c.js"
 
 export interface RawConnection {
@@ -146,6 +147,57 @@ export const recordBatch = (value: Buffer, options: BatchOptions = {}) => {
   ])
   const crc = Buffer.alloc(4)
   crc.writeUInt32BE(options.corrupt === true ? (crc32c(afterCrc) ^ 1) >>> 0 : crc32c(afterCrc))
+  const afterLength = Buffer.concat([i32(0), i8(2), crc, afterCrc])
+  return Buffer.concat([i64(0), i32(afterLength.length), afterLength])
+}
+
+/** One record of `recordBatchOf`: its value and its timestamp relative to the batch's first timestamp. */
+export interface TimedRecord {
+  readonly value: string
+  readonly timestampDelta: number
+}
+
+/** Compression codecs by their attribute bits. */
+export const Compression = { none: 0, gzip: 1, snappy: 2, lz4: 3, zstd: 4 } as const
+
+/**
+ * A RecordBatch v2 of `records` (null keys, offset deltas 0, 1, ...), the first timestamp `firstTimestamp`, the max
+ * timestamp the largest of them. With `gzip` the records are compressed; any other codec is only written in the
+ * attributes, the records stay as they are (the broker never decompresses them, clients cannot read them).
+ */
+export const recordBatchOf = (
+  records: ReadonlyArray<TimedRecord>,
+  options: { readonly firstTimestamp: number; readonly compression?: number }
+) => {
+  const encoded = Buffer.concat(records.map((r, i) => {
+    const value = Buffer.from(r.value)
+    const record = Buffer.concat([
+      i8(0),
+      zigzag(r.timestampDelta),
+      zigzag(i),
+      Buffer.from([1]), // key length -1
+      zigzag(value.length),
+      value,
+      Buffer.from([0])
+    ])
+    return Buffer.concat([zigzag(record.length), record])
+  }))
+  const compression = options.compression ?? Compression.none
+  const payload = compression === Compression.gzip ? zlib.gzipSync(encoded) : encoded
+  const maxTimestamp = options.firstTimestamp + Math.max(...records.map((r) => r.timestampDelta))
+  const afterCrc = Buffer.concat([
+    i16(compression),
+    i32(records.length - 1),
+    i64(options.firstTimestamp),
+    i64(maxTimestamp),
+    i64(-1n),
+    i16(-1),
+    i32(-1),
+    i32(records.length),
+    payload
+  ])
+  const crc = Buffer.alloc(4)
+  crc.writeUInt32BE(crc32c(afterCrc))
   const afterLength = Buffer.concat([i32(0), i8(2), crc, afterCrc])
   return Buffer.concat([i64(0), i32(afterLength.length), afterLength])
 }

@@ -4,6 +4,8 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
+import * as zlib from "node:zlib"
+import { Reader } from "./codec.js"
 import { crc32c } from "./crc32c.js"
 
 export interface StoredBatch {
@@ -99,6 +101,70 @@ const unsoundBatch = (buf: Buffer, at: number, nextOffset: number): string | und
     return `has offsets (from ${baseOffset}) that do not follow the batches before it (up to ${nextOffset - 1})`
   }
   return undefined
+}
+
+/** A record's offset and timestamp. */
+export interface RecordTime {
+  readonly offset: number
+  readonly timestamp: number
+}
+
+/** Compression codecs, the low three bits of a batch's attributes. */
+export const Codec = { none: 0, gzip: 1, snappy: 2, lz4: 3, zstd: 4 } as const
+
+/** The codec of a stored batch. */
+export const codecOf = (batch: Buffer): number => batch.readInt16BE(21) & 0x07
+
+/** Decompressed records of one batch larger than this are not read for ListOffsets (its base offset answers). */
+const maxInflatedBytes = 64 * 1024 * 1024
+
+/**
+ * The first record of a batch at or after `timestamp` and `logStartOffset`, as Kafka finds it (it iterates the
+ * batch's records, decompressing them):
+ * - LogAppendTime batches: every record has the batch's max timestamp, so the first record;
+ * - uncompressed and gzip batches: each record's timestamp (first timestamp + its delta), exactly;
+ * - snappy, lz4 and zstd batches (no decoder in Node 20 without a dependency) and records that cannot be read:
+ *   the batch's first offset, with its first timestamp when that is at or after `timestamp` (the first record's,
+ *   exact), else its max timestamp (a record of the batch, at or after `timestamp`). A consumer seeking there
+ *   re-reads the batch's older records; it never skips a newer one.
+ */
+const firstRecordFrom = (batch: Buffer, timestamp: number, logStartOffset: number): RecordTime | undefined => {
+  const baseOffset = Number(batch.readBigInt64BE(0))
+  const firstTimestamp = Number(batch.readBigInt64BE(27))
+  const maxTimestamp = Number(batch.readBigInt64BE(35))
+  const opaque = (): RecordTime => ({
+    offset: Math.max(baseOffset, logStartOffset),
+    timestamp: firstTimestamp >= timestamp ? firstTimestamp : maxTimestamp
+  })
+  if ((batch.readInt16BE(21) & 0x08) !== 0) {
+    return { offset: Math.max(baseOffset, logStartOffset), timestamp: maxTimestamp }
+  }
+  const codec = codecOf(batch)
+  let records: Buffer
+  try {
+    if (codec === Codec.none) records = batch.subarray(batchHeaderBytes)
+    else if (codec === Codec.gzip) {
+      records = zlib.gunzipSync(batch.subarray(batchHeaderBytes), { maxOutputLength: maxInflatedBytes })
+    } else return opaque()
+  } catch {
+    return opaque()
+  }
+  try {
+    const r = new Reader(records)
+    for (let i = batch.readInt32BE(57); i > 0; i--) {
+      const length = r.varint()
+      if (length < 0) return opaque()
+      const end = r.offset + length
+      r.int8() // attributes
+      const recordTimestamp = firstTimestamp + Number(r.varlong())
+      const offset = baseOffset + r.varint()
+      if (recordTimestamp >= timestamp && offset >= logStartOffset) return { offset, timestamp: recordTimestamp }
+      r.skip(end - r.offset)
+    }
+    return undefined
+  } catch {
+    return opaque()
+  }
 }
 
 export class PartitionLog {
@@ -218,10 +284,18 @@ export class PartitionLog {
     return { chunks, size }
   }
 
-  /** The first offset whose batch has a timestamp ≥ `timestamp` (ListOffsets by time). */
-  offsetForTimestamp(timestamp: number): number {
-    for (const b of this.batches) if (b.maxTimestamp >= timestamp) return Math.max(b.baseOffset, this.logStartOffset)
-    return this.nextOffset
+  /**
+   * ListOffsets by time: the first record (in offset order) whose timestamp is ≥ `timestamp`, with that timestamp;
+   * `undefined` when every record is older. Batches whose max timestamp is older are skipped unread; in the others
+   * the records are read, gzip decompressed (see `firstRecordFrom` for the codecs Node cannot decompress).
+   */
+  offsetForTimestamp(timestamp: number): RecordTime | undefined {
+    for (const b of this.batches) {
+      if (b.maxTimestamp < timestamp) continue
+      const found = firstRecordFrom(b.data, timestamp, this.logStartOffset)
+      if (found !== undefined) return found
+    }
+    return undefined
   }
 
   close() {

@@ -6,7 +6,8 @@ import { Writer } from "./codec.js"
 import { crc32c } from "./crc32c.js"
 import { ErrorCode } from "./errors.js"
 import type { GroupCoordinator } from "./groups.js"
-import type { PartitionLimits, PartitionLog, Storage, Topic } from "./log.js"
+import { Codec, codecOf } from "./log.js"
+import type { PartitionLimits, PartitionLog, RecordTime, Storage, Topic } from "./log.js"
 
 export const ApiKey = {
   Produce: 0,
@@ -195,8 +196,11 @@ interface BatchCheck {
   readonly batches: ReadonlyArray<Buffer>
 }
 
-/** Splits a records blob into RecordBatch v2 batches, checking magic, size and CRC-32C. */
-export const checkBatches = (records: Buffer, maxMessageBytes: number): BatchCheck => {
+/**
+ * Splits a records blob into RecordBatch v2 batches, checking magic, size and CRC-32C, and that zstd is only sent by
+ * a producer that may (Produce v7+, as Kafka requires).
+ */
+export const checkBatches = (records: Buffer, maxMessageBytes: number, zstdAllowed = true): BatchCheck => {
   const batches: Array<Buffer> = []
   let at = 0
   while (at < records.length) {
@@ -207,6 +211,7 @@ export const checkBatches = (records: Buffer, maxMessageBytes: number): BatchChe
     if (batch.readInt8(16) !== 2) return { error: ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT, batches }
     if (size > maxMessageBytes) return { error: ErrorCode.MESSAGE_TOO_LARGE, batches }
     if (crc32c(batch, 21, size) !== batch.readUInt32BE(17)) return { error: ErrorCode.CORRUPT_MESSAGE, batches }
+    if (!zstdAllowed && codecOf(batch) === Codec.zstd) return { error: ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, batches }
     batches.push(batch)
     at += size
   }
@@ -238,7 +243,7 @@ const produce: Handler = (ctx, r, { version }) => {
       } else if (acks !== 0 && acks !== 1 && acks !== -1) {
         error = ErrorCode.INVALID_REQUIRED_ACKS
       } else if (p.records !== null) {
-        const checked = checkBatches(p.records, ctx.config.maxMessageBytes)
+        const checked = checkBatches(p.records, ctx.config.maxMessageBytes, version >= 7)
         error = checked.error
         if (error === ErrorCode.NONE) {
           for (const batch of checked.batches) {
@@ -303,6 +308,19 @@ const fetch: Handler = (ctx, r, { onClose, version }) => {
   }))
   // forgotten topics (v7+) and rack id (v11+) are read and ignored
 
+  /**
+   * What this version may be served of the batches read: clients of Fetch below v10 cannot read zstd, so they get
+   * the batches before the first zstd one, or `"Zstd"` (UNSUPPORTED_COMPRESSION_TYPE) when it comes first.
+   */
+  const servable = (read: { readonly chunks: Array<Buffer>; readonly size: number }) => {
+    if (version >= 10) return read
+    const zstd = read.chunks.findIndex((batch) => codecOf(batch) === Codec.zstd)
+    if (zstd < 0) return read
+    if (zstd === 0) return "Zstd" as const
+    const chunks = read.chunks.slice(0, zstd)
+    return { chunks, size: chunks.reduce((n, c) => n + c.length, 0) }
+  }
+
   const build = (): Buffer => {
     const w = new Writer(1024)
     if (version >= 1) w.int32(0)
@@ -323,10 +341,14 @@ const fetch: Handler = (ctx, r, { onClose, version }) => {
         } else if (p.fetchOffset > log.nextOffset || p.fetchOffset < log.logStartOffset) {
           error = ErrorCode.OFFSET_OUT_OF_RANGE
         } else if (total < maxBytes || total === 0) {
-          const read = log.read(p.fetchOffset, Math.min(p.maxBytes, Math.max(1, maxBytes - total)))
-          chunks = read.chunks
-          size = read.size
-          total += size
+          const read = servable(log.read(p.fetchOffset, Math.min(p.maxBytes, Math.max(1, maxBytes - total))))
+          if (read === "Zstd") {
+            error = ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
+          } else {
+            chunks = read.chunks
+            size = read.size
+            total += size
+          }
         }
         w.int32(p.partition).int16(error).int64(log?.nextOffset ?? -1)
         if (version >= 4) w.int64(log?.nextOffset ?? -1)
@@ -352,7 +374,9 @@ const fetch: Handler = (ctx, r, { onClose, version }) => {
         const log = topic?.partitions[p.partition]
         if (log === undefined || p.fetchOffset > log.nextOffset || p.fetchOffset < log.logStartOffset) return true
         if (p.fetchOffset === log.nextOffset) continue
-        total += log.read(p.fetchOffset, Math.min(p.maxBytes, Math.max(1, maxBytes - total))).size
+        const read = servable(log.read(p.fetchOffset, Math.min(p.maxBytes, Math.max(1, maxBytes - total))))
+        if (read === "Zstd") return true
+        total += read.size
         if (total >= minBytes) return true
       }
     }
@@ -409,16 +433,21 @@ const listOffsets: Handler = (ctx, r, { version }) => {
     w.string(t.name)
     w.array(t.partitions, (w, p) => {
       const log = topic?.partitions[p.index]
-      const offset = log === undefined
-        ? -1
+      // latest and earliest answer timestamp -1; by time, the record found and its timestamp, or -1 and -1
+      const found: RecordTime | undefined = log === undefined
+        ? undefined
         : p.timestamp === -1
-        ? log.nextOffset
+        ? { offset: log.nextOffset, timestamp: -1 }
         : p.timestamp === -2
-        ? log.logStartOffset
+        ? { offset: log.logStartOffset, timestamp: -1 }
         : log.offsetForTimestamp(p.timestamp)
       w.int32(p.index).int16(log === undefined ? ErrorCode.UNKNOWN_TOPIC_OR_PARTITION : ErrorCode.NONE)
-      if (version === 0) w.array(log === undefined ? [] : [offset], (w, o) => w.int64(o))
-      else w.int64(-1).int64(offset)
+      if (version === 0) {
+        // v0 answers offsets only; for a time after every record, the log end (as before v1 existed)
+        w.array(log === undefined ? [] : [found?.offset ?? log.nextOffset], (w, o) => w.int64(o))
+      } else {
+        w.int64(found?.timestamp ?? -1).int64(found?.offset ?? -1)
+      }
     })
   })
   return Buffer.from(w.result())
