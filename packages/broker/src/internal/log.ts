@@ -125,7 +125,7 @@ const maxInflatedBytes = 64 * 1024 * 1024
  * - uncompressed and gzip batches: each record's timestamp (first timestamp + its delta), exactly;
  * - snappy, lz4 and zstd batches (no decoder in Node 20 without a dependency) and records that cannot be read:
  *   the batch's first offset, with its first timestamp when that is at or after `timestamp` (the first record's,
- *   exact), else its max timestamp (a record of the batch, at or after `timestamp`). A consumer seeking there
+ *   as producers write it), else its max timestamp (a record of the batch, at or after `timestamp`). A consumer seeking there
  *   re-reads the batch's older records; it never skips a newer one.
  */
 const firstRecordFrom = (batch: Buffer, timestamp: number, logStartOffset: number): RecordTime | undefined => {
@@ -140,16 +140,11 @@ const firstRecordFrom = (batch: Buffer, timestamp: number, logStartOffset: numbe
     return { offset: Math.max(baseOffset, logStartOffset), timestamp: maxTimestamp }
   }
   const codec = codecOf(batch)
-  let records: Buffer
+  if (codec !== Codec.none && codec !== Codec.gzip) return opaque()
   try {
-    if (codec === Codec.none) records = batch.subarray(batchHeaderBytes)
-    else if (codec === Codec.gzip) {
-      records = zlib.gunzipSync(batch.subarray(batchHeaderBytes), { maxOutputLength: maxInflatedBytes })
-    } else return opaque()
-  } catch {
-    return opaque()
-  }
-  try {
+    const records = codec === Codec.none
+      ? batch.subarray(batchHeaderBytes)
+      : zlib.gunzipSync(batch.subarray(batchHeaderBytes), { maxOutputLength: maxInflatedBytes })
     const r = new Reader(records)
     for (let i = batch.readInt32BE(57); i > 0; i--) {
       const length = r.varint()
@@ -159,10 +154,12 @@ const firstRecordFrom = (batch: Buffer, timestamp: number, logStartOffset: numbe
       const recordTimestamp = firstTimestamp + Number(r.varlong())
       const offset = baseOffset + r.varint()
       if (recordTimestamp >= timestamp && offset >= logStartOffset) return { offset, timestamp: recordTimestamp }
+      if (end < r.offset) return opaque()
       r.skip(end - r.offset)
     }
     return undefined
   } catch {
+    // records that cannot be decompressed or read
     return opaque()
   }
 }
