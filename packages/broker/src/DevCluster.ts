@@ -46,14 +46,6 @@ export declare namespace DevCluster {
 }
 
 /**
- * The former name of `DevCluster.Service`, kept until the callers outside this package have moved.
- *
- * @deprecated Use `DevCluster.Service`.
- * @since 0.1.0
- */
-export type Info = DevCluster.Service
-
-/**
  * Starts both; they stop when the scope closes.
  *
  * @since 0.1.0

@@ -106,21 +106,6 @@ export declare namespace KafkaBroker {
 }
 
 /**
- * The former name of the `KafkaBroker` tag, kept until the callers outside this package have moved.
- *
- * @deprecated Use `KafkaBroker`.
- * @since 0.1.0
- * @category tags
- */
-export const Broker = KafkaBroker
-
-/**
- * @deprecated Use `KafkaBroker`.
- * @since 0.1.0
- */
-export type Broker = KafkaBroker
-
-/**
  * Starts a broker that stops when the scope closes (connections closed, logs and offsets flushed).
  *
  * @since 0.1.0

@@ -91,14 +91,6 @@ export declare namespace SchemaRegistry {
   }
 }
 
-/**
- * The former name of `SchemaRegistry.Service`, kept until the callers outside this package have moved.
- *
- * @deprecated Use `SchemaRegistry.Service`.
- * @since 0.1.0
- */
-export type SchemaRegistryInfo = SchemaRegistry.Service
-
 /** The file the state lives in, under `dataDir`. */
 const stateFile = "schema-registry.json"
 

@@ -80,7 +80,7 @@ const elapsedMillis = <A, E, R>(self: Effect.Effect<A, E, R>) =>
 export const suite = <E>(name: string, options: Options<E>): void => {
   describe(`KafkaDriver conformance: ${name}`, () => {
     const driverLayer = Layer.unwrapEffect(
-      Effect.map(KafkaBroker.Broker, (broker) =>
+      Effect.map(KafkaBroker.KafkaBroker, (broker) =>
         options.driver({
           brokers: [broker.broker],
           shutdownTimeout,
