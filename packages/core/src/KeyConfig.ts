@@ -1,5 +1,5 @@
 /**
- * How a producer or consumer keys its messages (REFERENCE §1).
+ * How a producer or consumer keys its messages.
  *
  * @since 0.1.0
  */

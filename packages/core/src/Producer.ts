@@ -9,7 +9,10 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
+import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
+import * as Tracer from "effect/Tracer"
 import * as DeimosConfig from "./DeimosConfig.js"
 import * as Instrumentation from "./Instrumentation.js"
 import * as Utf8 from "./internal/utf8.js"
@@ -240,10 +243,8 @@ export const make = <
   const resolve = (
     backend: SchemaBackend.SchemaBackend.Service,
     topic: string
-  ): Effect.Effect<Resolved, SchemaError> => {
-    const known = resolvedBy.get(backend)?.get(topic)
-    if (known !== undefined) return Effect.succeed(known)
-    return Effect.gen(function*() {
+  ): Effect.Effect<Resolved, SchemaError> =>
+    Effect.gen(function*() {
       const value = yield* backend.codec(options.schema, topic)
       const keyCodec = keySchema === undefined ? undefined : yield* backend.keyCodec(keySchema, topic)
       const fields = yield* backend.fields(options.schema)
@@ -262,7 +263,6 @@ export const make = <
       byTopic.set(topic, resolved)
       return resolved
     })
-  }
 
   /** What every message of one `publishList` call shares. */
   interface Call {
@@ -348,60 +348,83 @@ export const make = <
     return Either.right({ key: encodedKey, value, partitionKey, headers, rawKey, payload: coerced, producer: name })
   }
 
-  // built only when debug logs are on: the details copy every payload
+  /** The debug log of a call; built only when debug logs are on (the details copy every payload). */
   const logPayloads = (
     level: DeimosConfig.PayloadLogLevel,
     topic: string,
     messages: ReadonlyArray<ProducerBackend.ProducerMessage>
-  ) =>
-    Effect.suspend(() => {
-      const details = level === "full"
-        ? { payloads: messages.map((m) => ({ key: m.rawKey, payload: m.payload })) }
-        : level === "keys"
-        ? { keys: messages.map((m) => m.rawKey) }
-        : level === "headers"
-        ? { headers: messages.map((m) => m.headers) }
-        : {}
-      return Effect.logDebug("Publishing messages").pipe(
-        Effect.annotateLogs({ producer: name, topic, count: messages.length, ...details })
-      )
-    }).pipe(Effect.whenLogLevel("Debug"))
+  ) => {
+    const details = level === "full"
+      ? { payloads: messages.map((m) => ({ key: m.rawKey, payload: m.payload })) }
+      : level === "keys"
+      ? { keys: messages.map((m) => m.rawKey) }
+      : level === "headers"
+      ? { headers: messages.map((m) => m.headers) }
+      : {}
+    return Effect.logDebug("Publishing messages").pipe(
+      Effect.annotateLogs({ producer: name, topic, count: messages.length, ...details })
+    )
+  }
 
+  /** Prepares every message (an invalid payload sends nothing of the list), then hands them to the backend. */
+  const send = (
+    items: ReadonlyArray<Producer.Input<A, K>>,
+    call: Call,
+    context: Context.Context<Producer.Requirements>,
+    debug: boolean,
+    sync: boolean | undefined
+  ): Effect.Effect<void, Producer.Error> => {
+    const { topic } = call
+    const messages = new Array<ProducerBackend.ProducerMessage>(items.length)
+    for (let i = 0; i < items.length; i++) {
+      const message = prepare(items[i], call)
+      if (Either.isLeft(message)) return Effect.fail(message.left)
+      messages[i] = message.right
+    }
+    const settings = Context.get(context, DeimosConfig.DeimosConfig)
+    const producerBackend = Context.get(context, ProducerBackend.ProducerBackend)
+    const instrumentation = Context.get(context, Instrumentation.Instrumentation)
+    let effect = instrumentation.emit({ _tag: "EncodeMessages", producer: name, topic, count: messages.length })
+    if (debug) effect = Effect.zipRight(effect, logPayloads(settings.payloadLogLevel, topic, messages))
+    if (messages.length <= maxBatchSize) {
+      return Effect.zipRight(effect, producerBackend.execute(topic, messages, { sync }))
+    }
+    return Effect.zipRight(
+      effect,
+      Effect.forEach(
+        Array.from({ length: Math.ceil(messages.length / maxBatchSize) }, (_, i) => i * maxBatchSize),
+        (from) => producerBackend.execute(topic, messages.slice(from, from + maxBatchSize), { sync }),
+        { discard: true }
+      )
+    )
+  }
+
+  // The services and settings are read from the fiber's context in plain code rather than with one `yield*` each:
+  // that took publish(one) from 12 µs to 3.5 µs of CPU (mock backend, a backend that sends nothing, 100k publishes).
   const publishList: Producer<A, K>["publishList"] = (inputs, callOptions = {}) =>
-    Effect.gen(function*() {
-      const settings = yield* DeimosConfig.DeimosConfig
-      const disabledNow = yield* ProducersDisabled
-      if (
-        options.disabled === true || settings.producersDisabled || disabledNow.all || disabledNow.names.has(name)
-      ) {
-        return
+    Effect.withFiberRuntime((fiber) => {
+      const context = fiber.getFiberRef(FiberRef.currentContext) as Context.Context<Producer.Requirements>
+      const settings = Context.get(context, DeimosConfig.DeimosConfig)
+      const disabledNow = Context.get(context, ProducersDisabled)
+      if (options.disabled === true || settings.producersDisabled || disabledNow.all || disabledNow.names.has(name)) {
+        return Effect.void
       }
       const items = Array.isArray(inputs) ? inputs as ReadonlyArray<Producer.Input<A, K>> : Array.from(inputs)
-      if (items.length === 0) return
-      const backend = yield* SchemaBackend.SchemaBackend
-      const producerBackend = yield* ProducerBackend.ProducerBackend
+      if (items.length === 0) return Effect.void
       const topic = settings.topicPrefix + options.topic
-      const traceparent = yield* TraceContext.current
       let headers = callOptions.headers ?? noHeaders
-      if (Option.isSome(traceparent) && headers[TraceContext.header] === undefined) {
-        headers = { ...headers, [TraceContext.header]: traceparent.value }
+      const parent = Context.getOption(context, Tracer.ParentSpan)
+      if (Option.isSome(parent) && headers[TraceContext.header] === undefined) {
+        headers = { ...headers, [TraceContext.header]: TraceContext.format(parent.value) }
       }
-      const call: Call = { topic, resolved: yield* resolve(backend, topic), headers }
-      // every message is prepared before any is sent: an invalid payload sends nothing of the list
-      const messages = new Array<ProducerBackend.ProducerMessage>(items.length)
-      for (let i = 0; i < items.length; i++) {
-        const message = prepare(items[i], call)
-        if (Either.isLeft(message)) return yield* Effect.fail(message.left)
-        messages[i] = message.right
-      }
-      yield* Instrumentation.emit({ _tag: "EncodeMessages", producer: name, topic, count: messages.length })
-      yield* logPayloads(settings.payloadLogLevel, topic, messages)
-      if (messages.length <= maxBatchSize) {
-        return yield* producerBackend.execute(topic, messages, { sync: callOptions.sync })
-      }
-      for (let i = 0; i < messages.length; i += maxBatchSize) {
-        yield* producerBackend.execute(topic, messages.slice(i, i + maxBatchSize), { sync: callOptions.sync })
-      }
+      const debug = LogLevel.lessThanEqual(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
+      const backend = Context.get(context, SchemaBackend.SchemaBackend)
+      const known = resolvedBy.get(backend)?.get(topic)
+      if (known !== undefined) return send(items, { topic, resolved: known, headers }, context, debug, callOptions.sync)
+      return Effect.flatMap(
+        resolve(backend, topic),
+        (resolved) => send(items, { topic, resolved, headers }, context, debug, callOptions.sync)
+      )
     })
 
   return {
