@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 export * as Consumers from "./Consumers.js"
+export * as DeadLetter from "./DeadLetter.js"
 export * as InlineConsumer from "./InlineConsumer.js"
 export * as KafkaDriver from "./KafkaDriver.js"
 export * as KafkaError from "./KafkaError.js"
