@@ -107,8 +107,9 @@ describe("consumer lifecycle", () => {
         yield* Fiber.interrupt(b)
         yield* publish(topic, 20, 20)
         yield* waitFor(40)
-        // b's partition was handed over and drained well before b's session could have expired
-        expect((yield* Clock.currentTimeMillis) - left).toBeLessThan(sessionTimeout / 2)
+        // b left the group (it did not just stop answering): its partition was handed over and drained before its
+        // session could have expired, which is what a member that vanished costs
+        expect((yield* Clock.currentTimeMillis) - left).toBeLessThan(sessionTimeout)
         yield* Effect.sleep("300 millis")
         yield* Fiber.interrupt(a)
         const ids = yield* Ref.get(seen)

@@ -108,9 +108,9 @@ describe("graceful shutdown", () => {
             const [exit, millis] = yield* timed(Fiber.interrupt(worker))
             expect(Exit.isInterrupted(exit)).toBe(true)
             expect(yield* Ref.get(interrupted)).toBe(true)
-            // the grace period was given, and shutdown did not wait for the handler beyond it
+            // the grace period was given, and shutdown did not wait for the handler beyond it (it never ends)
             expect(millis).toBeGreaterThanOrEqual(900)
-            expect(millis).toBeLessThan(1000 + 3000)
+            expect(millis).toBeLessThan(20_000)
             // message delivery committed the first message; the interrupted one (or batch) is delivered again later
             expect(yield* committed(groupId, topic)).toBe(delivery === "message" ? 1 : 0)
           }).pipe(Effect.provide(driver("1 second"))),
@@ -149,11 +149,12 @@ describe("graceful shutdown", () => {
             yield* Effect.sleep("200 millis")
             const [exit, millis] = yield* timed(Fiber.interrupt(worker))
             expect(Exit.isInterrupted(exit)).toBe(true)
-            expect(millis).toBeLessThan(2500)
+            // not the grace period (30 s): the retry wait was given up at once
+            expect(millis).toBeLessThan(15_000)
             expect(yield* Ref.get(attempts)).toBe(1)
             // the first message is committed, the one waiting to be retried is not
             expect(yield* committed(groupId, topic)).toBe(1)
-          }).pipe(Effect.provide(driver("8 seconds"))),
+          }).pipe(Effect.provide(driver("30 seconds"))),
         30_000
       )
     }
@@ -191,9 +192,10 @@ describe("graceful shutdown", () => {
               yield* Scope.close(brokerScope, Exit.void)
               yield* blackhole(broker.port)
               const [, millis] = yield* timed(Scope.close(producerScope, Exit.void))
-              // the flush was tried for its timeout, then the producer's disconnect got its own bound
+              // the flush was tried for its timeout, then the producer's disconnect got its own bound, far below the
+              // request timeout (30 s) a send to the blackhole waits for
               expect(millis).toBeGreaterThanOrEqual(900)
-              expect(millis).toBeLessThan(1000 + 1000 + 3000)
+              expect(millis).toBeLessThan(20_000)
               expect(logs.some((l) => l.includes("were not all sent within the flush timeout (1s)"))).toBe(true)
             }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
           }),
