@@ -260,11 +260,156 @@ export interface Target<P> {
   payload: P | undefined
 }
 
+type DeadLetterSend = (cause: Cause.Cause<unknown>, retryCount: number) => Effect.Effect<void, ProducerError>
+
+const fatal = <P>(bound: Bound<P>, target: Target<P>, cause: Cause.Cause<unknown>, retries: number, why: string) =>
+  Effect.fail(
+    new ConsumerFatalError({
+      consumer: bound.consumer,
+      topic: target.topic,
+      partition: target.partition,
+      offset: target.offset,
+      retries,
+      cause,
+      message: `Consumer ${bound.consumer} stopped at ${target.topic}[${target.partition}]@${target.offset}: ${why}: ${
+        Cause.pretty(cause).split("\n")[0]
+      }`
+    })
+  )
+
+const log = <P>(bound: Bound<P>, target: Target<P>, message: string, cause: Cause.Cause<unknown>, retryCount: number) =>
+  Effect.logError(message, cause).pipe(Effect.annotateLogs({
+    consumer: bound.consumer,
+    topic: target.topic,
+    partition: target.partition,
+    offset: target.offset,
+    retryCount,
+    errorTag: tagOf(cause)
+  }))
+
+const waitToRetry = (wait: Duration.Duration) =>
+  Effect.raceFirst(
+    Effect.sleep(wait),
+    Effect.flatMap(Stopping, (stopping) => Effect.zipRight(stopping, Effect.interrupt))
+  )
+
+/** Sends a given-up attempt to the dead-letter topic: again while it cannot be sent yet, fatal when it never can. */
+const sendToDeadLetters = <P>(
+  bound: Bound<P>,
+  target: Target<P>,
+  deadLetter: DeadLetterSend | undefined,
+  cause: Cause.Cause<unknown>,
+  retryCount: number
+): Effect.Effect<void, ConsumerFatalError> => {
+  if (deadLetter === undefined) {
+    return fatal(
+      bound,
+      target,
+      cause,
+      retryCount,
+      "dead letter asked for, but there is no ProducerBackend to send it with"
+    )
+  }
+  const attemptSend = (sends: number): Effect.Effect<void, ConsumerFatalError> =>
+    Effect.catchAll(deadLetter(cause, retryCount), (error) =>
+      error.retriable
+        ? Effect.zipRight(
+          Effect.logWarning(`The dead letter could not be sent; trying again: ${error.message}`),
+          Effect.zipRight(waitToRetry(delay(bound.backoff, sends)), Effect.suspend(() => attemptSend(sends + 1)))
+        )
+        : fatal(bound, target, Cause.fail(error), retryCount, "the dead letter could not be sent"))
+  return Effect.zipRight(
+    log(bound, target, "Handler error; sending the message to the dead-letter topic", cause, retryCount),
+    attemptSend(0)
+  )
+}
+
+/** What follows a failed attempt: the action's effect; for a retry, the next attempt after the backoff. */
+const onFailure = <P, R>(
+  bound: Bound<P>,
+  target: Target<P>,
+  body: (retryCount: number) => Effect.Effect<void, unknown, R>,
+  deadLetter: DeadLetterSend | undefined,
+  retryCount: number,
+  cause: Cause.Cause<unknown>
+): Effect.Effect<void, ConsumerFatalError, R> => {
+  if (Cause.isInterrupted(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+  const { backoff, consumer } = bound
+  const attempt: Attempt = {
+    consumer,
+    topic: target.topic,
+    partition: target.partition,
+    offset: target.offset,
+    retryCount
+  }
+  let action = classify(bound.policy, bound.settings, cause, target.payload, attempt)
+  const exhausted = action === "retry" && backoff.maxRetries !== undefined && retryCount >= backoff.maxRetries
+  if (exhausted) action = bound.policy.exhausted ?? "fatal"
+  const event = Instrumentation.emit({
+    _tag: "HandlerError",
+    consumer,
+    topic: target.topic,
+    partition: target.partition,
+    offset: target.offset,
+    action,
+    error: failureOf(cause)
+  })
+  switch (action) {
+    case "swallow":
+      return Effect.zipRight(
+        event,
+        log(bound, target, "Handler error swallowed; the offset will be committed", cause, retryCount)
+      )
+    case "deadLetter":
+      return Effect.zipRight(event, sendToDeadLetters(bound, target, deadLetter, cause, retryCount))
+    case "fatal":
+      return event.pipe(
+        Effect.zipRight(
+          log(
+            bound,
+            target,
+            exhausted
+              ? "Handler error out of retries; stopping the consumer"
+              : "Fatal handler error; stopping the consumer",
+            cause,
+            retryCount
+          )
+        ),
+        Effect.zipRight(
+          fatal(
+            bound,
+            target,
+            cause,
+            retryCount,
+            exhausted ? `still failing after ${retryCount} retries` : "fatal error"
+          )
+        )
+      )
+    case "retry": {
+      const wait = delay(backoff, retryCount)
+      return event.pipe(
+        Effect.zipRight(log(bound, target, `Handler error; retrying in ${Duration.format(wait)}`, cause, retryCount)),
+        Effect.zipRight(Instrumentation.emit({
+          _tag: "RetryHandlerError",
+          consumer,
+          topic: target.topic,
+          partition: target.partition,
+          offset: target.offset,
+          retryCount,
+          waitMillis: Duration.toMillis(wait)
+        })),
+        Effect.zipRight(waitToRetry(wait)),
+        Effect.zipRight(Effect.suspend(() => run(bound, target, body, deadLetter, retryCount + 1)))
+      )
+    }
+  }
+}
+
 /**
  * Runs `body` (given the retry count) under a bound policy until it succeeds, is swallowed, is dead-lettered (with
  * `deadLetter`, which sends the attempt's messages; `undefined` when there is nowhere to send them, which makes the
  * action fatal) or is fatal (`ConsumerFatalError`). Interruption passes through, and a retry backoff ends at once
- * when {@link Stopping} completes.
+ * when {@link Stopping} completes. This runs per message: it allocates one closure, the failure path the rest.
  *
  * @since 0.1.0
  */
@@ -272,122 +417,10 @@ export const run = <P, R>(
   bound: Bound<P>,
   target: Target<P>,
   body: (retryCount: number) => Effect.Effect<void, unknown, R>,
-  deadLetter: ((cause: Cause.Cause<unknown>, retryCount: number) => Effect.Effect<void, ProducerError>) | undefined
-): Effect.Effect<void, ConsumerFatalError, R> => {
-  const { backoff, consumer } = bound
-  const fatal = (cause: Cause.Cause<unknown>, retries: number, why: string) =>
-    Effect.fail(
-      new ConsumerFatalError({
-        consumer,
-        topic: target.topic,
-        partition: target.partition,
-        offset: target.offset,
-        retries,
-        cause,
-        message: `Consumer ${consumer} stopped at ${target.topic}[${target.partition}]@${target.offset}: ${why}: ${
-          Cause.pretty(cause).split("\n")[0]
-        }`
-      })
-    )
-  const log = (message: string, cause: Cause.Cause<unknown>, retryCount: number) =>
-    Effect.logError(message, cause).pipe(Effect.annotateLogs({
-      consumer,
-      topic: target.topic,
-      partition: target.partition,
-      offset: target.offset,
-      retryCount,
-      errorTag: tagOf(cause)
-    }))
-  const waitToRetry = (wait: Duration.Duration) =>
-    Effect.raceFirst(
-      Effect.sleep(wait),
-      Effect.flatMap(Stopping, (stopping) => Effect.zipRight(stopping, Effect.interrupt))
-    )
-
-  const sendToDeadLetters = (
-    cause: Cause.Cause<unknown>,
-    retryCount: number
-  ): Effect.Effect<void, ConsumerFatalError> => {
-    if (deadLetter === undefined) {
-      return fatal(cause, retryCount, "dead letter asked for, but there is no ProducerBackend to send it with")
-    }
-    // a dead letter that cannot be sent yet is tried again (the message stays uncommitted); one that never can be
-    // stops the consumer
-    const attemptSend = (sends: number): Effect.Effect<void, ConsumerFatalError> =>
-      Effect.catchAll(deadLetter(cause, retryCount), (error) =>
-        error.retriable
-          ? Effect.zipRight(
-            Effect.logWarning(`The dead letter could not be sent; trying again: ${error.message}`),
-            Effect.zipRight(waitToRetry(delay(backoff, sends)), Effect.suspend(() => attemptSend(sends + 1)))
-          )
-          : fatal(Cause.fail(error), retryCount, "the dead letter could not be sent"))
-    return Effect.zipRight(
-      log("Handler error; sending the message to the dead-letter topic", cause, retryCount),
-      attemptSend(0)
-    )
-  }
-
-  const onFailure = (retryCount: number, cause: Cause.Cause<unknown>): Effect.Effect<void, ConsumerFatalError, R> => {
-    if (Cause.isInterrupted(cause)) return Effect.failCause(cause as Cause.Cause<never>)
-    const attempt: Attempt = {
-      consumer,
-      topic: target.topic,
-      partition: target.partition,
-      offset: target.offset,
-      retryCount
-    }
-    let action = classify(bound.policy, bound.settings, cause, target.payload, attempt)
-    const exhausted = action === "retry" && backoff.maxRetries !== undefined && retryCount >= backoff.maxRetries
-    if (exhausted) action = bound.policy.exhausted ?? "fatal"
-    const event = Instrumentation.emit({
-      _tag: "HandlerError",
-      consumer,
-      topic: target.topic,
-      partition: target.partition,
-      offset: target.offset,
-      action,
-      error: failureOf(cause)
-    })
-    switch (action) {
-      case "swallow":
-        return Effect.zipRight(event, log("Handler error swallowed; the offset will be committed", cause, retryCount))
-      case "deadLetter":
-        return Effect.zipRight(event, sendToDeadLetters(cause, retryCount))
-      case "fatal":
-        return event.pipe(
-          Effect.zipRight(
-            log(
-              exhausted
-                ? "Handler error out of retries; stopping the consumer"
-                : "Fatal handler error; stopping the consumer",
-              cause,
-              retryCount
-            )
-          ),
-          Effect.zipRight(
-            fatal(cause, retryCount, exhausted ? `still failing after ${retryCount} retries` : "fatal error")
-          )
-        )
-      case "retry": {
-        const wait = delay(backoff, retryCount)
-        return event.pipe(
-          Effect.zipRight(log(`Handler error; retrying in ${Duration.format(wait)}`, cause, retryCount)),
-          Effect.zipRight(Instrumentation.emit({
-            _tag: "RetryHandlerError",
-            consumer,
-            topic: target.topic,
-            partition: target.partition,
-            offset: target.offset,
-            retryCount,
-            waitMillis: Duration.toMillis(wait)
-          })),
-          Effect.zipRight(waitToRetry(wait)),
-          Effect.zipRight(Effect.suspend(() => loop(retryCount + 1)))
-        )
-      }
-    }
-  }
-  const loop = (retryCount: number): Effect.Effect<void, ConsumerFatalError, R> =>
-    Effect.catchAllCause(body(retryCount), (cause) => onFailure(retryCount, cause))
-  return loop(0)
-}
+  deadLetter: DeadLetterSend | undefined,
+  retryCount = 0
+): Effect.Effect<void, ConsumerFatalError, R> =>
+  Effect.catchAllCause(
+    body(retryCount),
+    (cause) => onFailure(bound, target, body, deadLetter, retryCount, cause)
+  )

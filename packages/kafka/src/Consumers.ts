@@ -75,14 +75,16 @@ export const handleBatch = <R>(
   )
 
   let uncommitted = 0
+  let lastHandled = ""
   let lastCommit = 0
-  // counted as committed once the commit is done (a stop during it tries again)
+  // the driver is told how far the batch got only when that is committed (it reads the offset per call); counted as
+  // committed once the commit is done (a stop during it tries again)
   const commitHandled = Effect.suspend(() =>
-    uncommitted === 0 ? Effect.void : Effect.zipRight(
-      commit,
-      Effect.sync(() => {
+    uncommitted === 0 ? Effect.void : control.resolveOffset(lastHandled).pipe(
+      Effect.zipRight(commit),
+      Effect.zipRight(Effect.sync(() => {
         uncommitted = 0
-      })
+      }))
     )
   )
   // stopped part-way (a fatal error, the stop reaching a message waiting to retry, the grace period running out):
@@ -101,19 +103,19 @@ export const handleBatch = <R>(
 
   const body = Effect.flatMap(Effect.clock, (clock) => {
     lastCommit = clock.unsafeCurrentTimeMillis()
-    /** After message `i` was handled: resolve it, commit when due (every message, the threshold, the interval). */
-    const handled = (i: number) =>
-      Effect.flatMap(control.resolveOffset(messages[i].offset), () => {
-        uncommitted++
-        if (
-          commits.everyMessage || uncommitted >= commits.threshold ||
-          clock.unsafeCurrentTimeMillis() - lastCommit >= commits.intervalMillis
-        ) {
-          lastCommit = clock.unsafeCurrentTimeMillis()
-          return Effect.zipRight(commitHandled, step(i + 1))
-        }
-        return step(i + 1)
-      })
+    /** After message `i` was handled: commit when due (every message, the threshold, the interval), go on. */
+    const handled = (i: number) => {
+      lastHandled = messages[i].offset
+      uncommitted++
+      if (
+        commits.everyMessage || uncommitted >= commits.threshold ||
+        clock.unsafeCurrentTimeMillis() - lastCommit >= commits.intervalMillis
+      ) {
+        lastCommit = clock.unsafeCurrentTimeMillis()
+        return Effect.zipRight(commitHandled, step(i + 1))
+      }
+      return step(i + 1)
+    }
     // message by message (a step function: this runs per message), stopping at a message boundary when the member
     // stops
     const step = (i: number): Effect.Effect<void, ConsumerError.ConsumerFatalError, R> =>
@@ -124,7 +126,7 @@ export const handleBatch = <R>(
           (running) => running ? Effect.flatMap(processor.message(messages[i]), () => handled(i)) : commitHandled
         )
     if (consumer.delivery === "inlineBatch") {
-      return Effect.zipRight(processor.batch(messages), handled(messages.length - 1))
+      return Effect.zipRight(processor.batch(messages), Effect.suspend(() => handled(messages.length - 1)))
     }
     // `batch` delivery is a batch to the metrics, handled message by message so that a stop can end it early
     return consumer.delivery === "batch" ? processor.measureBatch(messages[0], messages.length, step(0)) : step(0)
