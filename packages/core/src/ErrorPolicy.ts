@@ -260,7 +260,15 @@ export interface Target<P> {
   payload: P | undefined
 }
 
-type DeadLetterSend = (cause: Cause.Cause<unknown>, retryCount: number) => Effect.Effect<void, ProducerError>
+/**
+ * Sends the messages of a given-up attempt to the dead-letter topic.
+ *
+ * @since 0.1.0
+ */
+export type DeadLetterSend<T> = (target: T, cause: Cause.Cause<unknown>, retryCount: number) => Effect.Effect<
+  void,
+  ProducerError
+>
 
 const fatal = <P>(bound: Bound<P>, target: Target<P>, cause: Cause.Cause<unknown>, retries: number, why: string) =>
   Effect.fail(
@@ -294,10 +302,10 @@ const waitToRetry = (wait: Duration.Duration) =>
   )
 
 /** Sends a given-up attempt to the dead-letter topic: again while it cannot be sent yet, fatal when it never can. */
-const sendToDeadLetters = <P>(
+const sendToDeadLetters = <P, T extends Target<P>>(
   bound: Bound<P>,
-  target: Target<P>,
-  deadLetter: DeadLetterSend | undefined,
+  target: T,
+  deadLetter: DeadLetterSend<T> | undefined,
   cause: Cause.Cause<unknown>,
   retryCount: number
 ): Effect.Effect<void, ConsumerFatalError> => {
@@ -311,7 +319,7 @@ const sendToDeadLetters = <P>(
     )
   }
   const attemptSend = (sends: number): Effect.Effect<void, ConsumerFatalError> =>
-    Effect.catchAll(deadLetter(cause, retryCount), (error) =>
+    Effect.catchAll(deadLetter(target, cause, retryCount), (error) =>
       error.retriable
         ? Effect.zipRight(
           Effect.logWarning(`The dead letter could not be sent; trying again: ${error.message}`),
@@ -325,11 +333,11 @@ const sendToDeadLetters = <P>(
 }
 
 /** What follows a failed attempt: the action's effect; for a retry, the next attempt after the backoff. */
-const onFailure = <P, R>(
+const onFailure = <P, T extends Target<P>, R>(
   bound: Bound<P>,
-  target: Target<P>,
-  body: (retryCount: number) => Effect.Effect<void, unknown, R>,
-  deadLetter: DeadLetterSend | undefined,
+  target: T,
+  body: (target: T, retryCount: number) => Effect.Effect<void, unknown, R>,
+  deadLetter: DeadLetterSend<T> | undefined,
   retryCount: number,
   cause: Cause.Cause<unknown>
 ): Effect.Effect<void, ConsumerFatalError, R> => {
@@ -406,21 +414,22 @@ const onFailure = <P, R>(
 }
 
 /**
- * Runs `body` (given the retry count) under a bound policy until it succeeds, is swallowed, is dead-lettered (with
- * `deadLetter`, which sends the attempt's messages; `undefined` when there is nowhere to send them, which makes the
+ * Runs `body(target, retryCount)` under a bound policy until it succeeds, is swallowed, is dead-lettered (with
+ * `deadLetter`, which sends the target's messages; `undefined` when there is nowhere to send them, which makes the
  * action fatal) or is fatal (`ConsumerFatalError`). Interruption passes through, and a retry backoff ends at once
- * when {@link Stopping} completes. This runs per message: it allocates one closure, the failure path the rest.
+ * when {@link Stopping} completes. This runs per message, with `body` and `deadLetter` made once per consumer: it
+ * allocates one closure; the failure path allocates the rest.
  *
  * @since 0.1.0
  */
-export const run = <P, R>(
+export const run = <P, T extends Target<P>, R>(
   bound: Bound<P>,
-  target: Target<P>,
-  body: (retryCount: number) => Effect.Effect<void, unknown, R>,
-  deadLetter: DeadLetterSend | undefined,
+  target: T,
+  body: (target: T, retryCount: number) => Effect.Effect<void, unknown, R>,
+  deadLetter: DeadLetterSend<T> | undefined,
   retryCount = 0
 ): Effect.Effect<void, ConsumerFatalError, R> =>
   Effect.catchAllCause(
-    body(retryCount),
+    body(target, retryCount),
     (cause) => onFailure(bound, target, body, deadLetter, retryCount, cause)
   )

@@ -23,7 +23,6 @@ import * as Instrumentation from "../Instrumentation.js"
 import * as KeyConfig from "../KeyConfig.js"
 import * as Metrics from "../Metrics.js"
 import type * as ProducerBackend from "../ProducerBackend.js"
-import type { ProducerError } from "../ProducerError.js"
 import type * as SchemaBackend from "../SchemaBackend.js"
 import type { SchemaError } from "../SchemaError.js"
 import type * as SchemaRef from "../SchemaRef.js"
@@ -184,6 +183,17 @@ const batchSpanOptions = (
   return links.length === 0 ? options : { ...options, links }
 }
 
+/** An attempt at messages, with what a dead letter of it would send. */
+interface Attempted<P> extends ErrorPolicy.Target<P> {
+  readonly received: ReadonlyArray<RawMessage>
+}
+
+/** An attempt at one message. */
+interface MessageAttempt<P> extends Attempted<P> {
+  readonly raw: RawMessage
+  readonly headers: Readonly<Record<string, string>>
+}
+
 /** A null value the handler does not get: a tombstone of a consumer without `tombstones: true`, or keyless. */
 const isSkipped = (consumer: Consumer.Any, raw: RawMessage) =>
   raw.value === null && (!consumer.tombstones || raw.key === null)
@@ -210,6 +220,8 @@ export const make = <A, K, E, R, P>(
     const codec = yield* backend.codec(consumer.schema, topic)
     const key = yield* keyDecoderOf(consumer, backend, topic)
     const name = consumer.name
+    // every message of this consumer is of its topic: its metrics are bound once
+    const m = Metrics.handlerMetrics(topic)
     const deadLetterTopic = consumer.errorPolicy.deadLetterTopic ?? DeadLetter.defaultTopic
 
     /** Decodes one message: its key, then its payload (a `Tombstone` of the key for a null value). */
@@ -222,46 +234,43 @@ export const make = <A, K, E, R, P>(
     }
 
     /** Sends the messages of a given-up attempt to the dead-letter topic. */
-    const deadLetterOf = producerBackend === undefined ? undefined : (raws: ReadonlyArray<RawMessage>) =>
-    (
-      cause: Cause.Cause<unknown>,
-      retryCount: number
-    ): Effect.Effect<void, ProducerError> => {
-      const first = raws[0]
-      const to = deadLetterTopic(first.topic)
-      const reason: DeadLetter.Reason = {
-        consumer: name,
-        errorTag: ErrorPolicy.tagOf(cause),
-        errorMessage: Cause.pretty(cause).split("\n")[0],
-        attempts: retryCount + 1
-      }
-      // sent and acknowledged before the offset is committed (a buffering backend is asked to send now)
-      return producerBackend.execute(to, raws.map((raw) => DeadLetter.messageOf(raw, reason)), { sync: true }).pipe(
-        Effect.zipRight(Metrics.countHandler("dead_letter", first.topic, raws.length)),
-        Effect.zipRight(Instrumentation.emit({
-          _tag: "DeadLetter",
+    const deadLetter: ErrorPolicy.DeadLetterSend<Attempted<unknown>> | undefined = producerBackend === undefined
+      ? undefined
+      : (target, cause, retryCount) => {
+        const raws = target.received
+        const first = raws[0]
+        const to = deadLetterTopic(first.topic)
+        const reason: DeadLetter.Reason = {
           consumer: name,
-          topic: first.topic,
-          partition: first.partition,
-          offset: first.offset,
-          deadLetterTopic: to,
-          count: raws.length
-        }))
-      )
-    }
-    const skip = (raw: RawMessage) =>
-      Effect.withFiberRuntime<void>((fiber) => {
-        const m = Metrics.handlerMetrics(raw.topic)
-        const { labels } = fiberView(fiber)
-        m.received.unsafeUpdate(1, labels)
-        m.tombstoneSkipped.unsafeUpdate(1, labels)
-        return Effect.void
-      })
+          errorTag: ErrorPolicy.tagOf(cause),
+          errorMessage: Cause.pretty(cause).split("\n")[0],
+          attempts: retryCount + 1
+        }
+        // sent and acknowledged before the offset is committed (a buffering backend is asked to send now)
+        return producerBackend.execute(to, raws.map((raw) => DeadLetter.messageOf(raw, reason)), { sync: true }).pipe(
+          Effect.zipRight(Metrics.countHandler("dead_letter", first.topic, raws.length)),
+          Effect.zipRight(Instrumentation.emit({
+            _tag: "DeadLetter",
+            consumer: name,
+            topic: first.topic,
+            partition: first.partition,
+            offset: first.offset,
+            deadLetterTopic: to,
+            count: raws.length
+          }))
+        )
+      }
+    /** A tombstone the handler does not get: counted, then committed like a handled message. */
+    const skip = Effect.withFiberRuntime<void>((fiber) => {
+      const { labels } = fiberView(fiber)
+      m.received.unsafeUpdate(1, labels)
+      m.tombstoneSkipped.unsafeUpdate(1, labels)
+      return Effect.void
+    })
 
     const measureBatch = <X, Y, Z>(first: RawMessage, count: number, body: Effect.Effect<X, Y, Z>) =>
       Effect.withFiberRuntime<X, Y, Z>((fiber) => {
         const { clock, labels } = fiberView(fiber)
-        const m = Metrics.handlerMetrics(first.topic)
         m.batchReceived.unsafeUpdate(1, labels)
         const start = clock.unsafeCurrentTimeMillis()
         return Effect.matchCauseEffect(body, {
@@ -293,13 +302,11 @@ export const make = <A, K, E, R, P>(
       /** One attempt at a message: decode (after any lookup it needs), then the handler, counted and timed. */
       const handleOnce = (
         fiber: Fiber.RuntimeFiber<unknown, unknown>,
-        raw: RawMessage,
-        target: ErrorPolicy.Target<P>,
-        headers: Readonly<Record<string, string>>,
+        target: MessageAttempt<P>,
         retryCount: number
       ): Effect.Effect<void, unknown, R> => {
+        const { headers, raw } = target
         const { clock, labels } = fiberView(fiber)
-        const m = Metrics.handlerMetrics(raw.topic)
         if (retryCount === 0) m.received.unsafeUpdate(1, labels)
         const failed = (cause: Cause.Cause<unknown>) => {
           if (!Cause.isInterruptedOnly(cause)) m.error.unsafeUpdate(1, labels)
@@ -336,22 +343,24 @@ export const make = <A, K, E, R, P>(
         return loads === undefined ? run() : Effect.matchCauseEffect(loads, { onFailure: failed, onSuccess: run })
       }
 
-      const attempt =
-        (raw: RawMessage, target: ErrorPolicy.Target<P>, headers: Readonly<Record<string, string>>) =>
-        (retryCount: number): Effect.Effect<void, unknown, R> =>
-          Effect.withFiberRuntime<void, unknown, R>((fiber) =>
-            traced(fiber, name, raw, headers, () => handleOnce(fiber, raw, target, headers, retryCount))
-          )
+      // made once: what runs per message is this, over the message's target
+      const attempt = (target: MessageAttempt<P>, retryCount: number): Effect.Effect<void, unknown, R> =>
+        Effect.withFiberRuntime<void, unknown, R>((fiber) =>
+          traced(fiber, name, target.raw, target.headers, () => handleOnce(fiber, target, retryCount))
+        )
 
       const message = (raw: RawMessage): Effect.Effect<void, ConsumerFatalError, R> => {
-        if (isSkipped(consumer, raw)) return skip(raw)
-        const target: ErrorPolicy.Target<P> = {
+        if (isSkipped(consumer, raw)) return skip
+        const target: MessageAttempt<P> = {
           topic: raw.topic,
           partition: raw.partition,
           offset: raw.offset,
-          payload: undefined
+          payload: undefined,
+          received: [raw],
+          raw,
+          headers: headersOf(raw)
         }
-        return ErrorPolicy.run(bound, target, attempt(raw, target, headersOf(raw)), deadLetterOf?.([raw]))
+        return ErrorPolicy.run(bound, target, attempt, deadLetter)
       }
       return {
         consumer,
@@ -374,15 +383,15 @@ export const make = <A, K, E, R, P>(
     const undecodable = (raw: RawMessage, error: SchemaError) =>
       ErrorPolicy.run(
         single,
-        { topic: raw.topic, partition: raw.partition, offset: raw.offset, payload: undefined },
+        { topic: raw.topic, partition: raw.partition, offset: raw.offset, payload: undefined, received: [raw] },
         () =>
           Effect.withFiberRuntime<void, SchemaError>((fiber) =>
             traced(fiber, name, raw, headersOf(raw), () => {
-              Metrics.handlerMetrics(raw.topic).error.unsafeUpdate(1, fiberView(fiber).labels)
+              m.error.unsafeUpdate(1, fiberView(fiber).labels)
               return Effect.fail(error)
             })
           ),
-        deadLetterOf?.([raw])
+        deadLetter
       )
 
     /** `handleBatch` on the decoded messages of a batch, under the policy. */
@@ -394,16 +403,16 @@ export const make = <A, K, E, R, P>(
       const first = raws[0]
       const headers = raws.map(headersOf)
       const offsets = raws.map((raw) => raw.offset)
-      const target: ErrorPolicy.Target<ReadonlyArray<P>> = {
+      const target: Attempted<ReadonlyArray<P>> = {
         topic: first.topic,
         partition: first.partition,
         offset: first.offset,
-        payload: payloads
+        payload: payloads,
+        received: raws
       }
-      const run = (retryCount: number): Effect.Effect<void, unknown, R> =>
+      const run = (_: Attempted<ReadonlyArray<P>>, retryCount: number): Effect.Effect<void, unknown, R> =>
         Effect.withFiberRuntime<void, unknown, R>((fiber) => {
           const { labels } = fiberView(fiber)
-          const m = Metrics.handlerMetrics(first.topic)
           const metadata: Consumer.BatchMetadata<K> = {
             consumer: name,
             topic: first.topic,
@@ -427,7 +436,7 @@ export const make = <A, K, E, R, P>(
             }
           })
         }).pipe(Effect.withSpan("deimos-consumer", batchSpanOptions(name, first, headers)))
-      return ErrorPolicy.run(bound, target, run, deadLetterOf?.(raws))
+      return ErrorPolicy.run(bound, target, run, deadLetter)
     }
 
     /**
