@@ -163,6 +163,11 @@ export declare namespace Consumer {
     Tags extends string
   > extends BaseOptions<S, KC, T> {
     readonly delivery: "inlineBatch"
+    /**
+     * The most messages one `handleBatch` call gets: a larger fetched batch is handed over in slices, committed as
+     * they are handled (so a crash redelivers at most what was handled since the last commit). @default 1000
+     */
+    readonly maxBatchSize?: number | undefined
     readonly handleBatch: (
       payloads: ReadonlyArray<Payload<SchemaRef.Type<S>, KeyConfig.KeyOf<SchemaRef.Type<S>, KC>, T>>,
       metadata: BatchMetadata<KeyConfig.KeyOf<SchemaRef.Type<S>, KC>>
@@ -222,6 +227,7 @@ export interface MessageConsumer<A, K, E, R, P> extends Consumer.Common<A> {
  */
 export interface InlineBatchConsumer<A, K, E, R, P> extends Consumer.Common<A> {
   readonly delivery: "inlineBatch"
+  readonly maxBatchSize?: number | undefined
   readonly handleBatch: (payloads: ReadonlyArray<P>, metadata: BatchMetadata<K>) => Effect.Effect<void, E, R>
   readonly errorPolicy: ErrorPolicy.ErrorPolicy<E, ReadonlyArray<P>>
 }

@@ -101,32 +101,32 @@ export const handleBatch = <R>(
     )
   )
 
+  // what one step handles: a message, or for inlineBatch a slice of the fetched batch of at most maxBatchSize
+  const size = consumer.delivery === "inlineBatch" ? Math.max(1, consumer.maxBatchSize ?? 1000) : 1
   const body = Effect.flatMap(Effect.clock, (clock) => {
     lastCommit = clock.unsafeCurrentTimeMillis()
-    /** After message `i` was handled: commit when due (every message, the threshold, the interval), go on. */
-    const handled = (i: number) => {
-      lastHandled = messages[i].offset
-      uncommitted++
+    /** After the messages up to `next` were handled: commit when due (every message, threshold, interval), go on. */
+    const handled = (from: number, next: number) => {
+      lastHandled = messages[next - 1].offset
+      uncommitted += next - from
       if (
         commits.everyMessage || uncommitted >= commits.threshold ||
         clock.unsafeCurrentTimeMillis() - lastCommit >= commits.intervalMillis
       ) {
         lastCommit = clock.unsafeCurrentTimeMillis()
-        return Effect.zipRight(commitHandled, step(i + 1))
+        return Effect.zipRight(commitHandled, step(next))
       }
-      return step(i + 1)
+      return step(next)
     }
-    // message by message (a step function: this runs per message), stopping at a message boundary when the member
-    // stops
-    const step = (i: number): Effect.Effect<void, ConsumerError.ConsumerFatalError, R> =>
-      i >= messages.length
-        ? commitHandled
-        : Effect.flatMap(
-          control.isRunning,
-          (running) => running ? Effect.flatMap(processor.message(messages[i]), () => handled(i)) : commitHandled
-        )
-    if (consumer.delivery === "inlineBatch") {
-      return Effect.zipRight(processor.batch(messages), Effect.suspend(() => handled(messages.length - 1)))
+    // step by step (a step function: this runs per message), stopping between steps when the member stops
+    const step = (i: number): Effect.Effect<void, ConsumerError.ConsumerFatalError, R> => {
+      if (i >= messages.length) return commitHandled
+      const next = Math.min(messages.length, i + size)
+      const handle = size === 1 ? processor.message(messages[i]) : processor.batch(messages.slice(i, next))
+      return Effect.flatMap(
+        control.isRunning,
+        (running) => running ? Effect.flatMap(handle, () => handled(i, next)) : commitHandled
+      )
     }
     // `batch` delivery is a batch to the metrics, handled message by message so that a stop can end it early
     return consumer.delivery === "batch" ? processor.measureBatch(messages[0], messages.length, step(0)) : step(0)

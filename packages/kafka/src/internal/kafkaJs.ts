@@ -161,16 +161,29 @@ const logCreator = (runtime: Runtime.Runtime<never>) => () => (entry: LogEntry) 
   Runtime.runFork(runtime)(log.pipe(Effect.annotateLogs({ ...extra, kafkajs: entry.namespace })))
 }
 
-interface BatchState {
+/**
+ * Whether the member must rejoin its group: set by the first commit or heartbeat the coordinator refuses because it
+ * no longer knows the membership, kept for the member (not the batch: the other batches of the same fetch belong
+ * to the old membership too, and handling them would only make duplicates), cleared when the member has joined
+ * again.
+ */
+interface Membership {
   rejoin: unknown
 }
 
 const rejoinTypes = new Set(["UNKNOWN_MEMBER_ID", "ILLEGAL_GENERATION", "REBALANCE_IN_PROGRESS", "NOT_COORDINATOR"])
 
-/** The coordinator's answers after which a member must rejoin its group (kafkajs rejoins on them). */
+const connectionLost = new Set(["KafkaJSConnectionClosedError", "KafkaJSConnectionError"])
+
+/**
+ * The failures of a commit or heartbeat after which the member must rejoin before handling more: the coordinator's
+ * answers that it no longer honours the membership (kafkajs rejoins on them), and a lost connection to it (after a
+ * broker restart the membership is gone, and the next batch would only find that out at its first commit).
+ */
 const needsRejoin = (cause: unknown): boolean => {
-  const type = (cause as { readonly type?: unknown } | undefined)?.type
-  return typeof type === "string" && rejoinTypes.has(type)
+  const error = cause as { readonly type?: unknown; readonly name?: unknown } | undefined
+  return (typeof error?.type === "string" && rejoinTypes.has(error.type)) ||
+    (typeof error?.name === "string" && connectionLost.has(error.name))
 }
 
 interface Work {
@@ -321,12 +334,18 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
           })
           yield* Effect.addFinalizer(() => Effect.sync(removeCrashListener))
 
-          const controlOf = (payload: EachBatchPayload, state: BatchState): KafkaDriver.BatchControl => {
+          const membership: Membership = { rejoin: undefined }
+          const removeJoinListener = c.on(c.events.GROUP_JOIN, () => {
+            membership.rejoin = undefined
+          })
+          yield* Effect.addFinalizer(() => Effect.sync(removeJoinListener))
+
+          const controlOf = (payload: EachBatchPayload): KafkaDriver.BatchControl => {
             const { batch } = payload
             let resolved: string | undefined
             // a membership the coordinator no longer honours: stop this batch, let kafkajs rejoin afterwards
             const noteRejoin = (cause: unknown) => {
-              if (state.rejoin === undefined && needsRejoin(cause)) state.rejoin = cause
+              if (membership.rejoin === undefined && needsRejoin(cause)) membership.rejoin = cause
             }
             return {
               resolveOffset: (offset) =>
@@ -361,7 +380,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
                 }
               }),
               isRunning: Effect.sync(() =>
-                !stopping && state.rejoin === undefined && payload.isRunning() && !payload.isStale()
+                !stopping && membership.rejoin === undefined && payload.isRunning() && !payload.isStale()
               ),
               pause: Effect.sync(() => {
                 payload.pause()
@@ -374,13 +393,14 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
           // waits until that fiber is done with it
           const eachBatch = async (payload: EachBatchPayload) => {
             if (stopping) return
+            // a batch of a membership the coordinator forgot: not handled (it comes again after the rejoin)
+            if (membership.rejoin !== undefined) throw membership.rejoin
             const { batch } = payload
             const messages = new Array<ConsumerProcessor.RawMessage>(batch.messages.length)
             for (let i = 0; i < batch.messages.length; i++) {
               messages[i] = toRawMessage(batch.topic, batch.partition, batch.messages[i])
             }
             const done = Deferred.unsafeMake<void>(FiberId.none)
-            const state: BatchState = { rejoin: undefined }
             const work: Work = {
               batch: {
                 topic: batch.topic,
@@ -388,13 +408,13 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
                 highWatermark: batch.highWatermark,
                 messages
               },
-              control: controlOf(payload, state),
+              control: controlOf(payload),
               done
             }
             // a shut-down inbox (the member stopped) interrupts the offer: the batch is left unresolved
             await Runtime.runPromiseExit(runtime)(Effect.zipRight(Queue.offer(inbox, work), Deferred.await(done)))
             // kafkajs rejoins the group when the batch fails with the coordinator's error
-            if (state.rejoin !== undefined && !stopping) throw state.rejoin
+            if (membership.rejoin !== undefined && !stopping) throw membership.rejoin
           }
 
           yield* Effect.tryPromise({
