@@ -5,7 +5,10 @@ import { describe, expect, it } from "@effect/vitest"
 import { SchemaRegistry as Client, SchemaType } from "@kafkajs/confluent-schema-registry"
 import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -18,66 +21,88 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { schemaDir, valid, Widget } from "./fixtures.js"
-import { Widget as GeneratedWidget } from "./generated/index.js"
+import { Widget as GeneratedWidget, WidgetSchema } from "./generated/index.js"
 import * as Rich from "./generated/rich/index.js"
+
+type Backend = SchemaBackend.SchemaBackend.Service
 
 const local = Effect.runSync(AvroBackend.makeLocal({ schemaDirs: [schemaDir] }))
 const topic = "widgets"
 
+// the pipeline steps over a backend, as the producer and the consumer run them: resolve the codec (cached), then
+// its synchronous functions (decoding loads an unknown writer schema first)
+const encode = (b: Backend, schema: SchemaRef.Any, payload: unknown, t = topic) =>
+  Effect.flatMap(b.codec(schema, t), (codec) => codec.encode(payload))
+const decode = (b: Backend, schema: SchemaRef.Any, bytes: Uint8Array, t = topic) =>
+  Effect.flatMap(b.codec(schema, t), (codec) => SchemaBackend.decodeWith(codec, bytes))
+const coerce = (b: Backend, schema: SchemaRef.Any, payload: unknown, t = topic) =>
+  Effect.map(b.codec(schema, t), (codec) => codec.coerce(payload))
+const validate = (b: Backend, schema: SchemaRef.Any, payload: unknown, t = topic) =>
+  Effect.flatMap(b.codec(schema, t), (codec) => codec.validate(payload))
+const fieldKey = { _tag: "Field" as const, field: "id", valueSchema: Widget }
+
 describe("avroLocal", () => {
   it.effect("validation errors list the field paths: missing, wrong type, undeclared", () =>
     Effect.gen(function*() {
-      const missing = yield* Effect.flip(local.encode({ ...valid, name: undefined }, { schema: Widget, topic }))
+      const missing = yield* Effect.flip(encode(local, Widget, { ...valid, name: undefined }))
       expect(missing.issues?.map((i) => i.path.join("."))).toEqual(["name"])
-      const wrong = yield* Effect.flip(
-        local.encode({ ...valid, dimensions: { width: "wide", height: 1 } }, { schema: Widget, topic })
-      )
+      const wrong = yield* Effect.flip(encode(local, Widget, { ...valid, dimensions: { width: "wide", height: 1 } }))
       expect(wrong.message).toContain("dimensions.width")
-      const extra = yield* Effect.flip(local.encode({ ...valid, colour: "red" }, { schema: Widget, topic }))
+      const extra = yield* Effect.flip(encode(local, Widget, { ...valid, colour: "red" }))
       expect(extra.issues?.map((i) => i.path.join("."))).toEqual(["colour"])
     }))
 
   it.effect("undeclared fields are found at any depth, with their paths", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(
-        local.encode({ ...valid, dimensions: { width: 1, height: 2, depth: 3 } }, { schema: Widget, topic })
+        encode(local, Widget, { ...valid, dimensions: { width: 1, height: 2, depth: 3 } })
       )
       expect(error.reason).toBe("Validation")
       expect(error.issues?.map((i) => i.path.join("."))).toEqual(["dimensions.depth"])
       const validated = yield* Effect.flip(
-        local.validate({ ...valid, dimensions: { width: 1, height: 2, depth: 3 } }, Widget)
+        validate(local, Widget, { ...valid, dimensions: { width: 1, height: 2, depth: 3 } })
       )
       expect(validated.issues?.map((i) => i.path.join("."))).toEqual(["dimensions.depth"])
     }))
 
   it.effect("longs beyond 2^53 are a validation error, not silently rounded", () =>
     Effect.gen(function*() {
-      const error = yield* Effect.flip(local.encode({ ...valid, id: 2 ** 53 + 2 }, { schema: Widget, topic }))
+      const error = yield* Effect.flip(encode(local, Widget, { ...valid, id: 2 ** 53 + 2 }))
       expect(error.reason).toBe("Validation")
       expect(error.issues?.map((i) => i.path.join("."))).toEqual(["id"])
     }))
 
-  it.effect("an unknown schema name is an error naming the directories searched", () =>
+  it.effect("an unknown schema name fails resolving the codec, naming the directories searched", () =>
     Effect.gen(function*() {
-      const error = yield* Effect.flip(
-        local.encode({}, { schema: SchemaRef.make({ name: "com.example.Nope" }), topic })
-      )
+      const error = yield* Effect.flip(local.codec(SchemaRef.make({ name: "com.example.Nope" }), topic))
       expect(error.reason).toBe("UnknownSchema")
       expect(error.message).toContain("com.example.Nope")
       expect(error.message).toContain(schemaDir)
     }))
 
+  it.effect("a codec is resolved once per handle and topic; its functions are synchronous Eithers", () =>
+    Effect.gen(function*() {
+      const codec = yield* local.codec(Widget, topic)
+      expect(yield* local.codec(Widget, topic)).toBe(codec)
+      expect(yield* local.codec(Widget, "other")).not.toBe(codec)
+      expect(codec).toMatchObject({ schema: "com.example.Widget", topic })
+      const bytes = codec.encode(valid)
+      expect(Either.isRight(bytes)).toBe(true)
+      expect(codec.load(Either.getOrThrow(bytes))).toBeUndefined()
+      expect(Either.getOrThrow(codec.decode(Either.getOrThrow(bytes)))).toMatchObject({ id: 1, name: "w" })
+    }))
+
   it.effect("named types resolve across files (Dimensions.avsc used by Widget.avsc)", () =>
     Effect.gen(function*() {
-      const bytes = yield* local.encode(valid, { schema: Widget, topic })
-      const decoded = yield* local.decode(bytes, { schema: Widget, topic })
+      const bytes = yield* encode(local, Widget, valid)
+      const decoded = yield* decode(local, Widget, bytes)
       expect(decoded).toMatchObject({ dimensions: { width: 1, height: 2 } })
     }))
 
   it.effect("coercion keeps timestamp-millis and -micros precision (Deimos #97) and recurses into unions", () =>
     Effect.gen(function*() {
       const at = new Date("2024-05-06T07:08:09.123Z")
-      const coerced = (yield* local.coerce({
+      const coerced = (yield* coerce(local, Widget, {
         ...valid,
         id: "42",
         price: "9.5",
@@ -85,16 +110,26 @@ describe("avroLocal", () => {
         seen_at_micros: at,
         tags: [1, true],
         dimensions: { width: "3", height: "4.5" }
-      }, Widget)) as Record<string, unknown>
+      })) as Record<string, unknown>
       expect(coerced.updated_at).toBe(at.getTime())
       expect(coerced.seen_at_micros).toBe(at.getTime() * 1000)
       expect(coerced).toMatchObject({ id: 42, price: 9.5, tags: ["1", "true"], dimensions: { width: 3, height: 4.5 } })
-      const micros = (yield* local.coerce({ ...valid, seen_at_micros: "1700000000123456" }, Widget)) as Widget
-      const roundTrip = (yield* local.decode(yield* local.encode(micros, { schema: Widget, topic }), {
-        schema: Widget,
-        topic
-      })) as Widget
+      const micros = (yield* coerce(local, Widget, { ...valid, seen_at_micros: "1700000000123456" })) as Widget
+      const roundTrip = (yield* decode(local, Widget, yield* encode(local, Widget, micros))) as Widget
       expect(roundTrip.seen_at_micros).toBe(1_700_000_000_123_456)
+    }))
+
+  it.effect("coercion leaves what needs no converting as it is, and never modifies the payload", () =>
+    Effect.gen(function*() {
+      const codec = yield* local.codec(Widget, topic)
+      expect(codec.coerce(valid)).toBe(valid)
+      const loose = { ...valid, dimensions: { width: "3", height: 4 } }
+      const coerced = codec.coerce(loose) as Widget
+      expect(coerced).not.toBe(loose)
+      expect(coerced.dimensions).toEqual({ width: 3, height: 4 })
+      expect(coerced.tags).toBe(loose.tags)
+      expect(loose.dimensions.width).toBe("3")
+      expect(codec.coerce(null)).toBeNull()
     }))
 
   it.effect("coercion covers date days, maps, arrays of records and keys", () =>
@@ -123,40 +158,41 @@ describe("avroLocal", () => {
           ]
         }
       })
-      const coerced = yield* local.coerce({
+      const coerced = yield* coerce(local, Event, {
         day: "2024-01-02",
         counts: { a: "3" },
         lines: [{ qty: "2", ok: 1 }],
         at: "2024-01-02T00:00:00.000Z"
-      }, Event)
+      })
       expect(coerced).toEqual({
         day: 19724,
         counts: { a: 3 },
         lines: [{ qty: 2, ok: true }],
         at: Date.UTC(2024, 0, 2) * 1000
       })
-      yield* local.validate(coerced, Event)
-      const key = { _tag: "Field" as const, field: "id", valueSchema: Widget }
-      const bytes = yield* local.encodeKey("7", { key, topic })
-      expect(yield* local.decodeKey(bytes, { key, topic })).toBe(7)
+      yield* validate(local, Event, coerced)
+      const key = yield* local.keyCodec(fieldKey, topic)
+      const bytes = yield* key.encode(key.coerce("7"))
+      expect(yield* SchemaBackend.decodeWith(key, bytes)).toBe(7)
     }))
 
-  it.effect("schemaFields describes types, nullability, enums, defaults and SQL types", () =>
+  it.effect("fields describes types, nullability, enums and defaults", () =>
     Effect.gen(function*() {
-      const fields = Object.fromEntries((yield* local.schemaFields(Widget)).map((f) => [f.name, f]))
-      expect(fields.id).toMatchObject({ type: "long", sqlType: "bigint", nullable: false })
+      const fields = Object.fromEntries((yield* local.fields(Widget)).map((f) => [f.name, f]))
+      expect(fields.id).toMatchObject({ type: "long", nullable: false, hasDefault: false })
       expect(fields.price).toMatchObject({ type: "double", nullable: true, hasDefault: true, default: null })
-      expect(fields.status).toMatchObject({ type: "enum", symbols: ["ACTIVE", "RETIRED"], sqlType: "text" })
-      expect(fields.updated_at).toMatchObject({ logicalType: "timestamp-millis", sqlType: "timestamp" })
-      expect(fields.dimensions).toMatchObject({ type: "record", nullable: true, sqlType: "jsonb" })
+      expect(fields.status).toMatchObject({ type: "enum", symbols: ["ACTIVE", "RETIRED"], default: "ACTIVE" })
+      expect(fields.updated_at).toMatchObject({ type: "long", logicalType: "timestamp-millis" })
+      expect(fields.dimensions).toMatchObject({ type: "record", nullable: true })
+      expect(fields.id).not.toHaveProperty("sqlType")
     }))
 
   it.effect("truncated or random bytes are typed decode errors", () =>
     Effect.gen(function*() {
-      const bytes = yield* local.encode(valid, { schema: Widget, topic })
-      const truncated = yield* Effect.flip(local.decode(bytes.slice(0, 5), { schema: Widget, topic }))
+      const bytes = yield* encode(local, Widget, valid)
+      const truncated = yield* Effect.flip(decode(local, Widget, bytes.slice(0, 5)))
       expect(truncated.reason).toBe("Decode")
-      const random = yield* Effect.flip(local.decode(new Uint8Array([9, 9, 9, 9, 9, 9, 9]), { schema: Widget, topic }))
+      const random = yield* Effect.flip(decode(local, Widget, new Uint8Array([9, 9, 9, 9, 9, 9, 9])))
       expect(random._tag).toBe("SchemaError")
     }))
 
@@ -166,8 +202,87 @@ describe("avroLocal", () => {
         name: "com.example.Dimensions",
         schema: Schema.Struct({ width: Schema.Number, height: Schema.Number })
       })
-      const bytes = yield* local.encode({ width: 1, height: 2 }, { schema: Typed, topic })
-      expect(yield* local.decode(bytes, { schema: Typed, topic })).toEqual({ width: 1, height: 2 })
+      const bytes = yield* encode(local, Typed, { width: 1, height: 2 })
+      expect(yield* decode(local, Typed, bytes)).toEqual({ width: 1, height: 2 })
+    }))
+
+  it.effect("a generated handle decodes to its Effect Schema's type: Dates, defaults filled", () =>
+    Effect.gen(function*() {
+      const bytes = yield* encode(local, GeneratedWidget, { id: 4, name: "g", updated_at: new Date(1234) })
+      const decoded = yield* decode(local, GeneratedWidget, bytes)
+      expect(decoded).toEqual({
+        id: 4,
+        name: "g",
+        price: null,
+        tags: [],
+        status: "ACTIVE",
+        dimensions: null,
+        attributes: {},
+        updated_at: new Date(1234),
+        seen_at_micros: null
+      })
+      expect(decoded.updated_at).toBeInstanceOf(Date)
+      // what Effect Schema itself decodes from what avsc reads
+      const plain = yield* decode(local, Widget, bytes)
+      expect(decoded).toEqual(Schema.decodeUnknownSync(WidgetSchema)(plain))
+      // a recursive generated record: Dates at every depth
+      const node: Rich.Node = { value: 1, at: new Date(5), children: [{ value: 2, at: new Date(6) }], next: null }
+      const tree = yield* decode(local, Rich.Node, yield* encode(local, Rich.Node, node))
+      expect(tree).toEqual({ ...node, children: [{ value: 2, at: new Date(6), children: [], next: null }] })
+      expect(tree.children?.[0].at).toBeInstanceOf(Date)
+    }))
+
+  it.effect("a generated handle writes what the wire form writes, and refuses what its Schema refuses, with paths", () =>
+    Effect.gen(function*() {
+      const payload = { id: 4, name: "g", updated_at: new Date(1234), dimensions: { width: 1, height: 2 } }
+      const typed = yield* encode(local, GeneratedWidget, payload)
+      expect([...typed]).toEqual([...(yield* encode(local, Widget, { ...payload, updated_at: 1234 }))])
+      const refused = (value: unknown) => Effect.flip(encode(local, GeneratedWidget, value))
+      const excess = yield* refused({ ...payload, colour: "red" })
+      expect(excess.reason).toBe("Validation")
+      expect(excess.issues?.map((i) => i.path.join("."))).toEqual(["colour"])
+      const nested = yield* refused({ ...payload, dimensions: { width: 1, height: 2, depth: 3 } })
+      // (Effect Schema also reports the other members of the NullOr it tried)
+      expect(nested.issues?.map((i) => i.path.join("."))).toContain("dimensions.depth")
+      const wrong = yield* refused({ ...payload, updated_at: 1234, id: 1.5 })
+      expect(wrong.issues?.map((i) => i.path.join(".")).sort()).toEqual(["id", "updated_at"])
+      const invalidDate = yield* refused({ ...payload, updated_at: new Date(NaN) })
+      expect(invalidDate.issues?.map((i) => i.path.join("."))).toEqual(["updated_at"])
+      yield* Effect.flip(validate(local, GeneratedWidget, { ...payload, colour: "red" }))
+      yield* validate(local, GeneratedWidget, payload)
+    }))
+
+  it.effect("an asynchronous Effect Schema is a typed error naming the schema (codecs run Schemas synchronously)", () =>
+    Effect.gen(function*() {
+      const Slow = SchemaRef.make({
+        name: "com.example.Dimensions",
+        schema: Schema.Struct({
+          width: Schema.Number.pipe(Schema.filterEffect(() => Effect.as(Effect.sleep("1 millis"), true))),
+          height: Schema.Number
+        })
+      })
+      // the effectful filter runs when decoding
+      const bytes = yield* encode(local, Slow, { width: 1, height: 2 })
+      const error = yield* Effect.flip(decode(local, Slow, bytes))
+      expect(error).toMatchObject({ _tag: "SchemaError", reason: "Decode", schema: "com.example.Dimensions" })
+      expect(error.message).toContain("asynchronous")
+    }))
+
+  it.effect("a Schema that refuses what Avro reads is still checked on decode (Effect Schema's errors)", () =>
+    Effect.gen(function*() {
+      // Avro reads doubles; this Schema accepts integers only
+      const Whole = SchemaRef.make({
+        name: "com.example.Dimensions",
+        schema: Schema.Struct({ width: Schema.Int, height: Schema.Number })
+      })
+      const bytes = yield* encode(local, SchemaRef.make({ name: "com.example.Dimensions" }), { width: 1.5, height: 2 })
+      const error = yield* Effect.flip(decode(local, Whole, bytes))
+      expect(error.reason).toBe("Validation")
+      expect(error.issues?.map((i) => i.path.join("."))).toEqual(["width"])
+      expect(yield* decode(local, Whole, yield* encode(local, Whole, { width: 1, height: 2 }))).toEqual({
+        width: 1,
+        height: 2
+      })
     }))
 })
 
@@ -176,34 +291,31 @@ describe("coercion knows the Avro logical types for every handle (Deimos #97)", 
 
   it.effect("a generated handle: Date to micros in a timestamp-micros field, ISO strings keep their micro digits", () =>
     Effect.gen(function*() {
-      const coerced = (yield* local.coerce({
+      const coerced = (yield* coerce(local, GeneratedWidget, {
         id: "7",
         name: "w",
         updated_at: "2024-05-06T07:08:09.123Z",
         seen_at_micros: at
-      }, GeneratedWidget)) as GeneratedWidget
+      })) as GeneratedWidget
       // the payload side of DateFromNumber is a Date; the micros field is a plain Int: epoch micros, not millis
       expect(coerced.updated_at).toEqual(at)
       expect(coerced.seen_at_micros).toBe(at.getTime() * 1000)
-      const iso = (yield* local.coerce(
-        { ...coerced, seen_at_micros: "2024-05-06T07:08:09.123456Z" },
-        GeneratedWidget
+      const iso = (yield* coerce(
+        local,
+        GeneratedWidget,
+        { ...coerced, seen_at_micros: "2024-05-06T07:08:09.123456Z" }
       )) as GeneratedWidget
       expect(iso.seen_at_micros).toBe(at.getTime() * 1000 + 456)
-      const decoded = (yield* local.decode(yield* local.encode(iso, { schema: GeneratedWidget, topic }), {
-        schema: GeneratedWidget,
-        topic
-      })) as GeneratedWidget
+      const decoded = yield* decode(local, GeneratedWidget, yield* encode(local, GeneratedWidget, iso))
       expect(decoded.seen_at_micros).toBe(1_714_979_289_123_456)
       // a handle without an Effect Schema: the same digits, through the Avro walk
-      const plain =
-        (yield* local.coerce({ ...valid, seen_at_micros: "2024-05-06T07:08:09.123456+00:00" }, Widget)) as Widget
-      expect(plain.seen_at_micros).toBe(1_714_979_289_123_456)
+      const plain = yield* coerce(local, Widget, { ...valid, seen_at_micros: "2024-05-06T07:08:09.123456+00:00" })
+      expect((plain as Widget).seen_at_micros).toBe(1_714_979_289_123_456)
     }))
 
   it.effect("dates become days in date fields, map values are coerced, timestamps in maps keep micros", () =>
     Effect.gen(function*() {
-      const coerced = (yield* local.coerce({
+      const coerced = (yield* coerce(local, Rich.Order, {
         id: 1,
         day: new Date("2024-01-02T23:00:00Z"),
         at_micros: "2024-01-02T00:00:00.000001Z",
@@ -212,7 +324,7 @@ describe("coercion knows the Avro logical types for every handle (Deimos #97)", 
         stamps: { b: at, c: "2024-01-02T00:00:00.000002Z" },
         payment: { "com.shop.Card": { number: 4111, expires: "2024-01-03" } },
         lines: [{ sku: 1, qty: "2" }]
-      }, Rich.Order)) as Record<string, unknown>
+      })) as Record<string, unknown>
       expect(coerced).toMatchObject({
         day: 19724,
         at_micros: Date.UTC(2024, 0, 2) * 1000 + 1,
@@ -222,7 +334,7 @@ describe("coercion knows the Avro logical types for every handle (Deimos #97)", 
         payment: { "com.shop.Card": { number: "4111", expires: 19725 } },
         lines: [{ sku: "1", qty: 2 }]
       })
-      expect((yield* local.coerce({ day: "2024-01-02" }, Rich.Order)) as object).toEqual({ day: 19724 })
+      expect((yield* coerce(local, Rich.Order, { day: "2024-01-02" })) as object).toEqual({ day: 19724 })
     }))
 
   it.effect("through a Producer: a Date in a generated timestamp-micros field is sent as exact micros", () =>
@@ -230,10 +342,14 @@ describe("coercion knows the Avro logical types for every handle (Deimos #97)", 
       const widgets = Producer.make({ topic: "widgets", schema: GeneratedWidget, keyConfig: { field: "id" } })
       yield* widgets.publish({ id: 1, name: "w", updated_at: at, seen_at_micros: at as unknown as number })
       const [message] = yield* Effect.flatMap(SentMessages.SentMessages, (sent) => sent.all)
-      const decoded = (yield* local.decode(message.encodedPayload!, { schema: Widget, topic })) as Widget
+      const decoded = (yield* decode(local, Widget, message.encodedPayload!)) as Widget
       expect(decoded.seen_at_micros).toBe(at.getTime() * 1000)
       expect(decoded.updated_at).toBe(at.getTime())
-    }).pipe(Effect.provide(Layer.merge(ProducerBackend.layerTest, Layer.orDie(AvroBackend.layerLocal())))))
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(ProducerBackend.layerTest, Layer.orDie(AvroBackend.layerLocal()), DeimosConfig.layer())
+      )
+    ))
 })
 
 describe("bytes and fixed take Uint8Array (the core's bytes), for handles with and without an Effect Schema", () => {
@@ -278,19 +394,14 @@ describe("bytes and fixed take Uint8Array (the core's bytes), for handles with a
           yield* AvroBackend.makeSchemaRegistry({ url })
         ]
       ) {
-        yield* b.validate(blob, Blob)
-        const decoded = yield* b.decode(yield* b.encode(blob, { schema: Blob, topic: "blobs" }), {
-          schema: Blob,
-          topic: "blobs"
-        })
+        yield* validate(b, Blob, blob, "blobs")
+        const decoded = yield* decode(b, Blob, yield* encode(b, Blob, blob, "blobs"), "blobs")
         expect(plainBytes(decoded)).toEqual(plainBytes(blob))
         expect((decoded as { data: unknown }).data).toBeInstanceOf(Uint8Array)
       }
       // the payload is not modified
       expect(Buffer.isBuffer(blob.data)).toBe(false)
-      const wrong = yield* Effect.flip(
-        local.encode({ ...blob, tag: new Uint8Array([1, 2, 3]) }, { schema: Blob, topic })
-      )
+      const wrong = yield* Effect.flip(encode(local, Blob, { ...blob, tag: new Uint8Array([1, 2, 3]) }))
       expect(wrong.issues?.map((i) => i.path.join("."))).toEqual(["tag"])
     }).pipe(Effect.provide(SchemaRegistry.layer({ port: 0 }))))
 })
@@ -346,7 +457,7 @@ describe("a schema directory that cannot be loaded", () => {
       const b = yield* AvroBackend.makeLocal({ schemaDirs: [dir] })
       const A = SchemaRef.make<unknown>({ name: "com.example.A" })
       const value = { inner: { x: 1 }, z: { z: "zed" } }
-      expect(yield* b.decode(yield* b.encode(value, { schema: A, topic }), { schema: A, topic })).toEqual(value)
+      expect(yield* decode(b, A, yield* encode(b, A, value))).toEqual(value)
       fs.rmSync(dir, { recursive: true, force: true })
     }))
 
@@ -373,22 +484,39 @@ describe("avroSchemaRegistry", () => {
       SchemaRegistry.SchemaRegistry,
       ({ url }) => AvroBackend.makeSchemaRegistry({ url, schemaDirs: [schemaDir] })
     )
+    const subjects = (url: string) =>
+      Effect.promise(() => fetch(`${url}/subjects`).then((r) => r.json() as Promise<Array<string>>))
 
     it.effect("writes the Confluent wire format; a Confluent client decodes it; value and key subjects registered", () =>
       Effect.gen(function*() {
         const { url } = yield* SchemaRegistry.SchemaRegistry
         const b = yield* backend
-        const bytes = yield* b.encode(valid, { schema: Widget, topic: "staging.widgets" })
+        const bytes = yield* encode(b, Widget, valid, "staging.widgets")
         expect(bytes[0]).toBe(0)
-        yield* b.encodeKey(7, { key: { _tag: "Field", field: "id", valueSchema: Widget }, topic: "staging.widgets" })
+        const key = yield* b.keyCodec(fieldKey, "staging.widgets")
+        yield* key.encode(key.coerce(7))
         const decoded = yield* Effect.promise(() => new Client({ host: url }).decode(Buffer.from(bytes)))
         expect(decoded).toMatchObject({ id: 1, name: "w" })
-        const subjects = yield* Effect.promise(() => fetch(`${url}/subjects`).then((r) => r.json()))
-        expect(subjects).toEqual(expect.arrayContaining(["staging.widgets-value", "staging.widgets-key"]))
-        const key = yield* Effect.promise(() =>
+        expect(yield* subjects(url)).toEqual(expect.arrayContaining(["staging.widgets-value", "staging.widgets-key"]))
+        const latest = yield* Effect.promise(() =>
           fetch(`${url}/subjects/staging.widgets-key/versions/latest`).then((r) => r.json())
         )
-        expect(JSON.parse((key as { schema: string }).schema).name).toBe("com.example.Widget_key")
+        expect(JSON.parse((latest as { schema: string }).schema).name).toBe("com.example.Widget_key")
+      }))
+
+    it.effect("a Confluent client's message decodes to the generated handle's type (Dates)", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SchemaRegistry.SchemaRegistry
+        const b = yield* backend
+        yield* encode(b, Widget, valid, "typed")
+        const bytes = yield* Effect.promise(async () => {
+          const client = new Client({ host: url })
+          const id = await client.getLatestSchemaId("typed-value")
+          return client.encode(id, { ...valid, updated_at: 99 })
+        })
+        const decoded = yield* decode(b, GeneratedWidget, bytes, "typed")
+        expect(decoded.updated_at).toEqual(new Date(99))
+        expect(decoded).toMatchObject({ id: 1, name: "w", tags: ["a"], dimensions: { width: 1, height: 2 } })
       }))
 
     /** A message written by another producer (a Confluent client) with an older Widget schema, on `subject`. */
@@ -415,28 +543,40 @@ describe("avroSchemaRegistry", () => {
         }
       })
 
-    it.scoped("decoding only looks schemas up by id: it never registers (Deimos #159)", () =>
+    it.scoped("decoding only fetches writer schemas by id: it never registers nor looks a subject up (Deimos #159)", () =>
       Effect.gen(function*() {
         const { url } = yield* SchemaRegistry.SchemaRegistry
-        const { first, id } = yield* olderWidget(url, "readers-value")
+        const { first, id, second } = yield* olderWidget(url, "readers-value")
         // every request of the consumer's backend goes through a proxy that records it
         const seen = yield* proxy(url)
         const consumerSide = yield* AvroBackend.makeSchemaRegistry({ url: seen.url, schemaDirs: [schemaDir] })
-        // a consumer on the newer Widget schema reads the older message (reader/writer resolution, defaults filled),
-        // on a topic whose subject does not exist: a backend that registered or looked the subject up would show it
-        const decoded = yield* consumerSide.decode(first, { schema: Widget, topic: "no-such-subject" })
-        expect(decoded).toMatchObject({ id: 3, name: "old", price: null, tags: [], status: "ACTIVE" })
+        // a handle the consumer has no local schema for: resolving it asks the registry nothing, and decoding
+        // fetches the writer schema by id only, on a topic whose subject does not exist
+        const unknown = yield* consumerSide.codec(SchemaRef.make<unknown>({ name: "com.example.Unknown" }), "no-such")
+        expect(seen.requests).toEqual([])
+        expect(yield* SchemaBackend.decodeWith(unknown, first)).toMatchObject({ id: 3, name: "old", updated_at: 5 })
         expect(seen.requests).toEqual([`GET /schemas/ids/${id}`])
-        const subjects = yield* Effect.promise(() =>
-          fetch(`${url}/subjects`).then((r) => r.json() as Promise<Array<string>>)
-        )
-        expect(subjects).not.toContain("no-such-subject-value")
-        // alternating writer ids with one handle: each message is read with its own writer schema
+        expect(yield* subjects(url)).not.toContain("no-such-value")
+        // a consumer on the newer Widget schema: resolving registers (the codec can encode too), decoding only
+        // reads (reader/writer resolution, defaults filled), with the writer schema fetched above
+        const codec = yield* consumerSide.codec(Widget, "readers")
+        const typed = yield* consumerSide.codec(GeneratedWidget, "readers")
+        seen.requests.length = 0
+        expect(yield* SchemaBackend.decodeWith(codec, first)).toMatchObject({
+          id: 3,
+          name: "old",
+          price: null,
+          tags: [],
+          status: "ACTIVE"
+        })
+        expect(yield* SchemaBackend.decodeWith(codec, second)).toMatchObject({ id: 4, name: "older" })
+        expect(yield* SchemaBackend.decodeWith(typed, second)).toMatchObject({ id: 4, updated_at: new Date(6) })
+        expect(seen.requests).toEqual([])
+        // alternating writer ids with one codec: each message is read with its own writer schema
         const b = yield* backend
-        const current = yield* b.encode(valid, { schema: Widget, topic: "readers-current" })
+        const current = yield* encode(b, Widget, valid, "readers-current")
         for (const [bytes, expected] of [[current, valid], [first, { id: 3, name: "old" }], [current, valid]]) {
-          expect(yield* b.decode(bytes as Uint8Array, { schema: Widget, topic: "readers" }))
-            .toMatchObject(expected as object)
+          expect(yield* decode(b, Widget, bytes as Uint8Array, "readers")).toMatchObject(expected as object)
         }
       }))
 
@@ -446,12 +586,66 @@ describe("avroSchemaRegistry", () => {
         const { first, id, second } = yield* olderWidget(url, "cached-value")
         const seen = yield* proxy(url)
         const b = yield* AvroBackend.makeSchemaRegistry({ url: seen.url, schemaDirs: [schemaDir] })
-        expect(yield* b.decode(first, { schema: Widget, topic: "cached" })).toMatchObject({ id: 3 })
-        expect(yield* b.decode(second, { schema: Widget, topic: "cached" })).toMatchObject({ id: 4 })
+        const codec = yield* b.codec(Widget, "cached")
+        seen.requests.length = 0
+        expect(yield* SchemaBackend.decodeWith(codec, first)).toMatchObject({ id: 3 })
+        expect(yield* SchemaBackend.decodeWith(codec, second)).toMatchObject({ id: 4 })
         // another handle (no local schema: read with the writer's) still uses the cached writer schema
         const untyped = SchemaRef.make<unknown>({ name: "com.example.Unknown" })
-        expect(yield* b.decode(second, { schema: untyped, topic: "cached" })).toMatchObject({ id: 4, name: "older" })
+        expect(yield* decode(b, untyped, second, "cached")).toMatchObject({ id: 4, name: "older" })
         expect(seen.requests).toEqual([`GET /schemas/ids/${id}`])
+      }))
+
+    it.scoped("decode does no I/O; load fetches an unknown writer schema once, however many load it at once", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SchemaRegistry.SchemaRegistry
+        const { first, id, second } = yield* olderWidget(url, "loads-value")
+        const seen = yield* proxy(url)
+        const b = yield* AvroBackend.makeSchemaRegistry({ url: seen.url, schemaDirs: [schemaDir] })
+        const codec = yield* b.codec(SchemaRef.make<unknown>({ name: "com.example.Unknown" }), "loads")
+        // before the load: a typed error, and no request
+        const early = codec.decode(first)
+        expect(Either.isLeft(early) && early.left.reason).toBe("Decode")
+        expect(Either.isLeft(early) && early.left.message).toContain("not loaded")
+        expect(seen.requests).toEqual([])
+        const loads = [first, second, first, second, first].map((bytes) => codec.load(bytes))
+        expect(loads.every((load) => load !== undefined)).toBe(true)
+        yield* Effect.all(loads as Array<Effect.Effect<void, unknown>>, { concurrency: "unbounded" })
+        expect(seen.requests).toEqual([`GET /schemas/ids/${id}`])
+        // once loaded: nothing to load, for this codec and every other of the backend
+        expect(codec.load(first)).toBeUndefined()
+        expect((yield* b.codec(Widget, "loads")).load(second)).toBeUndefined()
+        expect(Either.getOrThrow(codec.decode(second))).toMatchObject({ id: 4, name: "older" })
+        yield* Effect.all([first, second].map((bytes) => codec.load(bytes) ?? Effect.void))
+        expect(seen.requests.filter((r) => r.startsWith("GET"))).toEqual([`GET /schemas/ids/${id}`])
+        // an id the registry does not know: load fails with a typed decode error
+        const unknownId = new Uint8Array([0, 0, 0, 0x7f, 0x7f, 2])
+        const error = yield* Effect.flip(codec.load(unknownId)!)
+        expect(error).toMatchObject({ _tag: "SchemaError", reason: "Decode" })
+        expect(error.message).toContain("unknown to the registry")
+      }))
+
+    it.scoped("a codec is resolved once per handle and topic: one registration per subject", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SchemaRegistry.SchemaRegistry
+        const seen = yield* proxy(url)
+        const b = yield* AvroBackend.makeSchemaRegistry({ url: seen.url, schemaDirs: [schemaDir] })
+        // concurrent and repeated resolutions, of the value and of the key
+        const codecs = yield* Effect.all(
+          [b.codec(Widget, "once"), b.codec(Widget, "once"), b.codec(Widget, "once")],
+          { concurrency: "unbounded" }
+        )
+        yield* b.keyCodec(fieldKey, "once")
+        const again = yield* b.codec(Widget, "once")
+        expect(again).toBe(codecs[2])
+        yield* b.keyCodec(fieldKey, "once")
+        // another handle of the same schema on the same topic: the id is known
+        yield* b.codec(SchemaRef.make<Widget>({ name: "com.example.Widget" }), "once")
+        for (let i = 0; i < 3; i++) yield* again.encode(again.coerce(valid))
+        expect(seen.requests).toEqual(["POST /subjects/once-value/versions", "POST /subjects/once-key/versions"])
+        // another topic is another subject
+        yield* b.codec(Widget, "twice")
+        expect(seen.requests).toHaveLength(3)
       }))
 
     it.effect("an incompatible reader and writer pair is a typed decode error", () =>
@@ -470,7 +664,7 @@ describe("avroSchemaRegistry", () => {
           }, { subject: "incompatible-value" })
           return client.encode(id, { id: "x", name: "n" })
         })
-        const error = yield* Effect.flip((yield* backend).decode(bytes, { schema: Widget, topic: "incompatible" }))
+        const error = yield* Effect.flip(decode(yield* backend, Widget, bytes, "incompatible"))
         expect(error.reason).toBe("Decode")
         expect(error.message).toContain("cannot be read as com.example.Widget")
       }))
@@ -478,7 +672,7 @@ describe("avroSchemaRegistry", () => {
     it.effect("random bytes are typed decode errors, never a crash", () =>
       Effect.gen(function*() {
         const b = yield* backend
-        const good = yield* b.encode(valid, { schema: Widget, topic })
+        const good = yield* encode(b, Widget, valid)
         // a seeded generator: magic byte 0 and a known schema id half of the time, so the body is read
         let seed = 42
         const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
@@ -488,7 +682,7 @@ describe("avroSchemaRegistry", () => {
           for (let j = 0; j < bytes.length; j++) bytes[j] = Math.floor(next() * 256)
           if (i % 2 === 0 && bytes.length >= 5) bytes.set(good.subarray(0, 5))
           if (i % 10 === 1 && bytes.length >= 5) bytes.set([0, 0, 0, 0x7f, 0x7f])
-          const exit = yield* Effect.exit(b.decode(bytes, { schema: Widget, topic }))
+          const exit = yield* Effect.exit(decode(b, Widget, bytes))
           if (Exit.isFailure(exit)) {
             expect(Cause.isDie(exit.cause)).toBe(false)
             const error = Cause.failureOption(exit.cause)
@@ -507,11 +701,11 @@ describe("avroSchemaRegistry", () => {
           schemaDirs: [schemaDir],
           subject: (topic, kind) => `${kind}s.${topic}`
         })
-        yield* b.encode(valid, { schema: Widget, topic: "named" })
-        yield* b.encodeKey(1, { key: { _tag: "Field", field: "id", valueSchema: Widget }, topic: "named" })
-        const subjects = yield* Effect.promise(() => fetch(`${url}/subjects`).then((r) => r.json()))
-        expect(subjects).toEqual(expect.arrayContaining(["values.named", "keys.named"]))
-        expect(subjects).not.toContain("named-value")
+        yield* b.codec(Widget, "named")
+        yield* b.keyCodec(fieldKey, "named")
+        const all = yield* subjects(url)
+        expect(all).toEqual(expect.arrayContaining(["values.named", "keys.named"]))
+        expect(all).not.toContain("named-value")
       }))
 
     it.effect("the topicPrefix of DeimosConfig reaches the subjects through a Producer", () =>
@@ -527,29 +721,38 @@ describe("avroSchemaRegistry", () => {
             )
           )
         )
-        const subjects = yield* Effect.promise(() => fetch(`${url}/subjects`).then((r) => r.json()))
-        expect(subjects).toEqual(expect.arrayContaining(["staging.prefixed-value", "staging.prefixed-key"]))
-        expect(subjects).not.toContain("prefixed-value")
+        const all = yield* subjects(url)
+        expect(all).toEqual(expect.arrayContaining(["staging.prefixed-value", "staging.prefixed-key"]))
+        expect(all).not.toContain("prefixed-value")
       }))
 
     it.effect("wrong magic byte, unknown schema id and truncated bytes are typed decode errors", () =>
       Effect.gen(function*() {
         const b = yield* backend
-        const magic = yield* Effect.flip(b.decode(new Uint8Array([1, 0, 0, 0, 1, 2]), { schema: Widget, topic }))
+        const magic = yield* Effect.flip(decode(b, Widget, new Uint8Array([1, 0, 0, 0, 1, 2])))
         expect(magic.message).toContain("magic byte 1")
-        const unknownId = yield* Effect.flip(
-          b.decode(new Uint8Array([0, 0, 0, 0x7f, 0x7f, 2]), { schema: Widget, topic })
-        )
+        const unknownId = yield* Effect.flip(decode(b, Widget, new Uint8Array([0, 0, 0, 0x7f, 0x7f, 2])))
         expect(unknownId.message).toContain("unknown to the registry")
-        const good = yield* b.encode(valid, { schema: Widget, topic })
-        const truncated = yield* Effect.flip(b.decode(good.slice(0, 8), { schema: Widget, topic }))
+        const good = yield* encode(b, Widget, valid)
+        const truncated = yield* Effect.flip(decode(b, Widget, good.slice(0, 8)))
         expect(truncated.reason).toBe("Decode")
       }))
 
-    it.effect("an incompatible registration surfaces the registry's 409 with the subject", () =>
+    it.effect("resolving registers; an invalid payload is refused by encode, whatever the registry holds", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SchemaRegistry.SchemaRegistry
+        const b = yield* backend
+        const codec = yield* b.codec(Widget, "resolved")
+        expect(yield* subjects(url)).toContain("resolved-value")
+        const invalid = codec.encode({ ...valid, status: "LOST" })
+        expect(Either.isLeft(invalid) && invalid.left.reason).toBe("Validation")
+        expect(Either.isLeft(invalid) && invalid.left.issues?.map((i) => i.path.join("."))).toEqual(["status"])
+      }))
+
+    it.effect("an incompatible registration surfaces the registry's 409 with the subject, from encode", () =>
       Effect.gen(function*() {
         const b = yield* backend
-        yield* b.encode(valid, { schema: Widget, topic: "compat" })
+        yield* encode(b, Widget, valid, "compat")
         const Breaking = SchemaRef.make({
           name: "com.example.Widget",
           avro: {
@@ -559,18 +762,26 @@ describe("avroSchemaRegistry", () => {
             fields: [{ name: "id", type: "string" }, { name: "sku", type: "string" }]
           }
         })
-        const error = yield* Effect.flip(b.encode({ id: "x", sku: "y" }, { schema: Breaking, topic: "compat" }))
+        // the codec resolves (a consumer on it still reads what its schema can); encoding answers the refusal
+        const codec = yield* b.codec(Breaking, "compat")
+        const error = yield* Effect.flip(codec.encode({ id: "x", sku: "y" }))
         expect(error.reason).toBe("Registry")
+        expect(error.retriable).toBe(false)
         expect(error.message).toContain("409")
         expect(error.message).toContain("compat-value")
       }))
 
-    it.effect("with register: false, encoding a schema the registry lacks fails instead of registering", () =>
+    it.effect("with register: false, a schema the registry lacks is not registered and cannot be encoded", () =>
       Effect.gen(function*() {
         const { url } = yield* SchemaRegistry.SchemaRegistry
         const lookupOnly = yield* AvroBackend.makeSchemaRegistry({ url, schemaDirs: [schemaDir], register: false })
-        const error = yield* Effect.flip(lookupOnly.encode(valid, { schema: Widget, topic: "never-registered" }))
+        const error = yield* Effect.flip(encode(lookupOnly, Widget, valid, "never-registered"))
         expect(error.message).toContain("40401")
+        expect(yield* subjects(url)).not.toContain("never-registered-value")
+        // a schema that is registered under the subject is found
+        yield* encode(yield* backend, Widget, valid, "registered")
+        const bytes = yield* encode(lookupOnly, Widget, valid, "registered")
+        expect(yield* decode(lookupOnly, Widget, bytes, "registered")).toMatchObject({ id: 1 })
       }))
   })
 
@@ -584,10 +795,40 @@ describe("avroSchemaRegistry", () => {
         retries: 3,
         retrySchedule: Schedule.exponential("5 millis")
       })
-      const error = yield* Effect.flip(b.encode(valid, { schema: Widget, topic }))
+      const error = yield* Effect.flip(b.codec(Widget, topic))
       expect(error).toMatchObject({ reason: "Registry", retriable: true })
       expect(error.message).toContain("unreachable")
       expect(attempts.count()).toBe(4)
+    }))
+
+  it.scopedLive("a registry that never answers times out per request: a retriable typed error, retried", () =>
+    Effect.gen(function*() {
+      // accepts connections and reads requests, but never answers (each attempt is one request; the HTTP client
+      // may open a spare connection, so requests are counted, not connections)
+      let requests = 0
+      const hung = yield* listen(net.createServer((socket) => socket.once("data", () => requests++)))
+      const url = `http://127.0.0.1:${hung.port}`
+      const b = yield* AvroBackend.makeSchemaRegistry({
+        url,
+        schemaDirs: [schemaDir],
+        requestTimeout: "200 millis",
+        retries: 2,
+        retrySchedule: Schedule.spaced("10 millis")
+      })
+      const started = Date.now()
+      const error = yield* Effect.flip(b.codec(Widget, "slow"))
+      const elapsed = Date.now() - started
+      expect(error).toMatchObject({ _tag: "SchemaError", reason: "Registry", retriable: true })
+      expect(error.message).toContain(url)
+      expect(error.message).toContain("POST /subjects/slow-value/versions")
+      expect(error.message).toContain("200ms")
+      // three attempts of 200 ms each
+      expect(requests).toBe(3)
+      expect(elapsed).toBeGreaterThanOrEqual(3 * 200)
+      expect(elapsed).toBeLessThan(5_000)
+      // resolving again asks again (a failed resolution is not kept)
+      yield* Effect.flip(b.codec(Widget, "slow"))
+      expect(requests).toBe(6)
     }))
 
   it.scopedLive("a registry failing with 503 is retried with backoff until it answers; basic auth is sent", () =>
@@ -609,12 +850,12 @@ describe("avroSchemaRegistry", () => {
         auth: { username: "app", password: Redacted.make("s3cret") },
         retrySchedule: Schedule.exponential("5 millis")
       })
-      const bytes = yield* b.encode(valid, { schema: Widget, topic: "busy" })
+      const bytes = yield* encode(b, Widget, valid, "busy")
       expect([...bytes.subarray(0, 5)]).toEqual([0, 0, 0, 0, 42])
       expect(seen.map((r) => r.url)).toEqual(Array(3).fill("/subjects/busy-value/versions"))
       expect(seen[0].authorization).toBe(`Basic ${Buffer.from("app:s3cret").toString("base64")}`)
-      // the id is cached: a second message makes no call
-      yield* b.encode(valid, { schema: Widget, topic: "busy" })
+      // the codec and its id are kept: a second message makes no call
+      yield* encode(b, Widget, valid, "busy")
       expect(seen).toHaveLength(3)
     }))
 
@@ -622,8 +863,8 @@ describe("avroSchemaRegistry", () => {
     Effect.gen(function*() {
       const backend = yield* SchemaBackend.SchemaBackend
       expect(backend.name).toBe("avroSchemaRegistry")
-      // register: false and an unreachable URL: encoding tries a lookup, fails typed, never crashes
-      const error = yield* Effect.flip(backend.encode(valid, { schema: Widget, topic }))
+      // register: false and an unreachable URL: resolving tries a lookup, fails typed, never crashes
+      const error = yield* Effect.flip(backend.codec(Widget, topic))
       expect(error.reason).toBe("Registry")
       expect(error.message).toContain("POST /subjects/widgets-value)")
     }).pipe(
@@ -637,13 +878,54 @@ describe("avroSchemaRegistry", () => {
         })
       )
     ))
+
+  it.effect("registryConfig reads every SCHEMA_REGISTRY_* variable, with the defaults documented", () =>
+    Effect.gen(function*() {
+      const read = (env: Record<string, string>) =>
+        Effect.withConfigProvider(AvroBackend.registryConfig, ConfigProvider.fromMap(new Map(Object.entries(env))))
+      const full = yield* read({
+        SCHEMA_REGISTRY_URL: "http://registry:8081",
+        AVRO_SCHEMA_DIRS: "schemas, more ,",
+        SCHEMA_REGISTRY_USERNAME: "app",
+        SCHEMA_REGISTRY_PASSWORD: "s3cret",
+        SCHEMA_REGISTRY_REGISTER: "false",
+        SCHEMA_REGISTRY_RETRIES: "2",
+        SCHEMA_REGISTRY_REQUEST_TIMEOUT: "250 millis"
+      })
+      expect(full).toMatchObject({
+        url: "http://registry:8081",
+        schemaDirs: ["schemas", "more"],
+        register: false,
+        retries: 2,
+        auth: { username: "app" }
+      })
+      expect(Redacted.value(full.auth!.password)).toBe("s3cret")
+      expect(Duration.toMillis(Duration.decode(full.requestTimeout!))).toBe(250)
+      const defaults = yield* read({ SCHEMA_REGISTRY_URL: "http://registry:8081" })
+      expect(defaults).toEqual({
+        url: "http://registry:8081",
+        schemaDirs: [],
+        register: true,
+        auth: undefined,
+        retries: undefined,
+        requestTimeout: undefined
+      })
+      const missing = yield* Effect.flip(read({}))
+      expect(String(missing)).toContain("SCHEMA_REGISTRY_URL")
+    }))
 })
 
-const listen = (server: net.Server) =>
-  Effect.acquireRelease(
+/** A server listening on a free port, counting its connections; closing it ends the connections left open. */
+const listen = (server: net.Server) => {
+  const sockets = new Set<net.Socket>()
+  return Effect.acquireRelease(
     Effect.async<{ readonly port: number; readonly count: () => number }>((resume) => {
       let count = 0
-      server.on("connection", () => count++)
+      server.on("connection", (socket) => {
+        count++
+        sockets.add(socket)
+        socket.on("close", () => sockets.delete(socket))
+      })
       server.listen(0, "127.0.0.1", () => {
         resume(Effect.succeed({
           port: (server.address() as net.AddressInfo).port,
@@ -654,8 +936,10 @@ const listen = (server: net.Server) =>
     () =>
       Effect.async<void>((resume) => {
         server.close(() => resume(Effect.void))
+        for (const socket of sockets) socket.destroy()
       })
   )
+}
 
 /** An HTTP proxy to `target` recording each request as `METHOD /path`. */
 const proxy = (target: string) =>

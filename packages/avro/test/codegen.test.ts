@@ -1,6 +1,16 @@
 import { AvroBackend, Codegen } from "@deimos/avro"
 import { SchemaRegistry } from "@deimos/broker"
-import { Consumer, Producer, ProducerBackend, SentMessages, Tombstone } from "@deimos/core"
+import {
+  Consumer,
+  ConsumerProcessor,
+  DeimosConfig,
+  Producer,
+  ProducerBackend,
+  SchemaBackend,
+  type SchemaRef,
+  SentMessages,
+  Tombstone
+} from "@deimos/core"
 import { describe, expect, it } from "@effect/vitest"
 import avro from "avsc"
 import * as Effect from "effect/Effect"
@@ -27,6 +37,19 @@ const richOptions: Codegen.Options = {
   keys: { "com.tree.Node": { field: "value" }, "com.shop.Order": { schema: "com.shop.OrderKey" } }
 }
 const repoRoot = path.join(testDir, "..", "..", "..")
+
+type Backend = SchemaBackend.SchemaBackend.Service
+/** Encodes and decodes back with a backend's codec for the topic. */
+const roundTrip = <A>(b: Backend, schema: SchemaRef.SchemaRef<A, any>, payload: unknown, topic: string) =>
+  Effect.flatMap(
+    b.codec(schema, topic),
+    (codec) => Effect.flatMap(codec.encode(payload), (bytes) => SchemaBackend.decodeWith(codec, bytes))
+  )
+/** Decodes a key with a backend's key codec for the topic. */
+const decodeKey = (b: Backend, key: SchemaBackend.KeySchema, bytes: Uint8Array, topic: string) =>
+  Effect.flatMap(b.keyCodec(key, topic), (codec) => SchemaBackend.decodeWith(codec, bytes))
+/** What producing needs besides the schema backend. */
+const producing = Layer.mergeAll(ProducerBackend.layerTest, DeimosConfig.layer())
 const bin = path.join(testDir, "..", "bin", "deimos.js")
 
 const tmp = (prefix: string) => fs.mkdtempSync(path.join(os.tmpdir(), prefix))
@@ -170,10 +193,7 @@ describe("deimos codegen", () => {
         ]
       ) {
         const topic = `rich-${backend.name}`
-        const decoded = (yield* backend.decode(yield* backend.encode(order, { schema: Rich.Order, topic }), {
-          schema: Rich.Order,
-          topic
-        })) as Rich.Order
+        const decoded = yield* roundTrip(backend, Rich.Order, order, topic)
         expect({
           ...decoded,
           checksum: [...decoded.checksum],
@@ -192,30 +212,18 @@ describe("deimos codegen", () => {
           payment: { "com.shop.Card": { number: "4111", expires: 20000 } },
           label: { string: "x" }
         }
-        expect(
-          yield* backend.decode(yield* backend.encode(card, { schema: Rich.Order, topic }), {
-            schema: Rich.Order,
-            topic
-          })
-        ).toMatchObject({ payment: card.payment, label: { string: "x" } })
-        expect(
-          yield* backend.decode(yield* backend.encode(node, { schema: Rich.Node, topic: `${topic}-node` }), {
-            schema: Rich.Node,
-            topic: `${topic}-node`
-          })
-        ).toEqual(node)
-        expect(
-          yield* backend.decode(yield* backend.encode(expr, { schema: Rich.Expr, topic: `${topic}-expr` }), {
-            schema: Rich.Expr,
-            topic: `${topic}-expr`
-          })
-        ).toEqual({ op: "+", args: [{ expr: { op: "-", args: [] }, literal: null }, { expr: null, literal: 1.5 }] })
+        expect(yield* roundTrip(backend, Rich.Order, card, topic)).toMatchObject({
+          payment: card.payment,
+          label: { string: "x" }
+        })
+        expect(yield* roundTrip(backend, Rich.Node, node, `${topic}-node`)).toEqual(node)
+        expect(yield* roundTrip(backend, Rich.Expr, expr, `${topic}-expr`)).toEqual({
+          op: "+",
+          args: [{ expr: { op: "-", args: [] }, literal: null }, { expr: null, literal: 1.5 }]
+        })
         // a union value that is not wrapped is a validation error, not a crash
         const unwrapped = yield* Effect.flip(
-          backend.encode({ ...order, payment: { iban: "DE00", reference: new Uint8Array() } }, {
-            schema: Rich.Order,
-            topic
-          })
+          roundTrip(backend, Rich.Order, { ...order, payment: { iban: "DE00", reference: new Uint8Array() } }, topic)
         )
         expect(unwrapped.reason).toBe("Validation")
       }
@@ -231,14 +239,9 @@ describe("deimos codegen", () => {
       const [message] = yield* Effect.flatMap(SentMessages.SentMessages, (s) => s.all)
       expect(message.encodedPayload).toBeNull()
       const backend = yield* AvroBackend.makeLocal()
-      expect(
-        yield* backend.decodeKey(message.encodedKey!, {
-          key: { _tag: "Schema", schema: Rich.OrderKey },
-          topic: "orders"
-        })
-      )
+      expect(yield* decodeKey(backend, { _tag: "Schema", schema: Rich.OrderKey }, message.encodedKey!, "orders"))
         .toEqual({ id: 1, region: "eu" })
-    }).pipe(Effect.provide(Layer.merge(ProducerBackend.layerTest, Layer.orDie(AvroBackend.layerLocal())))))
+    }).pipe(Effect.provide(Layer.merge(producing, Layer.orDie(AvroBackend.layerLocal())))))
 
   it("key options naming no record or field are errors", () => {
     expect(() => Codegen.generate(richSchemas, { keys: { "com.shop.Nope": { field: "id" } } })).toThrow(
@@ -295,7 +298,7 @@ describe("deimos codegen", () => {
         keyConfig: { field: "id" },
         handle: (widget, metadata) => Ref.set(seen, { name: widget?.name, at: widget?.updated_at, key: metadata.key })
       })
-      yield* Consumer.processMessage(consumer, {
+      yield* ConsumerProcessor.processMessage(consumer, {
         topic: "widgets",
         partition: 0,
         offset: "0",
@@ -305,7 +308,7 @@ describe("deimos codegen", () => {
         timestamp: "0"
       })
       expect(yield* Ref.get(seen)).toEqual({ name: "bolt", at: updatedAt, key: 7 })
-    }).pipe(Effect.provide(Layer.merge(ProducerBackend.layerTest, Layer.orDie(AvroBackend.layerLocal())))))
+    }).pipe(Effect.provide(Layer.merge(producing, Layer.orDie(AvroBackend.layerLocal())))))
 
   it.effect("a generated key schema types the key of keyConfig: { schema }", () =>
     Effect.gen(function*() {
@@ -313,12 +316,9 @@ describe("deimos codegen", () => {
       yield* widgets.publish({ id: 7, name: "bolt", updated_at: new Date(0) }, { key: { id: 7, region: "eu" } })
       const [message] = yield* Effect.flatMap(SentMessages.SentMessages, (s) => s.all)
       const backend = yield* AvroBackend.makeLocal()
-      const key = yield* backend.decodeKey(message.encodedKey!, {
-        key: { _tag: "Schema", schema: WidgetKey },
-        topic: "widgets"
-      })
+      const key = yield* decodeKey(backend, { _tag: "Schema", schema: WidgetKey }, message.encodedKey!, "widgets")
       expect(key).toEqual({ id: 7, region: "eu" })
-    }).pipe(Effect.provide(Layer.merge(ProducerBackend.layerTest, Layer.orDie(AvroBackend.layerLocal())))))
+    }).pipe(Effect.provide(Layer.merge(producing, Layer.orDie(AvroBackend.layerLocal())))))
 
   it("the CLI writes the modules, with tombstones for the keys it is given", () => {
     const out = tmp("deimos-cli-")

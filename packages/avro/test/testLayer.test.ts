@@ -1,5 +1,5 @@
 import { AvroBackend } from "@deimos/avro"
-import { Consumer, Producer, SchemaRef } from "@deimos/core"
+import { Consumer, Producer, SchemaBackend, SchemaRef } from "@deimos/core"
 import { expectSent, testConsumeMessage, TestLayer } from "@deimos/test"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -7,8 +7,8 @@ import * as Ref from "effect/Ref"
 import { schemaDir, valid, Widget } from "./fixtures.js"
 import { Widget as GeneratedWidget } from "./generated/index.js"
 
-// an app on Avro: unit tests swap in the validating mock, resolving the app's schemas by name
-// (the layer fails with a SchemaError on a broken schema directory; the test layer takes an infallible one)
+// an app on Avro: unit tests swap in the validating mock, resolving the app's schemas by name (the test layer
+// fails as the backend's layer does: with a SchemaError for a schema directory that does not load)
 const layer = TestLayer.make({ schemaBackend: AvroBackend.layerValidation({ schemaDirs: [schemaDir] }) })
 const widgets = Producer.make({ topic: "widgets", schema: Widget, keyConfig: { field: "id" } })
 
@@ -81,9 +81,8 @@ describe("avroValidation as the test layer's schema backend", () => {
         seen_at_micros: null
       }
       expect(yield* Ref.get(seen)).toEqual(expected)
-      const local = yield* AvroBackend.makeLocal({ schemaDirs: [schemaDir] })
-      const options = { schema: Widget, topic: "widgets" }
-      expect(yield* local.decode(yield* local.encode({ id: 2, name: "n", updated_at: 5 }, options), options))
+      const local = yield* (yield* AvroBackend.makeLocal({ schemaDirs: [schemaDir] })).codec(Widget, "widgets")
+      expect(yield* SchemaBackend.decodeWith(local, yield* local.encode({ id: 2, name: "n", updated_at: 5 })))
         .toEqual(expected)
       // a generated handle: the handler gets the Date of its Effect Schema, with the defaults
       const typed = Consumer.make({

@@ -10,10 +10,12 @@
  * `Schema.encodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" })` and
  * `Schema.decodeUnknownEither(schema)` produce, except that encoding returns parts of the input that need no
  * conversion as they are instead of copies (the wire value only goes to avsc). Decoding builds plain objects, as
- * Effect Schema does.
+ * Effect Schema does. Compiled with `keepDates`, encoding checks only and keeps the `Date`s, for the typed writer
+ * (see `typed.ts`), which writes them as numbers.
  */
 import * as Option from "effect/Option"
 import * as AST from "effect/SchemaAST"
+import * as Compiled from "./compiled.js"
 
 /** The answer when the fast path cannot decide: run Effect Schema. */
 export const bail: unique symbol = Symbol.for("@deimos/avro/bridge/bail")
@@ -48,7 +50,14 @@ const hasOwn = Object.prototype.hasOwnProperty
 
 class Unsupported {}
 
-const compileNode = (ast: AST.AST, memo: Map<AST.AST, Node>): Node => {
+/** What a compilation shares: the nodes compiled so far, and whether `DateFromNumber` keeps its `Date`s. */
+interface Context {
+  readonly memo: Map<AST.AST, Node>
+  readonly keepDates: boolean
+}
+
+const compileNode = (ast: AST.AST, ctx: Context): Node => {
+  const memo = ctx.memo
   const known = memo.get(ast)
   if (known !== undefined) return known
   switch (ast._tag) {
@@ -84,6 +93,7 @@ const compileNode = (ast: AST.AST, memo: Map<AST.AST, Node>): Node => {
       ) {
         throw new Unsupported()
       }
+      if (ctx.keepDates) return check((v) => v instanceof Date, (x) => `${x} instanceof Date`)
       return {
         encode: (v) => v instanceof Date ? v.getTime() : bail,
         decode: (v) => typeof v === "number" ? new Date(v) : bail,
@@ -94,17 +104,17 @@ const compileNode = (ast: AST.AST, memo: Map<AST.AST, Node>): Node => {
       // recursive schemas: the node is resolved on first use, and memoised before its children are compiled
       const holder: { node: Node | undefined } = { node: undefined }
       const lazy: Node = {
-        encode: (v) => (holder.node ??= compileNode(ast.f(), memo)).encode(v),
-        decode: (v) => (holder.node ??= compileNode(ast.f(), memo)).decode(v),
+        encode: (v) => (holder.node ??= compileNode(ast.f(), ctx)).encode(v),
+        decode: (v) => (holder.node ??= compileNode(ast.f(), ctx)).decode(v),
         identity: false
       }
       memo.set(ast, lazy)
       // compile now so an unsupported node is found up front (the recursion stops at this memoised node)
-      holder.node = compileNode(ast.f(), memo)
+      holder.node = compileNode(ast.f(), ctx)
       return lazy
     }
     case "Union": {
-      const members = ast.types.map((t) => compileNode(t, memo))
+      const members = ast.types.map((t) => compileNode(t, ctx))
       const identity = members.every((m) => m.identity)
       const n = members.length
       const inlines = members.map((m) => m.inline)
@@ -132,7 +142,7 @@ const compileNode = (ast: AST.AST, memo: Map<AST.AST, Node>): Node => {
     }
     case "TupleType": {
       if (ast.elements.length !== 0 || ast.rest.length !== 1) throw new Unsupported()
-      const item = compileNode(ast.rest[0].type, memo)
+      const item = compileNode(ast.rest[0].type, ctx)
       return {
         encode: (v) => {
           if (!Array.isArray(v)) return bail
@@ -162,18 +172,18 @@ const compileNode = (ast: AST.AST, memo: Map<AST.AST, Node>): Node => {
       }
     }
     case "TypeLiteral":
-      return ast.propertySignatures.length === 0 ? compileMap(ast, memo) : compileStruct(ast, memo)
+      return ast.propertySignatures.length === 0 ? compileMap(ast, ctx) : compileStruct(ast, ctx)
     default:
       throw new Unsupported()
   }
 }
 
 /** `Schema.Record({ key: Schema.String, value })`: an Avro map. */
-const compileMap = (ast: AST.TypeLiteral, memo: Map<AST.AST, Node>): Node => {
+const compileMap = (ast: AST.TypeLiteral, ctx: Context): Node => {
   if (ast.indexSignatures.length !== 1 || ast.indexSignatures[0].parameter._tag !== "StringKeyword") {
     throw new Unsupported()
   }
-  const value = compileNode(ast.indexSignatures[0].type, memo)
+  const value = compileNode(ast.indexSignatures[0].type, ctx)
   return {
     encode: (v) => {
       if (!isRecord(v)) return bail
@@ -207,11 +217,10 @@ const compileMap = (ast: AST.TypeLiteral, memo: Map<AST.AST, Node>): Node => {
 
 /**
  * `Schema.Struct`: an Avro record. Encoding refuses excess properties (`onExcessProperty: "error"`). The common
- * case, every property present, is compiled (`new Function`, as avsc compiles its readers and writers) into one
- * function that checks primitives inline and builds the output as one object literal; absent optional properties
- * take the general loop.
+ * case, every property present, is generated code (`Compiled.structBridge`) that checks primitives inline and
+ * builds the output as one object literal; absent optional properties take the general loop.
  */
-const compileStruct = (ast: AST.TypeLiteral, memo: Map<AST.AST, Node>): Node => {
+const compileStruct = (ast: AST.TypeLiteral, ctx: Context): Node => {
   if (ast.indexSignatures.length !== 0) throw new Unsupported()
   const names: Array<string> = []
   for (const ps of ast.propertySignatures) {
@@ -219,7 +228,7 @@ const compileStruct = (ast: AST.TypeLiteral, memo: Map<AST.AST, Node>): Node => 
     names.push(ps.name)
   }
   const optional = ast.propertySignatures.map((ps) => ps.isOptional)
-  const props = ast.propertySignatures.map((ps) => compileNode(ps.type, memo))
+  const props = ast.propertySignatures.map((ps) => compileNode(ps.type, ctx))
   const identity = props.every((p) => p.identity)
   const n = names.length
 
@@ -254,43 +263,7 @@ const compileStruct = (ast: AST.TypeLiteral, memo: Map<AST.AST, Node>): Node => 
     return out
   }
 
-  // compiled bodies: `x<i>` the input property, `y<i>` the output; `p<i>` the property nodes, `loop` the fallback
-  const lines = (direction: "encode" | "decode") => {
-    const body: Array<string> = []
-    for (let i = 0; i < n; i++) {
-      const key = JSON.stringify(names[i])
-      body.push(`const x${i} = v[${key}];`)
-      body.push(`if (x${i} === undefined && !(${key} in v)) return loop(v);`)
-      const inline = props[i].inline
-      if (inline !== undefined) {
-        body.push(`if (!(${inline(`x${i}`)})) return bail; const y${i} = x${i};`)
-      } else {
-        body.push(`const y${i} = p[${i}].${direction}(x${i}); if (y${i} === bail) return bail;`)
-      }
-    }
-    return body
-  }
-  const object = `{ ${names.map((name, i) => `${JSON.stringify(name)}: y${i}`).join(", ")} }`
-  // excess properties bail out (own ones, as Effect Schema sees them, and inherited enumerable ones)
-  const excess = `for (const k in v) { if (!hasOwn.call(v, k)) return bail; switch (k) { ${
-    names.map((name) => `case ${JSON.stringify(name)}:`).join(" ")
-  } continue; default: return bail } }`
-  const encodeBody = excess + "\n" + lines("encode").join("\n") + `\nreturn ${identity ? "v" : object};`
-  const decodeBody = lines("decode").join("\n") + `\nreturn ${object};`
-  const makeEncode = new Function("p", "bail", "loop", "hasOwn", `return (v) => {\n${encodeBody}\n}`) as (
-    p: ReadonlyArray<Node>,
-    b: typeof bail,
-    loop: Fast,
-    own: typeof hasOwn
-  ) => (v: Record<string, unknown>) => unknown
-  const makeDecode = new Function("p", "bail", "loop", `return (v) => {\n${decodeBody}\n}`) as (
-    p: ReadonlyArray<Node>,
-    b: typeof bail,
-    loop: Fast
-  ) => (v: Record<string, unknown>) => unknown
-  const encodeAll = makeEncode(props, bail, encodeLoop as Fast, hasOwn)
-  const decodeAll = makeDecode(props, bail, decodeLoop as Fast)
-
+  const { decodeAll, encodeAll } = Compiled.structBridge({ names, props, identity, bail, encodeLoop, decodeLoop })
   return {
     encode: (v) => isRecord(v) ? encodeAll(v) : bail,
     decode: (v) => isRecord(v) ? decodeAll(v) : bail,
@@ -298,10 +271,14 @@ const compileStruct = (ast: AST.TypeLiteral, memo: Map<AST.AST, Node>): Node => 
   }
 }
 
-/** The bridge of a Schema AST, or undefined when it holds a node the fast path does not know. */
-export const compile = (ast: AST.AST): Bridge | undefined => {
+/**
+ * The bridge of a Schema AST, or undefined when it holds a node the fast path does not know. With `keepDates`,
+ * encoding leaves the `Date`s of `DateFromNumber` as they are (checks only): for a writer that turns them into
+ * numbers itself.
+ */
+export const compile = (ast: AST.AST, options: { readonly keepDates?: boolean } = {}): Bridge | undefined => {
   try {
-    const node = compileNode(ast, new Map())
+    const node = compileNode(ast, { memo: new Map(), keepDates: options.keepDates === true })
     return { encode: node.encode, decode: node.decode }
   } catch (error) {
     if (error instanceof Unsupported) return undefined

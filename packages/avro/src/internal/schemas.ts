@@ -2,9 +2,10 @@
  * Avro schemas as JSON plus their avsc types: loading a directory of `.avsc` files (named types resolved across
  * files), looking schemas up by full name, walking the JSON for coercion and field descriptions.
  */
-import avro from "avsc"
+import type avro from "avsc"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { typeOf } from "./avsc.js"
 
 export type Json = string | { readonly [key: string]: unknown } | ReadonlyArray<unknown>
 
@@ -100,7 +101,7 @@ export const loadDirectory = (dirs: ReadonlyArray<string>): SchemaDirectory | Di
     for (const p of left) {
       const scratch = { ...registry }
       try {
-        avro.Type.forSchema(p.json as avro.Schema, { registry: scratch })
+        typeOf(p.json, { registry: scratch })
         Object.assign(registry, scratch)
       } catch (error) {
         failed.push({ ...p, error })

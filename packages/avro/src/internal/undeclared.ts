@@ -4,6 +4,7 @@
  * arrays, maps and unions), so the encode hot path can afford it.
  */
 import type avro from "avsc"
+import * as Compiled from "./compiled.js"
 
 export type Path = ReadonlyArray<string | number>
 
@@ -13,23 +14,10 @@ export type Path = ReadonlyArray<string | number>
  */
 export type Finder = (value: unknown, path: Path, out: Array<Path> | undefined) => boolean
 
+const noPath: Path = []
+
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array) && !(v instanceof Date)
-
-/**
- * A compiled check for keys outside `names` (with a defined value): a `switch` over the names, about four times as
- * fast as a `Set` lookup per key, like avsc's own compiled readers and writers. Avro names are `[A-Za-z_][A-Za-z0-9_]*`
- * (avsc enforces it) and are written as JSON string literals.
- */
-const compileKeyCheck = (names: ReadonlyArray<string>): (v: Record<string, unknown>) => boolean =>
-  names.length === 0
-    ? (v) => Object.keys(v).some((k) => v[k] !== undefined)
-    : new Function(
-      "v",
-      `for (const k in v) { switch (k) { ${
-        names.map((n) => `case ${JSON.stringify(n)}:`).join(" ")
-      } continue; default: if (v[k] !== undefined) return true } } return false`
-    ) as (v: Record<string, unknown>) => boolean
 
 const build = (type: avro.Type, memo: Map<avro.Type, { f: Finder | undefined }>): Finder | undefined => {
   const typeName = String(type.typeName)
@@ -45,17 +33,14 @@ const build = (type: avro.Type, memo: Map<avro.Type, { f: Finder | undefined }>)
       const sub = build(field.type, memo)
       if (sub !== undefined) subs.push([field.name, sub])
     }
-    const hasUndeclared = compileKeyCheck(fields.map((f) => f.name))
+    const hasUndeclared = Compiled.recordFinder(
+      fields.map((f) => f.name),
+      subs.map(([name]) => name),
+      subs.map(([, sub]) => (x: unknown) => sub(x, noPath, undefined))
+    )
     holder.f = (v, p, o) => {
       if (!isObject(v)) return false
-      if (o === undefined) {
-        if (hasUndeclared(v)) return true
-        for (let i = 0; i < subs.length; i++) {
-          const x = v[subs[i][0]]
-          if (x !== undefined && x !== null && subs[i][1](x, p, o)) return true
-        }
-        return false
-      }
+      if (o === undefined) return hasUndeclared(v)
       let found = false
       for (const k in v) {
         if (!names.has(k) && v[k] !== undefined) {
