@@ -245,8 +245,8 @@ export const make = <
     topic: string
   ): Effect.Effect<Resolved, SchemaError> =>
     Effect.gen(function*() {
-      const value = yield* backend.codec(options.schema, topic)
-      const keyCodec = keySchema === undefined ? undefined : yield* backend.keyCodec(keySchema, topic)
+      const value = yield* backend.codec(options.schema, topic, "write")
+      const keyCodec = keySchema === undefined ? undefined : yield* backend.keyCodec(keySchema, topic, "write")
       const fields = yield* backend.fields(options.schema)
       const resolved: Resolved = {
         value,

@@ -44,6 +44,16 @@ export type KeySchema =
   | { readonly _tag: "Schema"; readonly schema: SchemaRef.Any }
 
 /**
+ * What a codec is resolved for. `"write"` (producers): a registry backend registers the schema under the topic's
+ * subject (or looks it up), so that `encode` can name its id. `"read"` (consumers): nothing is registered or looked
+ * up by subject (a consumer never registers a schema); `decode` reads each message's writer schema by its id. A
+ * codec resolved for reading may refuse to encode.
+ *
+ * @since 0.1.0
+ */
+export type Use = "read" | "write"
+
+/**
  * A schema resolved for one topic: synchronous functions over what resolving found. `A` is what `decode` answers
  * (the payload type of the handle; for a `Field` key, the field's value).
  *
@@ -87,10 +97,15 @@ export declare namespace SchemaBackend {
     /** The codec of a value schema on a topic (the full topic: a registry derives the subject from it). */
     readonly codec: <A, I>(
       schema: SchemaRef.SchemaRef<A, I>,
-      topic: string
+      topic: string,
+      use: Use
     ) => Effect.Effect<Codec<A>, SchemaError.SchemaError>
     /** The codec of a key; for `Field` keys it encodes and decodes the field's value. */
-    readonly keyCodec: (key: KeySchema, topic: string) => Effect.Effect<Codec<unknown>, SchemaError.SchemaError>
+    readonly keyCodec: (
+      key: KeySchema,
+      topic: string,
+      use: Use
+    ) => Effect.Effect<Codec<unknown>, SchemaError.SchemaError>
     /** The fields of a record schema. */
     readonly fields: (schema: SchemaRef.Any) => Effect.Effect<ReadonlyArray<SchemaField>, SchemaError.SchemaError>
   }
@@ -102,8 +117,16 @@ export declare namespace SchemaBackend {
    */
   export interface Resolvers {
     readonly name: string
-    readonly codec: (schema: SchemaRef.Any, topic: string) => Effect.Effect<Codec<unknown>, SchemaError.SchemaError>
-    readonly keyCodec: (key: KeySchema, topic: string) => Effect.Effect<Codec<unknown>, SchemaError.SchemaError>
+    readonly codec: (
+      schema: SchemaRef.Any,
+      topic: string,
+      use: Use
+    ) => Effect.Effect<Codec<unknown>, SchemaError.SchemaError>
+    readonly keyCodec: (
+      key: KeySchema,
+      topic: string,
+      use: Use
+    ) => Effect.Effect<Codec<unknown>, SchemaError.SchemaError>
     readonly fields: (schema: SchemaRef.Any) => Effect.Effect<ReadonlyArray<SchemaField>, SchemaError.SchemaError>
   }
 }
@@ -143,15 +166,19 @@ export const make = (resolvers: SchemaBackend.Resolvers): SchemaBackend.Service 
     })
   return {
     name: resolvers.name,
-    codec: <A, I>(schema: SchemaRef.SchemaRef<A, I>, topic: string) =>
-      cached(schema, `value\u0000${topic}`, () => resolvers.codec(schema, topic)) as Effect.Effect<
+    codec: <A, I>(schema: SchemaRef.SchemaRef<A, I>, topic: string, use: Use) =>
+      cached(schema, `value\u0000${use}\u0000${topic}`, () => resolvers.codec(schema, topic, use)) as Effect.Effect<
         Codec<A>,
         SchemaError.SchemaError
       >,
-    keyCodec: (key, topic) =>
+    keyCodec: (key, topic, use) =>
       key._tag === "Field"
-        ? cached(key.valueSchema, `field\u0000${key.field}\u0000${topic}`, () => resolvers.keyCodec(key, topic))
-        : cached(key.schema, `key\u0000${topic}`, () => resolvers.keyCodec(key, topic)),
+        ? cached(
+          key.valueSchema,
+          `field\u0000${key.field}\u0000${use}\u0000${topic}`,
+          () => resolvers.keyCodec(key, topic, use)
+        )
+        : cached(key.schema, `key\u0000${use}\u0000${topic}`, () => resolvers.keyCodec(key, topic, use)),
     fields: resolvers.fields
   }
 }
@@ -177,7 +204,7 @@ export const encode = <A, I>(
   payload: unknown
 ): Effect.Effect<Uint8Array, SchemaError.SchemaError, SchemaBackend> =>
   SchemaBackend.pipe(
-    Effect.flatMap((backend) => backend.codec(schema, topic)),
+    Effect.flatMap((backend) => backend.codec(schema, topic, "write")),
     Effect.flatMap((codec) => codec.encode(codec.coerce(payload)))
   )
 
@@ -192,6 +219,6 @@ export const decode = <A, I>(
   bytes: Uint8Array
 ): Effect.Effect<A, SchemaError.SchemaError, SchemaBackend> =>
   SchemaBackend.pipe(
-    Effect.flatMap((backend) => backend.codec(schema, topic)),
+    Effect.flatMap((backend) => backend.codec(schema, topic, "read")),
     Effect.flatMap((codec) => decodeWith(codec, bytes))
   )

@@ -39,8 +39,8 @@ let offsetSeq = 0
 
 const raw = (topic: string, payload: unknown, key: unknown = 1, headers: Record<string, string> = {}) =>
   Effect.gen(function*() {
-    const keyCodec = yield* backend.keyCodec({ _tag: "Field", field: "id", valueSchema: Widget }, topic)
-    const codec = yield* backend.codec(Widget, topic)
+    const keyCodec = yield* backend.keyCodec({ _tag: "Field", field: "id", valueSchema: Widget }, topic, "write")
+    const codec = yield* backend.codec(Widget, topic, "write")
     return {
       topic,
       partition: 3,
@@ -509,8 +509,8 @@ describe("inlineBatch with undecodable messages", () => {
       // the first byte names a "writer schema id"; an id not met yet needs a lookup, as a registry decoder does
       const lookingUp = SchemaBackend.make({
         name: "lookingUp",
-        codec: (ref, topic) =>
-          Effect.map(backend.codec(ref, topic), (codec) => ({
+        codec: (ref, topic, use) =>
+          Effect.map(backend.codec(ref, topic, use), (codec) => ({
             ...codec,
             decode: (bytes) => {
               decodes++

@@ -38,23 +38,25 @@ describe("SchemaBackend.make", () => {
               fail = false
               return Effect.fail(new SchemaError.SchemaError({ reason: "Registry", retriable: true, message: "down" }))
             }
-            return MockBackend.mock.codec(ref, t)
+            return MockBackend.mock.codec(ref, t, "write")
           }),
         keyCodec: MockBackend.mock.keyCodec,
         fields: MockBackend.mock.fields
       })
-      const first = yield* backend.codec(Widget, "a")
-      expect(yield* backend.codec(Widget, "a")).toBe(first)
-      yield* backend.codec(Widget, "b")
-      expect((yield* Effect.flip(backend.codec(Widget, "flaky"))).reason).toBe("Registry")
-      yield* backend.codec(Widget, "flaky")
-      yield* backend.codec(Widget, "flaky")
-      expect(asked).toEqual(["Widget@a", "Widget@b", "Widget@flaky", "Widget@flaky"])
+      const first = yield* backend.codec(Widget, "a", "write")
+      expect(yield* backend.codec(Widget, "a", "write")).toBe(first)
+      yield* backend.codec(Widget, "b", "write")
+      expect((yield* Effect.flip(backend.codec(Widget, "flaky", "write"))).reason).toBe("Registry")
+      yield* backend.codec(Widget, "flaky", "write")
+      yield* backend.codec(Widget, "flaky", "write")
+      // what a codec is resolved for is part of what is cached: a reader is resolved on its own
+      yield* backend.codec(Widget, "a", "read")
+      expect(asked).toEqual(["Widget@a", "Widget@b", "Widget@flaky", "Widget@flaky", "Widget@a"])
     }))
 
   it.effect("the codec's encode and decode are synchronous and answer Either", () =>
     Effect.gen(function*() {
-      const codec = yield* MockBackend.mockValidating.codec(Widget, topic)
+      const codec = yield* MockBackend.mockValidating.codec(Widget, topic, "write")
       const bytes = codec.encode({ id: 1, name: "bolt" })
       if (Either.isLeft(bytes)) throw bytes.left
       expect(codec.decode(bytes.right)).toEqual(Either.right({ id: 1, name: "bolt" }))
@@ -75,7 +77,7 @@ describe("SchemaBackend.make", () => {
 describe("JSON backend", () => {
   it.effect("round-trips a payload through UTF-8 JSON", () =>
     Effect.gen(function*() {
-      const codec = yield* json.codec(Widget, topic)
+      const codec = yield* json.codec(Widget, topic, "write")
       const payload = { id: 1, name: "bolt", tags: ["a"], timestamp: new Date(1_700_000_000_123) }
       const bytes = yield* codec.encode(payload)
       expect(new TextDecoder().decode(bytes)).toContain("\"name\":\"bolt\"")
@@ -84,7 +86,7 @@ describe("JSON backend", () => {
 
   it.effect("validation errors list every field path", () =>
     Effect.gen(function*() {
-      const codec = yield* json.codec(Widget, topic)
+      const codec = yield* json.codec(Widget, topic, "write")
       const error = yield* Effect.flip(codec.encode({ id: "x", dimensions: { width: "wide", height: 2 } }))
       expect(error.reason).toBe("Validation")
       const paths = error.issues?.map((i) => i.path.join("."))
@@ -95,14 +97,14 @@ describe("JSON backend", () => {
 
   it.effect("rejects extra fields", () =>
     Effect.gen(function*() {
-      const codec = yield* json.codec(Widget, topic)
+      const codec = yield* json.codec(Widget, topic, "write")
       const error = yield* Effect.flip(codec.validate({ id: 1, name: "a", colour: "red" }))
       expect(error.issues?.map((i) => i.path.join("."))).toEqual(["colour"])
     }))
 
   it.effect("decoding bytes that are not JSON is a typed Decode error", () =>
     Effect.gen(function*() {
-      const codec = yield* json.codec(Widget, topic)
+      const codec = yield* json.codec(Widget, topic, "write")
       const error = yield* Effect.flip(codec.decode(new Uint8Array([0, 1, 2, 255])))
       expect(error._tag).toBe("SchemaError")
       expect(error.reason).toBe("Decode")
@@ -110,14 +112,14 @@ describe("JSON backend", () => {
 
   it.effect("a schema handle without an Effect Schema cannot be resolved: an UnknownSchema error", () =>
     Effect.gen(function*() {
-      const error = yield* Effect.flip(json.codec(SchemaRef.make({ name: "Nope" }), topic))
+      const error = yield* Effect.flip(json.codec(SchemaRef.make({ name: "Nope" }), topic, "read"))
       expect(error.reason).toBe("UnknownSchema")
       expect(error.message).toContain("SchemaRef.fromSchema")
     }))
 
   it.effect("coerces numeric strings, dates and nested values", () =>
     Effect.gen(function*() {
-      const codec = yield* json.codec(Widget, topic)
+      const codec = yield* json.codec(Widget, topic, "write")
       const coerced = codec.coerce({
         id: "12",
         name: 5,
@@ -142,8 +144,11 @@ describe("JSON backend", () => {
         { name: "Prices", namespace: "com.example" }
       )
       const input = { sku: 7, prices: { eur: "9.5", usd: 10 } }
-      expect((yield* json.codec(Prices, topic)).coerce(input)).toEqual({ sku: "7", prices: { eur: 9.5, usd: 10 } })
-      expect((yield* MockBackend.mockValidating.codec(Prices, topic)).coerce(input)).toEqual({
+      expect((yield* json.codec(Prices, topic, "write")).coerce(input)).toEqual({
+        sku: "7",
+        prices: { eur: 9.5, usd: 10 }
+      })
+      expect((yield* MockBackend.mockValidating.codec(Prices, topic, "write")).coerce(input)).toEqual({
         sku: "7",
         prices: { eur: 9.5, usd: 10 }
       })
@@ -163,17 +168,17 @@ describe("JSON backend", () => {
   it.effect("encodes field keys as a one-field record and decodes them back to the value", () =>
     Effect.gen(function*() {
       const key = { _tag: "Field", field: "id", valueSchema: Widget } as const
-      const codec = yield* json.keyCodec(key, topic)
+      const codec = yield* json.keyCodec(key, topic, "write")
       const bytes = yield* codec.encode(codec.coerce("7"))
       expect(new TextDecoder().decode(bytes)).toBe("{\"id\":7}")
       expect(yield* codec.decode(bytes)).toBe(7)
-      const bad = yield* Effect.flip(json.keyCodec({ ...key, field: "nope" }, topic))
+      const bad = yield* Effect.flip(json.keyCodec({ ...key, field: "nope" }, topic, "write"))
       expect(bad.reason).toBe("Key")
     }))
 
   it.effect("encodes keys with a key schema", () =>
     Effect.gen(function*() {
-      const codec = yield* json.keyCodec({ _tag: "Schema", schema: WidgetKey }, topic)
+      const codec = yield* json.keyCodec({ _tag: "Schema", schema: WidgetKey }, topic, "write")
       const bytes = yield* codec.encode({ region: "eu", id: 1 })
       expect(yield* codec.decode(bytes)).toEqual({ region: "eu", id: 1 })
       const error = yield* Effect.flip(codec.encode({ region: 1 }))
@@ -184,7 +189,7 @@ describe("JSON backend", () => {
 describe("mock backends", () => {
   it.effect("the mock keeps dates, bigints and bytes and does not validate", () =>
     Effect.gen(function*() {
-      const codec = yield* MockBackend.mock.codec(Widget, topic)
+      const codec = yield* MockBackend.mock.codec(Widget, topic, "write")
       const payload = { when: new Date(5), big: 12345678901234567890n, raw: new Uint8Array([1, 2]), id: "not-int" }
       expect(yield* codec.decode(yield* codec.encode(payload))).toEqual(payload)
       yield* codec.validate({ anything: true })
@@ -192,7 +197,7 @@ describe("mock backends", () => {
 
   it.effect("a value JSON cannot hold is an Encode error, not a throw", () =>
     Effect.gen(function*() {
-      const codec = yield* MockBackend.mock.codec(Widget, topic)
+      const codec = yield* MockBackend.mock.codec(Widget, topic, "write")
       const cyclic: Record<string, unknown> = {}
       cyclic.self = cyclic
       const error = yield* Effect.flip(codec.encode(cyclic))
@@ -201,7 +206,7 @@ describe("mock backends", () => {
 
   it.effect("the validating mock rejects invalid payloads with field paths and decodes typed values", () =>
     Effect.gen(function*() {
-      const codec = yield* MockBackend.mockValidating.codec(Widget, topic)
+      const codec = yield* MockBackend.mockValidating.codec(Widget, topic, "write")
       const error = yield* Effect.flip(codec.encode({ id: 1.5, name: "x" }))
       expect(error.issues?.[0].path).toEqual(["id"])
       const payload = { id: 1, name: "x", timestamp: new Date(42) }
@@ -212,7 +217,8 @@ describe("mock backends", () => {
     Effect.gen(function*() {
       const codec = yield* MockBackend.mockValidating.keyCodec(
         { _tag: "Field", field: "id", valueSchema: Widget },
-        topic
+        topic,
+        "write"
       )
       expect(yield* codec.decode(yield* codec.encode(codec.coerce("7")))).toBe(7)
       const error = yield* Effect.flip(codec.encode("x"))
@@ -233,7 +239,7 @@ describe("mock backends", () => {
           }]
         }
       })
-      yield* (yield* MockBackend.mockValidating.codec(ref, topic)).validate({ id: "whatever" })
+      yield* (yield* MockBackend.mockValidating.codec(ref, topic, "write")).validate({ id: "whatever" })
       const fields = yield* MockBackend.mockValidating.fields(ref)
       expect(fields.map((f) => [f.name, f.type, f.logicalType, f.nullable])).toEqual([
         ["id", "long", undefined, false],

@@ -53,9 +53,12 @@ export const suite = <E>(name: string, options: Options<E>): void => {
     const backend = yield* SchemaBackend.SchemaBackend
     return {
       backend,
-      value: yield* backend.codec(options.schema, topic),
-      fieldKey: yield* backend.keyCodec(fieldKey, topic),
-      schemaKey: yield* backend.keyCodec(schemaKey, keyTopic)
+      value: yield* backend.codec(options.schema, topic, "write"),
+      valueReader: yield* backend.codec(options.schema, topic, "read"),
+      fieldKey: yield* backend.keyCodec(fieldKey, topic, "write"),
+      fieldKeyReader: yield* backend.keyCodec(fieldKey, topic, "read"),
+      schemaKey: yield* backend.keyCodec(schemaKey, keyTopic, "write"),
+      schemaKeyReader: yield* backend.keyCodec(schemaKey, keyTopic, "read")
     }
   })
   /** Decodes as the pipelines do: the I/O a codec asks for first, then the synchronous decode. */
@@ -64,35 +67,36 @@ export const suite = <E>(name: string, options: Options<E>): void => {
     it.layer(options.layer, { timeout: 30_000 })((it) => {
       it.effect("resolves a codec once per schema handle and topic", () =>
         Effect.gen(function*() {
-          const { backend, value } = yield* codecs
-          expect(yield* backend.codec(options.schema, topic)).toBe(value)
+          const { backend, value, valueReader } = yield* codecs
+          expect(yield* backend.codec(options.schema, topic, "write")).toBe(value)
+          expect(yield* backend.codec(options.schema, topic, "read")).toBe(valueReader)
           expect(value.topic).toBe(topic)
         }))
 
       it.effect("round-trips a payload", () =>
         Effect.gen(function*() {
-          const { value } = yield* codecs
+          const { value, valueReader } = yield* codecs
           const bytes = value.encode(options.valid)
           expect(bytes._tag).toBe("Right")
           if (bytes._tag === "Left") return
           expect(bytes.right).toBeInstanceOf(Uint8Array)
           expect(bytes.right.length).toBeGreaterThan(0)
-          expect(yield* decode(value, bytes.right)).toEqual(options.valid)
+          expect(yield* decode(valueReader, bytes.right)).toEqual(options.valid)
         }))
 
       it.effect("round-trips a field key (the field's value in, the same value out)", () =>
         Effect.gen(function*() {
-          const { fieldKey } = yield* codecs
+          const { fieldKey, fieldKeyReader } = yield* codecs
           const value = (options.valid as Record<string, unknown>)[options.keyField]
           const bytes = yield* fieldKey.encode(fieldKey.coerce(value))
-          expect(yield* decode(fieldKey, bytes)).toEqual(value)
+          expect(yield* decode(fieldKeyReader, bytes)).toEqual(value)
         }))
 
       it.effect("round-trips a key with a schema of its own", () =>
         Effect.gen(function*() {
-          const { schemaKey } = yield* codecs
+          const { schemaKey, schemaKeyReader } = yield* codecs
           const bytes = yield* schemaKey.encode(schemaKey.coerce(options.keySchema.valid))
-          expect(yield* decode(schemaKey, bytes)).toEqual(options.keySchema.valid)
+          expect(yield* decode(schemaKeyReader, bytes)).toEqual(options.keySchema.valid)
         }))
 
       it.effect(options.validates ? "rejects an invalid key" : "does not validate keys", () =>
@@ -153,12 +157,12 @@ export const suite = <E>(name: string, options: Options<E>): void => {
 
       it.effect("answers garbage bytes with a typed SchemaError, never a crash (payloads and keys)", () =>
         Effect.gen(function*() {
-          const { schemaKey, value } = yield* codecs
+          const { schemaKeyReader, valueReader } = yield* codecs
           for (const bytes of garbage) {
-            const payload = yield* Effect.either(decode(value, bytes))
+            const payload = yield* Effect.either(decode(valueReader, bytes))
             expect(payload._tag).toBe("Left")
             if (payload._tag === "Left") expect(payload.left._tag).toBe("SchemaError")
-            const key = yield* Effect.either(decode(schemaKey, bytes))
+            const key = yield* Effect.either(decode(schemaKeyReader, bytes))
             expect(key._tag).toBe("Left")
             if (key._tag === "Left") expect(key.left._tag).toBe("SchemaError")
           }
@@ -167,10 +171,10 @@ export const suite = <E>(name: string, options: Options<E>): void => {
       if (options.encodes) {
         it.effect("answers a cut-off encoding with a typed SchemaError", () =>
           Effect.gen(function*() {
-            const { value } = yield* codecs
+            const { value, valueReader } = yield* codecs
             const bytes = yield* value.encode(options.valid)
             for (const cut of [bytes.length - 1, Math.floor(bytes.length / 2)]) {
-              const result = yield* Effect.either(decode(value, bytes.slice(0, cut)))
+              const result = yield* Effect.either(decode(valueReader, bytes.slice(0, cut)))
               expect(result._tag).toBe("Left")
               if (result._tag === "Left") expect(result.left._tag).toBe("SchemaError")
             }

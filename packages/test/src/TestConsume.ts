@@ -80,13 +80,13 @@ export const rawMessage = (
       if (keySchema === undefined) {
         encodedKey = Buffer.from(String(key))
       } else {
-        const keyCodec = yield* backend.keyCodec(keySchema, topic)
+        const keyCodec = yield* backend.keyCodec(keySchema, topic, "write")
         encodedKey = yield* keyCodec.encode(keyCodec.coerce(key))
       }
     }
     let value: Uint8Array | null = null
     if (payload !== null && !Tombstone.isTombstone(payload)) {
-      const codec = yield* backend.codec(consumer.schema, topic)
+      const codec = yield* backend.codec(consumer.schema, topic, "write")
       value = yield* codec.encode(codec.coerce(payload))
     }
     return {

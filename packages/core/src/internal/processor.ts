@@ -50,7 +50,7 @@ const keyDecoderOf = (
   topic: string
 ): Effect.Effect<KeyDecoder, SchemaError> => {
   const keySchema = KeyConfig.keySchema(source.keyConfig, source.schema)
-  if (keySchema !== undefined) return backend.keyCodec(keySchema, topic)
+  if (keySchema !== undefined) return backend.keyCodec(keySchema, topic, "read")
   return Effect.succeed("none" in source.keyConfig ? unkeyed : plainKeys)
 }
 
@@ -70,7 +70,7 @@ export const decoder = (
   SchemaError
 > =>
   Effect.gen(function*() {
-    const codec = yield* backend.codec(source.schema, topic)
+    const codec = yield* backend.codec(source.schema, topic, "read")
     const key = yield* keyDecoderOf(source, backend, topic)
     return (raw) => {
       const decode = Effect.suspend(() => {
@@ -217,7 +217,7 @@ export const make = <A, K, E, R, P>(
   Effect.gen(function*() {
     const { backend, producerBackend, settings } = bindings
     const topic = settings.topicPrefix + consumer.topic
-    const codec = yield* backend.codec(consumer.schema, topic)
+    const codec = yield* backend.codec(consumer.schema, topic, "read")
     const key = yield* keyDecoderOf(consumer, backend, topic)
     const name = consumer.name
     // every message of this consumer is of its topic: its metrics are bound once
