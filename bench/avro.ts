@@ -2,9 +2,10 @@
  * Encode and decode 1M records of a realistic schema (10 fields with a nested record, an array and a timestamp)
  * through the Schema Registry backend versus raw avsc `toBuffer`/`fromBuffer`, in one run.
  *
- * The backend is driven as the toolkit's pipelines drive it: the codec of the handle and topic is resolved once
- * (registering the schema), then each record is `codec.encode(codec.coerce(payload))` (the producer) or
- * `codec.decode(bytes)` (the consumer, after `codec.load`, which the warm-up does) in a plain loop.
+ * The backend is driven as the toolkit's pipelines drive it: the codecs of the handle and topic are resolved once, a
+ * writer (`use: "write"`, registering the schema) and a reader (`use: "read"`, which asks the registry nothing), then
+ * each record is `writer.encode(writer.coerce(payload))` (the producer) or `reader.decode(bytes)` (the consumer,
+ * after `reader.load`, which fetches the writer schema by id before the warm-up) in a plain loop.
  *
  * Two handles: one that names the Avro schema (the payload is the wire value), and the typed path, a handle with an
  * Effect Schema as `deimos codegen` writes it (`Schema.DateFromNumber` for the timestamp, so payloads hold a `Date`
@@ -110,15 +111,17 @@ const program = Effect.gen(function*() {
   const type = avro.Type.forSchema(schema as unknown as avro.Schema)
   const topic = "orders"
 
-  // resolved once, as a producer or consumer binds its topic (this registers the schema)
-  const codec: SchemaBackend.Codec<Record<string, unknown>> = yield* backend.codec(Order, topic)
-  const typed = yield* backend.codec(TypedOrder, topic)
+  // resolved once, as a producer (a writer: this registers the schema) or a consumer (a reader) binds its topic
+  const writer: SchemaBackend.Codec<Record<string, unknown>> = yield* backend.codec(Order, topic, "write")
+  const typedWriter = yield* backend.codec(TypedOrder, topic, "write")
+  const reader: SchemaBackend.Codec<Record<string, unknown>> = yield* backend.codec(Order, topic, "read")
+  const typedReader = yield* backend.codec(TypedOrder, topic, "read")
   // copied into pooled memory, as the backend's frames are (avsc's own buffers are separate allocations, which read
   // slower): both decode sides read bytes laid out alike
   const rawInputs = records.map((r) => Buffer.from(type.toBuffer(r)))
-  const fwInputs = records.map((r) => right(codec.encode(codec.coerce(r))))
-  // the consumer loads the writer schema of an id it meets first (the id is the one just registered: no request)
-  for (const c of [codec, typed]) {
+  const fwInputs = records.map((r) => right(writer.encode(writer.coerce(r))))
+  // the consumer loads the writer schema of an id it meets first (one request, by id)
+  for (const c of [reader, typedReader]) {
     const load = c.load(fwInputs[0])
     if (load !== undefined) yield* load
   }
@@ -126,8 +129,8 @@ const program = Effect.gen(function*() {
   for (let w = 0; w < 20; w++) {
     for (let i = 0; i < 1000; i++) {
       type.fromBuffer(type.toBuffer(records[i]))
-      right(codec.decode(right(codec.encode(codec.coerce(records[i])))))
-      right(typed.decode(right(typed.encode(typed.coerce(typedRecords[i])))))
+      right(reader.decode(right(writer.encode(writer.coerce(records[i])))))
+      right(typedReader.decode(right(typedWriter.encode(typedWriter.coerce(typedRecords[i])))))
     }
   }
 
@@ -144,19 +147,19 @@ const program = Effect.gen(function*() {
       for (let i = 0; i < perRound; i++) ring[i % 1000] = type.toBuffer(records[i % 1000])
     },
     fwEncode: () => {
-      for (let i = 0; i < perRound; i++) ring[i % 1000] = codec.encode(codec.coerce(records[i % 1000]))
+      for (let i = 0; i < perRound; i++) ring[i % 1000] = writer.encode(writer.coerce(records[i % 1000]))
     },
     typedEncode: () => {
-      for (let i = 0; i < perRound; i++) ring[i % 1000] = typed.encode(typed.coerce(typedRecords[i % 1000]))
+      for (let i = 0; i < perRound; i++) ring[i % 1000] = typedWriter.encode(typedWriter.coerce(typedRecords[i % 1000]))
     },
     rawDecode: () => {
       for (let i = 0; i < perRound; i++) ring[i % 1000] = type.fromBuffer(rawInputs[i % 1000])
     },
     fwDecode: () => {
-      for (let i = 0; i < perRound; i++) ring[i % 1000] = codec.decode(fwInputs[i % 1000])
+      for (let i = 0; i < perRound; i++) ring[i % 1000] = reader.decode(fwInputs[i % 1000])
     },
     typedDecode: () => {
-      for (let i = 0; i < perRound; i++) ring[i % 1000] = typed.decode(fwInputs[i % 1000])
+      for (let i = 0; i < perRound; i++) ring[i % 1000] = typedReader.decode(fwInputs[i % 1000])
     }
   }
   for (let round = 0; round < rounds; round++) {
@@ -175,15 +178,15 @@ const program = Effect.gen(function*() {
   }
   const n = perRound * rounds
   // the typed decode hands back the Schema's type, with a Date
-  const last = right(typed.decode(fwInputs[999]))
+  const last = right(typedReader.decode(fwInputs[999]))
   if (!(last.created_at instanceof Date)) throw new Error("typed decode: no Date")
   if (JSON.stringify({ ...last, created_at: last.created_at.getTime() }) !== JSON.stringify(records[999])) {
     throw new Error("typed decode: decoded value differs")
   }
-  if (JSON.stringify(right(codec.decode(fwInputs[999]))) !== JSON.stringify(records[999])) {
+  if (JSON.stringify(right(reader.decode(fwInputs[999]))) !== JSON.stringify(records[999])) {
     throw new Error("decoded value differs")
   }
-  if (!Buffer.from(right(typed.encode(typed.coerce(typedRecords[7])))).equals(fwInputs[7])) {
+  if (!Buffer.from(right(typedWriter.encode(typedWriter.coerce(typedRecords[7])))).equals(fwInputs[7])) {
     throw new Error("typed encode: bytes differ")
   }
 

@@ -1,12 +1,13 @@
 /**
- * Avro schema backends, each implementing the core `SchemaBackend` port (resolve a codec once per schema handle and
- * topic, then encode and decode with plain synchronous functions):
+ * Avro schema backends, each implementing the core `SchemaBackend` port (resolve a codec once per schema handle,
+ * topic and use, then encode and decode with plain synchronous functions):
  * - `layerLocal`: schemas from directories (found by namespace + name, named types resolved across files) or
  *   attached to the schema handle; plain Avro binary.
- * - `layerSchemaRegistry`: Confluent wire format (magic 0, 4-byte schema id, Avro body). Resolving a codec registers
- *   the value or key schema under `<topic>-value` / `<topic>-key` (the topic already carries the prefix); decoding
- *   only fetches writer schemas by id (`Codec.load`) and never registers (Deimos #159). Ids, writer types and
- *   resolvers are cached; a newer compatible reader schema reads older messages.
+ * - `layerSchemaRegistry`: Confluent wire format (magic 0, 4-byte schema id, Avro body). Resolving a codec for
+ *   writing (producers) registers the value or key schema, as written, under `<topic>-value` / `<topic>-key` (the
+ *   topic already carries the prefix); a codec resolved for reading (consumers) registers nothing and looks no
+ *   subject up: decoding only fetches writer schemas by id (`Codec.load`, Deimos #159). Ids, writer types, unknown
+ *   ids (for a while) and resolvers are cached; a newer compatible reader schema reads older messages.
  * - `layerValidation`: validates exactly like the others but does not encode Avro (bytes are the mock's JSON):
  *   the validating mock for unit tests of apps that use Avro.
  *
@@ -86,8 +87,8 @@ export interface RegistryOptions extends LocalOptions {
   /** HTTP basic auth. @default none */
   readonly auth?: { readonly username: string; readonly password: Redacted.Redacted } | undefined
   /**
-   * Register schemas when a codec is resolved; with `false`, resolving only looks the schema's id up. Decoding
-   * never registers. @default true
+   * Register schemas when a codec is resolved for writing; with `false`, resolving only looks the schema's id up.
+   * Codecs resolved for reading never register nor look a subject up. @default true
    */
   readonly register?: boolean | undefined
   /** The subject of a topic's values or keys. @default `<topic>-value` / `<topic>-key` */
@@ -101,11 +102,17 @@ export interface RegistryOptions extends LocalOptions {
    * retried like other retriable failures). @default "10 seconds"
    */
   readonly requestTimeout?: Duration.DurationInput | undefined
+  /**
+   * How long a writer schema id the registry does not know (a 404) is remembered: until then, messages written with
+   * it fail to decode (a `Decode` error) without asking the registry again, and the miss is logged once, when the
+   * registry answers it. `0` asks for every such message. @default "30 seconds"
+   */
+  readonly unknownIdTtl?: Duration.DurationInput | undefined
 }
 
 /**
  * The `avroSchemaRegistry` backend. Fails like `makeLocal` when a schema directory cannot be loaded; the registry
- * is first asked when a codec is resolved.
+ * is first asked when a codec is resolved for writing, or when a message's writer schema is loaded.
  *
  * @since 0.1.0
  */
@@ -139,7 +146,8 @@ export const localConfig: Config.Config<LocalOptions> = Config.all({ schemaDirs:
  * `AVRO_SCHEMA_DIRS` (comma-separated, default none), `SCHEMA_REGISTRY_URL` (required),
  * `SCHEMA_REGISTRY_USERNAME` and `SCHEMA_REGISTRY_PASSWORD` (redacted; basic auth when both are set),
  * `SCHEMA_REGISTRY_REGISTER` (default true), `SCHEMA_REGISTRY_RETRIES` (default 5),
- * `SCHEMA_REGISTRY_REQUEST_TIMEOUT` (a duration such as `10 seconds` or `500 millis`; default 10 seconds).
+ * `SCHEMA_REGISTRY_REQUEST_TIMEOUT` (a duration such as `10 seconds` or `500 millis`; default 10 seconds),
+ * `SCHEMA_REGISTRY_UNKNOWN_ID_TTL` (a duration; default 30 seconds).
  *
  * @since 0.1.0
  */
@@ -152,13 +160,15 @@ export const registryConfig: Config.Config<RegistryOptions> = Config.all({
   })),
   register: Config.withDefault(Config.boolean("SCHEMA_REGISTRY_REGISTER"), true),
   retries: Config.option(Config.integer("SCHEMA_REGISTRY_RETRIES")),
-  requestTimeout: Config.option(Config.duration("SCHEMA_REGISTRY_REQUEST_TIMEOUT"))
+  requestTimeout: Config.option(Config.duration("SCHEMA_REGISTRY_REQUEST_TIMEOUT")),
+  unknownIdTtl: Config.option(Config.duration("SCHEMA_REGISTRY_UNKNOWN_ID_TTL"))
 }).pipe(
-  Config.map(({ auth, requestTimeout, retries, ...rest }) => ({
+  Config.map(({ auth, requestTimeout, retries, unknownIdTtl, ...rest }) => ({
     ...rest,
     auth: Option.getOrUndefined(auth),
     retries: Option.getOrUndefined(retries),
-    requestTimeout: Option.getOrUndefined(requestTimeout)
+    requestTimeout: Option.getOrUndefined(requestTimeout),
+    unknownIdTtl: Option.getOrUndefined(unknownIdTtl)
   }))
 )
 

@@ -3,15 +3,15 @@
  * Effect `Schema` (its encoded side is the wire value the Avro backends read and write) and, for records, a schema
  * handle carrying the Avro schema, so `Producer.make({ schema: Widget })` infers the payload type.
  *
- * Type mapping: int/long → `number` (`Schema.Int`), float/double → `number`, string → `string`, boolean,
- * bytes/fixed → `Uint8Array` (the backends hand avsc `Buffer`s), null; `timestamp-millis` → `Date`
- * (`Schema.DateFromNumber`); `timestamp-micros` → `number` of microseconds (exact, Deimos #97); `date` → `number` of
- * days; enums → string literal unions; arrays, maps (`Record<string, T>`), unions: with null → `Schema.NullOr`;
- * unions avsc reads unwrapped (at most one branch per kind of JavaScript value: `["null", "string", "long"]`) →
- * `Schema.Union` of the branches; unions avsc wraps (two records, a string and an enum, an int and a double) →
- * the wrapped form `{ "<branch name>": value }` (full names for named types), the one Avro's JSON encoding and avsc
- * use, which tells the branches apart. Recursive records → hand-written interfaces and `Schema.suspend`. Fields
- * with a default are optional; the backends fill the default.
+ * Type mapping: int/long → `number` (`Schema.Int`, the safe integers: the backends keep longs exact over that range and
+ * refuse the rest), float/double → `number`, string → `string`, boolean, bytes/fixed → `Uint8Array` (the backends hand
+ * avsc `Buffer`s), null; `timestamp-millis` → `Date` (`Schema.DateFromNumber`); `timestamp-micros` → `number` of
+ * microseconds (exact, Deimos #97); `date` → `number` of days; enums → string literal unions; arrays, maps
+ * (`Record<string, T>`), unions: with null → `Schema.NullOr`; unions avsc reads unwrapped (at most one branch per kind
+ * of JavaScript value: `["null", "string", "long"]`) → `Schema.Union` of the branches; unions avsc wraps (two records,
+ * a string and an enum, an int and a double) → the wrapped form `{ "<branch name>": value }` (full names for named
+ * types), the one Avro's JSON encoding and avsc use, which tells the branches apart. Recursive records → hand-written
+ * interfaces and `Schema.suspend`. Fields with a default are optional; the backends fill the default.
  *
  * Names: a type is exported under its short name (`Widget`, `WidgetSchema`, `WidgetEncoded`), or, when two
  * namespaces define the same short name (or it is `Schema`, `SchemaRef` or `Tombstone`), under its full name in

@@ -1,8 +1,18 @@
 import { AvroBackend } from "@deimos/avro"
 import { SchemaRegistry } from "@deimos/broker"
-import { DeimosConfig, Producer, ProducerBackend, SchemaBackend, SchemaRef, SentMessages } from "@deimos/core"
+import {
+  Consumer,
+  ConsumerProcessor,
+  DeimosConfig,
+  Producer,
+  ProducerBackend,
+  SchemaBackend,
+  SchemaRef,
+  SentMessages
+} from "@deimos/core"
 import { describe, expect, it } from "@effect/vitest"
 import { SchemaRegistry as Client, SchemaType } from "@kafkajs/confluent-schema-registry"
+import avro from "avsc"
 import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
@@ -11,10 +21,13 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as TestClock from "effect/TestClock"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as net from "node:net"
@@ -26,19 +39,35 @@ import * as Rich from "./generated/rich/index.js"
 
 type Backend = SchemaBackend.SchemaBackend.Service
 
+/** The `timestamp-millis` logical type as a Confluent client's user registers it with avsc: `Date`s. */
+class DateType extends avro.types.LogicalType {
+  protected override _fromValue(value: number): Date {
+    return new Date(value)
+  }
+  protected override _toValue(value: unknown): unknown {
+    return value instanceof Date ? value.getTime() : value
+  }
+  protected override _resolve(type: avro.Type): ((value: number) => Date) | undefined {
+    return type.typeName === "long" || type.typeName === "logical:timestamp-millis"
+      ? (value) => new Date(value)
+      : undefined
+  }
+}
+
 const local = Effect.runSync(AvroBackend.makeLocal({ schemaDirs: [schemaDir] }))
 const topic = "widgets"
 
-// the pipeline steps over a backend, as the producer and the consumer run them: resolve the codec (cached), then
-// its synchronous functions (decoding loads an unknown writer schema first)
+// the pipeline steps over a backend, as the producer and the consumer run them: resolve the codec (cached; a
+// writer for the producer's steps, a reader for the consumer's), then its synchronous functions (decoding loads an
+// unknown writer schema first)
 const encode = (b: Backend, schema: SchemaRef.Any, payload: unknown, t = topic) =>
-  Effect.flatMap(b.codec(schema, t), (codec) => codec.encode(payload))
+  Effect.flatMap(b.codec(schema, t, "write"), (codec) => codec.encode(payload))
 const decode = (b: Backend, schema: SchemaRef.Any, bytes: Uint8Array, t = topic) =>
-  Effect.flatMap(b.codec(schema, t), (codec) => SchemaBackend.decodeWith(codec, bytes))
+  Effect.flatMap(b.codec(schema, t, "read"), (codec) => SchemaBackend.decodeWith(codec, bytes))
 const coerce = (b: Backend, schema: SchemaRef.Any, payload: unknown, t = topic) =>
-  Effect.map(b.codec(schema, t), (codec) => codec.coerce(payload))
+  Effect.map(b.codec(schema, t, "write"), (codec) => codec.coerce(payload))
 const validate = (b: Backend, schema: SchemaRef.Any, payload: unknown, t = topic) =>
-  Effect.flatMap(b.codec(schema, t), (codec) => codec.validate(payload))
+  Effect.flatMap(b.codec(schema, t, "write"), (codec) => codec.validate(payload))
 const fieldKey = { _tag: "Field" as const, field: "id", valueSchema: Widget }
 
 describe("avroLocal", () => {
@@ -74,7 +103,7 @@ describe("avroLocal", () => {
 
   it.effect("an unknown schema name fails resolving the codec, naming the directories searched", () =>
     Effect.gen(function*() {
-      const error = yield* Effect.flip(local.codec(SchemaRef.make({ name: "com.example.Nope" }), topic))
+      const error = yield* Effect.flip(local.codec(SchemaRef.make({ name: "com.example.Nope" }), topic, "write"))
       expect(error.reason).toBe("UnknownSchema")
       expect(error.message).toContain("com.example.Nope")
       expect(error.message).toContain(schemaDir)
@@ -82,9 +111,9 @@ describe("avroLocal", () => {
 
   it.effect("a codec is resolved once per handle and topic; its functions are synchronous Eithers", () =>
     Effect.gen(function*() {
-      const codec = yield* local.codec(Widget, topic)
-      expect(yield* local.codec(Widget, topic)).toBe(codec)
-      expect(yield* local.codec(Widget, "other")).not.toBe(codec)
+      const codec = yield* local.codec(Widget, topic, "write")
+      expect(yield* local.codec(Widget, topic, "write")).toBe(codec)
+      expect(yield* local.codec(Widget, "other", "write")).not.toBe(codec)
       expect(codec).toMatchObject({ schema: "com.example.Widget", topic })
       const bytes = codec.encode(valid)
       expect(Either.isRight(bytes)).toBe(true)
@@ -121,7 +150,7 @@ describe("avroLocal", () => {
 
   it.effect("coercion leaves what needs no converting as it is, and never modifies the payload", () =>
     Effect.gen(function*() {
-      const codec = yield* local.codec(Widget, topic)
+      const codec = yield* local.codec(Widget, topic, "write")
       expect(codec.coerce(valid)).toBe(valid)
       const loose = { ...valid, dimensions: { width: "3", height: 4 } }
       const coerced = codec.coerce(loose) as Widget
@@ -171,7 +200,7 @@ describe("avroLocal", () => {
         at: Date.UTC(2024, 0, 2) * 1000
       })
       yield* validate(local, Event, coerced)
-      const key = yield* local.keyCodec(fieldKey, topic)
+      const key = yield* local.keyCodec(fieldKey, topic, "write")
       const bytes = yield* key.encode(key.coerce("7"))
       expect(yield* SchemaBackend.decodeWith(key, bytes)).toBe(7)
     }))
@@ -493,7 +522,7 @@ describe("avroSchemaRegistry", () => {
         const b = yield* backend
         const bytes = yield* encode(b, Widget, valid, "staging.widgets")
         expect(bytes[0]).toBe(0)
-        const key = yield* b.keyCodec(fieldKey, "staging.widgets")
+        const key = yield* b.keyCodec(fieldKey, "staging.widgets", "write")
         yield* key.encode(key.coerce(7))
         const decoded = yield* Effect.promise(() => new Client({ host: url }).decode(Buffer.from(bytes)))
         expect(decoded).toMatchObject({ id: 1, name: "w" })
@@ -543,25 +572,30 @@ describe("avroSchemaRegistry", () => {
         }
       })
 
-    it.scoped("decoding only fetches writer schemas by id: it never registers nor looks a subject up (Deimos #159)", () =>
+    it.scoped("a read codec never registers nor looks a subject up: it reads writer schemas by id (Deimos #159)", () =>
       Effect.gen(function*() {
         const { url } = yield* SchemaRegistry.SchemaRegistry
-        const { first, id, second } = yield* olderWidget(url, "readers-value")
+        // an older Widget, written by another producer (a Confluent client) under a subject of its own
+        const { first, id, second } = yield* olderWidget(url, "elsewhere-value")
         // every request of the consumer's backend goes through a proxy that records it
         const seen = yield* proxy(url)
         const consumerSide = yield* AvroBackend.makeSchemaRegistry({ url: seen.url, schemaDirs: [schemaDir] })
         // a handle the consumer has no local schema for: resolving it asks the registry nothing, and decoding
-        // fetches the writer schema by id only, on a topic whose subject does not exist
-        const unknown = yield* consumerSide.codec(SchemaRef.make<unknown>({ name: "com.example.Unknown" }), "no-such")
+        // fetches the writer schema by id only
+        const unknown = yield* consumerSide.codec(
+          SchemaRef.make<unknown>({ name: "com.example.Unknown" }),
+          "readers",
+          "read"
+        )
         expect(seen.requests).toEqual([])
         expect(yield* SchemaBackend.decodeWith(unknown, first)).toMatchObject({ id: 3, name: "old", updated_at: 5 })
         expect(seen.requests).toEqual([`GET /schemas/ids/${id}`])
-        expect(yield* subjects(url)).not.toContain("no-such-value")
-        // a consumer on the newer Widget schema: resolving registers (the codec can encode too), decoding only
-        // reads (reader/writer resolution, defaults filled), with the writer schema fetched above
-        const codec = yield* consumerSide.codec(Widget, "readers")
-        const typed = yield* consumerSide.codec(GeneratedWidget, "readers")
-        seen.requests.length = 0
+        // handles with a local schema, and a key: resolving readers asks nothing either; decoding only reads
+        // (reader/writer resolution, defaults filled), with the writer schema fetched above
+        const codec = yield* consumerSide.codec(Widget, "readers", "read")
+        const typed = yield* consumerSide.codec(GeneratedWidget, "readers", "read")
+        const key = yield* consumerSide.keyCodec(fieldKey, "readers", "read")
+        expect(seen.requests).toEqual([`GET /schemas/ids/${id}`])
         expect(yield* SchemaBackend.decodeWith(codec, first)).toMatchObject({
           id: 3,
           name: "old",
@@ -571,7 +605,17 @@ describe("avroSchemaRegistry", () => {
         })
         expect(yield* SchemaBackend.decodeWith(codec, second)).toMatchObject({ id: 4, name: "older" })
         expect(yield* SchemaBackend.decodeWith(typed, second)).toMatchObject({ id: 4, updated_at: new Date(6) })
-        expect(seen.requests).toEqual([])
+        expect(seen.requests).toEqual([`GET /schemas/ids/${id}`])
+        const all = yield* subjects(url)
+        expect(all).not.toContain("readers-value")
+        expect(all).not.toContain("readers-key")
+        // a reader validates and coerces like a writer, and refuses to encode, saying why
+        expect(Either.isRight(codec.validate(codec.coerce(valid)))).toBe(true)
+        for (const refused of [codec.encode(valid), key.encode(1)]) {
+          expect(Either.isLeft(refused) && refused.left).toMatchObject({ _tag: "SchemaError", reason: "Encode" })
+          expect(Either.isLeft(refused) && refused.left.message).toContain("resolved for reading")
+        }
+        expect(seen.requests).toEqual([`GET /schemas/ids/${id}`])
         // alternating writer ids with one codec: each message is read with its own writer schema
         const b = yield* backend
         const current = yield* encode(b, Widget, valid, "readers-current")
@@ -580,13 +624,62 @@ describe("avroSchemaRegistry", () => {
         }
       }))
 
+    it.scoped("a producer's write codecs register once; a consumer (ConsumerProcessor.make) makes no subject request", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SchemaRegistry.SchemaRegistry
+        // the producer and the consumer are two apps, each with its backend, each behind a proxy that records
+        const producerSeen = yield* proxy(url)
+        const consumerSeen = yield* proxy(url)
+        const producerSide = yield* AvroBackend.makeSchemaRegistry({ url: producerSeen.url, schemaDirs: [schemaDir] })
+        const consumerSide = yield* AvroBackend.makeSchemaRegistry({ url: consumerSeen.url, schemaDirs: [schemaDir] })
+        const value = yield* producerSide.codec(Widget, "orders", "write")
+        const key = yield* producerSide.keyCodec(fieldKey, "orders", "write")
+        const raws: Array<ConsumerProcessor.RawMessage> = []
+        for (let i = 1; i <= 3; i++) {
+          raws.push({
+            topic: "orders",
+            partition: 0,
+            offset: String(i),
+            key: yield* key.encode(key.coerce(i)),
+            value: yield* value.encode(value.coerce({ ...valid, id: i })),
+            headers: {},
+            timestamp: "0"
+          })
+        }
+        expect(producerSeen.requests).toEqual([
+          "POST /subjects/orders-value/versions",
+          "POST /subjects/orders-key/versions"
+        ])
+        const handled = yield* Ref.make<ReadonlyArray<unknown>>([])
+        const consumer = Consumer.make({
+          topic: "orders",
+          groupId: "g",
+          schema: Widget,
+          keyConfig: { field: "id" },
+          handle: (widget, metadata) => Ref.update(handled, (seen) => [...seen, [metadata.key, widget.id]])
+        })
+        const processor = yield* ConsumerProcessor.make(consumer).pipe(
+          Effect.provideService(SchemaBackend.SchemaBackend, consumerSide),
+          Effect.provide(DeimosConfig.layer())
+        )
+        expect(consumerSeen.requests).toEqual([])
+        for (const raw of raws) yield* processor.message(raw)
+        expect(yield* Ref.get(handled)).toEqual([[1, 1], [2, 2], [3, 3]])
+        // the writer schemas of the value and the key, by id, once each: nothing else
+        const idOf = (bytes: Uint8Array | null) => Buffer.from(bytes!).readInt32BE(1)
+        expect([...consumerSeen.requests].sort()).toEqual(
+          [`GET /schemas/ids/${idOf(raws[0].value)}`, `GET /schemas/ids/${idOf(raws[0].key)}`].sort()
+        )
+        expect(producerSeen.requests).toHaveLength(2)
+      }))
+
     it.scoped("writer schemas are cached by id: a second message of that id makes no request", () =>
       Effect.gen(function*() {
         const { url } = yield* SchemaRegistry.SchemaRegistry
         const { first, id, second } = yield* olderWidget(url, "cached-value")
         const seen = yield* proxy(url)
         const b = yield* AvroBackend.makeSchemaRegistry({ url: seen.url, schemaDirs: [schemaDir] })
-        const codec = yield* b.codec(Widget, "cached")
+        const codec = yield* b.codec(Widget, "cached", "read")
         seen.requests.length = 0
         expect(yield* SchemaBackend.decodeWith(codec, first)).toMatchObject({ id: 3 })
         expect(yield* SchemaBackend.decodeWith(codec, second)).toMatchObject({ id: 4 })
@@ -602,7 +695,7 @@ describe("avroSchemaRegistry", () => {
         const { first, id, second } = yield* olderWidget(url, "loads-value")
         const seen = yield* proxy(url)
         const b = yield* AvroBackend.makeSchemaRegistry({ url: seen.url, schemaDirs: [schemaDir] })
-        const codec = yield* b.codec(SchemaRef.make<unknown>({ name: "com.example.Unknown" }), "loads")
+        const codec = yield* b.codec(SchemaRef.make<unknown>({ name: "com.example.Unknown" }), "loads", "read")
         // before the load: a typed error, and no request
         const early = codec.decode(first)
         expect(Either.isLeft(early) && early.left.reason).toBe("Decode")
@@ -614,7 +707,7 @@ describe("avroSchemaRegistry", () => {
         expect(seen.requests).toEqual([`GET /schemas/ids/${id}`])
         // once loaded: nothing to load, for this codec and every other of the backend
         expect(codec.load(first)).toBeUndefined()
-        expect((yield* b.codec(Widget, "loads")).load(second)).toBeUndefined()
+        expect((yield* b.codec(Widget, "loads", "read")).load(second)).toBeUndefined()
         expect(Either.getOrThrow(codec.decode(second))).toMatchObject({ id: 4, name: "older" })
         yield* Effect.all([first, second].map((bytes) => codec.load(bytes) ?? Effect.void))
         expect(seen.requests.filter((r) => r.startsWith("GET"))).toEqual([`GET /schemas/ids/${id}`])
@@ -625,6 +718,158 @@ describe("avroSchemaRegistry", () => {
         expect(error.message).toContain("unknown to the registry")
       }))
 
+    it.scoped("an unknown writer schema id is asked for once per id per window; its miss is logged once", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SchemaRegistry.SchemaRegistry
+        const seen = yield* proxy(url)
+        const logs: Array<string> = []
+        const capture = Logger.make(({ message }) => {
+          logs.push(Array.isArray(message) ? message.join(" ") : String(message))
+        })
+        const b = yield* AvroBackend.makeSchemaRegistry({ url: seen.url, schemaDirs: [schemaDir] })
+        const codec = yield* b.codec(Widget, "misses", "read")
+        const other = yield* b.codec(SchemaRef.make<unknown>({ name: "com.example.Unknown" }), "misses", "read")
+        const [a, c] = [0x7f7f, 0x7f7e]
+        const framed = (id: number) => new Uint8Array([0, 0, 0, id >> 8, id & 0xff, 2])
+        const undecodable = (target: SchemaBackend.Codec<unknown>, id: number) =>
+          Effect.map(Effect.flip(SchemaBackend.decodeWith(target, framed(id))), (error) => {
+            expect(error).toMatchObject({ _tag: "SchemaError", reason: "Decode" })
+            expect(error.message).toContain(`Schema id ${id} of a message on misses is unknown to the registry`)
+          })
+        const run = Effect.gen(function*() {
+          // a run of messages with one unknown id, through two codecs of the backend: one request
+          for (let i = 0; i < 20; i++) yield* undecodable(i % 2 === 0 ? codec : other, a)
+          expect(seen.requests).toEqual([`GET /schemas/ids/${a}`])
+          // another unknown id, met by many at once: one request more
+          yield* Effect.all(Array.from({ length: 10 }, () => undecodable(codec, c)), { concurrency: "unbounded" })
+          expect(seen.requests).toEqual([`GET /schemas/ids/${a}`, `GET /schemas/ids/${c}`])
+          expect(logs.filter((line) => line.includes("unknown to the Schema Registry"))).toEqual([
+            expect.stringContaining(`Schema id ${a} is unknown`),
+            expect.stringContaining(`Schema id ${c} is unknown`)
+          ])
+          // a miss is kept for 30 seconds (unknownIdTtl): after that, the registry is asked again, once
+          yield* TestClock.adjust("29 seconds")
+          yield* undecodable(codec, a)
+          expect(seen.requests).toHaveLength(2)
+          yield* TestClock.adjust("2 seconds")
+          for (let i = 0; i < 5; i++) yield* undecodable(codec, a)
+          expect(seen.requests).toEqual([`GET /schemas/ids/${a}`, `GET /schemas/ids/${c}`, `GET /schemas/ids/${a}`])
+        })
+        yield* run.pipe(Effect.provide(Logger.add(capture)))
+        // with unknownIdTtl 0, nothing is remembered: each message asks
+        const uncached = yield* AvroBackend.makeSchemaRegistry({
+          url: seen.url,
+          schemaDirs: [schemaDir],
+          unknownIdTtl: 0
+        })
+        const each = yield* uncached.codec(Widget, "misses", "read")
+        seen.requests.length = 0
+        for (let i = 0; i < 3; i++) yield* undecodable(each, a)
+        expect(seen.requests).toEqual(Array(3).fill(`GET /schemas/ids/${a}`))
+      }))
+
+    it.effect("registers the schema as written: logical types and docs kept, so a Confluent client reads Dates", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SchemaRegistry.SchemaRegistry
+        const b = yield* backend
+        const bytes = yield* encode(b, Widget, valid, "written")
+        const key = yield* b.keyCodec({ _tag: "Field", field: "updated_at", valueSchema: Widget }, "written", "write")
+        const keyBytes = yield* key.encode(valid.updated_at)
+        const Documented = SchemaRef.make<Record<string, unknown>>({
+          name: "com.example.Documented",
+          avro: {
+            type: "record",
+            name: "Documented",
+            namespace: "com.example",
+            doc: "A documented record",
+            fields: [
+              { name: "at", type: { type: "long", logicalType: "timestamp-millis" }, doc: "When it happened" },
+              { name: "day", type: { type: "int", logicalType: "date" } },
+              { name: "id", type: { type: "string", logicalType: "uuid" } },
+              { name: "size", type: "Dimensions", doc: "From another file" }
+            ]
+          }
+        })
+        yield* encode(b, Documented, { at: 1, day: 2, id: "u", size: { width: 1, height: 2 } }, "written-doc")
+        const latest = (subject: string) =>
+          Effect.promise(() =>
+            fetch(`${url}/subjects/${subject}/versions/latest`).then((r) => r.json() as Promise<{ schema: string }>)
+          ).pipe(Effect.map((r) => JSON.parse(r.schema) as { doc?: string; fields: Array<Record<string, unknown>> }))
+        const value = yield* latest("written-value")
+        const field = (name: string) => value.fields.find((f) => f.name === name)
+        expect(value.doc).toBe("A widget, keyed by id")
+        expect(field("updated_at")?.type).toEqual({ type: "long", logicalType: "timestamp-millis" })
+        expect(field("seen_at_micros")?.type).toEqual(["null", { type: "long", logicalType: "timestamp-micros" }])
+        // a type of another file, written out where it is first used
+        expect((field("dimensions")?.type as Array<unknown>)[1]).toMatchObject({
+          type: "record",
+          name: "com.example.Dimensions",
+          fields: [{ name: "width", type: "double" }, { name: "height", type: "double" }]
+        })
+        expect((yield* latest("written-key")).fields).toEqual([
+          { name: "updated_at", type: { type: "long", logicalType: "timestamp-millis" } }
+        ])
+        const documented = yield* latest("written-doc-value")
+        expect(documented).toMatchObject({
+          doc: "A documented record",
+          fields: [
+            { name: "at", type: { type: "long", logicalType: "timestamp-millis" }, doc: "When it happened" },
+            { name: "day", type: { type: "int", logicalType: "date" } },
+            { name: "id", type: { type: "string", logicalType: "uuid" } },
+            { name: "size", type: { type: "record", name: "com.example.Dimensions" }, doc: "From another file" }
+          ]
+        })
+        // a Confluent client with a timestamp-millis logical type reads the value and the key with Dates
+        const client = new Client({ host: url }, {
+          [SchemaType.AVRO]: { logicalTypes: { "timestamp-millis": DateType } }
+        })
+        const decoded = yield* Effect.promise(() => client.decode(Buffer.from(bytes)))
+        expect(decoded.updated_at).toEqual(new Date(valid.updated_at))
+        expect(decoded).toMatchObject({ id: 1, name: "w", seen_at_micros: valid.seen_at_micros })
+        expect(yield* Effect.promise(() => client.decode(Buffer.from(keyBytes)))).toEqual({
+          updated_at: new Date(valid.updated_at)
+        })
+      }))
+
+    it.scoped("registration is idempotent: the same schema twice, or written another way, is one version", () =>
+      Effect.gen(function*() {
+        const { url } = yield* SchemaRegistry.SchemaRegistry
+        const seen = yield* proxy(url)
+        const first = yield* AvroBackend.makeSchemaRegistry({ url: seen.url, schemaDirs: [schemaDir] })
+        // the directory's Widget, and the same JSON with its keys in another order and its types written out
+        const json = JSON.parse(fs.readFileSync(path.join(schemaDir, "com/example/Widget.avsc"), "utf8")) as {
+          readonly [key: string]: unknown
+        }
+        const dimensions = JSON.parse(fs.readFileSync(path.join(schemaDir, "com/example/Dimensions.avsc"), "utf8"))
+        const reversed = (o: unknown): unknown =>
+          Array.isArray(o)
+            ? o.map(reversed)
+            : typeof o === "object" && o !== null
+            ? Object.fromEntries(Object.entries(o).reverse().map(([k, v]) => [k, k === "default" ? v : reversed(v)]))
+            : o
+        const fields = (json.fields as Array<{ name: string; type: unknown }>).map((f) =>
+          f.name === "dimensions" ? { ...f, type: ["null", { ...dimensions, namespace: undefined }] } : f
+        )
+        const Rewritten = SchemaRef.make<Widget>({
+          name: "com.example.Widget",
+          avro: reversed({ ...json, fields }) as SchemaRef.AvroSchema
+        })
+        const ids = new Set<number>()
+        for (const handle of [Widget, Rewritten, Widget]) {
+          ids.add(Buffer.from(yield* encode(first, handle, valid, "idempotent")).readInt32BE(1))
+        }
+        // the schema is registered as one text: one request for the two handles
+        expect(seen.requests).toEqual(["POST /subjects/idempotent-value/versions"])
+        // another backend (another app, or a restart) registers it again: the same id, still one version
+        const second = yield* AvroBackend.makeSchemaRegistry({ url, schemaDirs: [schemaDir] })
+        ids.add(Buffer.from(yield* encode(second, Widget, valid, "idempotent")).readInt32BE(1))
+        expect(ids.size).toBe(1)
+        const versions = yield* Effect.promise(() =>
+          fetch(`${url}/subjects/idempotent-value/versions`).then((r) => r.json())
+        )
+        expect(versions).toEqual([1])
+      }))
+
     it.scoped("a codec is resolved once per handle and topic: one registration per subject", () =>
       Effect.gen(function*() {
         const { url } = yield* SchemaRegistry.SchemaRegistry
@@ -632,19 +877,19 @@ describe("avroSchemaRegistry", () => {
         const b = yield* AvroBackend.makeSchemaRegistry({ url: seen.url, schemaDirs: [schemaDir] })
         // concurrent and repeated resolutions, of the value and of the key
         const codecs = yield* Effect.all(
-          [b.codec(Widget, "once"), b.codec(Widget, "once"), b.codec(Widget, "once")],
+          [b.codec(Widget, "once", "write"), b.codec(Widget, "once", "write"), b.codec(Widget, "once", "write")],
           { concurrency: "unbounded" }
         )
-        yield* b.keyCodec(fieldKey, "once")
-        const again = yield* b.codec(Widget, "once")
+        yield* b.keyCodec(fieldKey, "once", "write")
+        const again = yield* b.codec(Widget, "once", "write")
         expect(again).toBe(codecs[2])
-        yield* b.keyCodec(fieldKey, "once")
+        yield* b.keyCodec(fieldKey, "once", "write")
         // another handle of the same schema on the same topic: the id is known
-        yield* b.codec(SchemaRef.make<Widget>({ name: "com.example.Widget" }), "once")
+        yield* b.codec(SchemaRef.make<Widget>({ name: "com.example.Widget" }), "once", "write")
         for (let i = 0; i < 3; i++) yield* again.encode(again.coerce(valid))
         expect(seen.requests).toEqual(["POST /subjects/once-value/versions", "POST /subjects/once-key/versions"])
         // another topic is another subject
-        yield* b.codec(Widget, "twice")
+        yield* b.codec(Widget, "twice", "write")
         expect(seen.requests).toHaveLength(3)
       }))
 
@@ -701,8 +946,8 @@ describe("avroSchemaRegistry", () => {
           schemaDirs: [schemaDir],
           subject: (topic, kind) => `${kind}s.${topic}`
         })
-        yield* b.codec(Widget, "named")
-        yield* b.keyCodec(fieldKey, "named")
+        yield* b.codec(Widget, "named", "write")
+        yield* b.keyCodec(fieldKey, "named", "write")
         const all = yield* subjects(url)
         expect(all).toEqual(expect.arrayContaining(["values.named", "keys.named"]))
         expect(all).not.toContain("named-value")
@@ -742,7 +987,7 @@ describe("avroSchemaRegistry", () => {
       Effect.gen(function*() {
         const { url } = yield* SchemaRegistry.SchemaRegistry
         const b = yield* backend
-        const codec = yield* b.codec(Widget, "resolved")
+        const codec = yield* b.codec(Widget, "resolved", "write")
         expect(yield* subjects(url)).toContain("resolved-value")
         const invalid = codec.encode({ ...valid, status: "LOST" })
         expect(Either.isLeft(invalid) && invalid.left.reason).toBe("Validation")
@@ -763,7 +1008,7 @@ describe("avroSchemaRegistry", () => {
           }
         })
         // the codec resolves (a consumer on it still reads what its schema can); encoding answers the refusal
-        const codec = yield* b.codec(Breaking, "compat")
+        const codec = yield* b.codec(Breaking, "compat", "write")
         const error = yield* Effect.flip(codec.encode({ id: "x", sku: "y" }))
         expect(error.reason).toBe("Registry")
         expect(error.retriable).toBe(false)
@@ -795,7 +1040,7 @@ describe("avroSchemaRegistry", () => {
         retries: 3,
         retrySchedule: Schedule.exponential("5 millis")
       })
-      const error = yield* Effect.flip(b.codec(Widget, topic))
+      const error = yield* Effect.flip(b.codec(Widget, topic, "write"))
       expect(error).toMatchObject({ reason: "Registry", retriable: true })
       expect(error.message).toContain("unreachable")
       expect(attempts.count()).toBe(4)
@@ -816,18 +1061,19 @@ describe("avroSchemaRegistry", () => {
         retrySchedule: Schedule.spaced("10 millis")
       })
       const started = Date.now()
-      const error = yield* Effect.flip(b.codec(Widget, "slow"))
+      const error = yield* Effect.flip(b.codec(Widget, "slow", "write"))
       const elapsed = Date.now() - started
       expect(error).toMatchObject({ _tag: "SchemaError", reason: "Registry", retriable: true })
       expect(error.message).toContain(url)
       expect(error.message).toContain("POST /subjects/slow-value/versions")
       expect(error.message).toContain("200ms")
-      // three attempts of 200 ms each
+      // three attempts of 200 ms each; without the request timeout the first attempt would never end (30 s is
+      // far below that and far above the 600 ms it takes)
       expect(requests).toBe(3)
       expect(elapsed).toBeGreaterThanOrEqual(3 * 200)
-      expect(elapsed).toBeLessThan(5_000)
+      expect(elapsed).toBeLessThan(30_000)
       // resolving again asks again (a failed resolution is not kept)
-      yield* Effect.flip(b.codec(Widget, "slow"))
+      yield* Effect.flip(b.codec(Widget, "slow", "write"))
       expect(requests).toBe(6)
     }))
 
@@ -864,7 +1110,7 @@ describe("avroSchemaRegistry", () => {
       const backend = yield* SchemaBackend.SchemaBackend
       expect(backend.name).toBe("avroSchemaRegistry")
       // register: false and an unreachable URL: resolving tries a lookup, fails typed, never crashes
-      const error = yield* Effect.flip(backend.codec(Widget, topic))
+      const error = yield* Effect.flip(backend.codec(Widget, topic, "write"))
       expect(error.reason).toBe("Registry")
       expect(error.message).toContain("POST /subjects/widgets-value)")
     }).pipe(
@@ -890,7 +1136,8 @@ describe("avroSchemaRegistry", () => {
         SCHEMA_REGISTRY_PASSWORD: "s3cret",
         SCHEMA_REGISTRY_REGISTER: "false",
         SCHEMA_REGISTRY_RETRIES: "2",
-        SCHEMA_REGISTRY_REQUEST_TIMEOUT: "250 millis"
+        SCHEMA_REGISTRY_REQUEST_TIMEOUT: "250 millis",
+        SCHEMA_REGISTRY_UNKNOWN_ID_TTL: "5 seconds"
       })
       expect(full).toMatchObject({
         url: "http://registry:8081",
@@ -901,6 +1148,7 @@ describe("avroSchemaRegistry", () => {
       })
       expect(Redacted.value(full.auth!.password)).toBe("s3cret")
       expect(Duration.toMillis(Duration.decode(full.requestTimeout!))).toBe(250)
+      expect(Duration.toMillis(Duration.decode(full.unknownIdTtl!))).toBe(5_000)
       const defaults = yield* read({ SCHEMA_REGISTRY_URL: "http://registry:8081" })
       expect(defaults).toEqual({
         url: "http://registry:8081",
@@ -908,7 +1156,8 @@ describe("avroSchemaRegistry", () => {
         register: true,
         auth: undefined,
         retries: undefined,
-        requestTimeout: undefined
+        requestTimeout: undefined,
+        unknownIdTtl: undefined
       })
       const missing = yield* Effect.flip(read({}))
       expect(String(missing)).toContain("SCHEMA_REGISTRY_URL")

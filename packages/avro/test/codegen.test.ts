@@ -42,12 +42,12 @@ type Backend = SchemaBackend.SchemaBackend.Service
 /** Encodes and decodes back with a backend's codec for the topic. */
 const roundTrip = <A>(b: Backend, schema: SchemaRef.SchemaRef<A, any>, payload: unknown, topic: string) =>
   Effect.flatMap(
-    b.codec(schema, topic),
-    (codec) => Effect.flatMap(codec.encode(payload), (bytes) => SchemaBackend.decodeWith(codec, bytes))
+    Effect.all([b.codec(schema, topic, "write"), b.codec(schema, topic, "read")]),
+    ([writer, reader]) => Effect.flatMap(writer.encode(payload), (bytes) => SchemaBackend.decodeWith(reader, bytes))
   )
 /** Decodes a key with a backend's key codec for the topic. */
 const decodeKey = (b: Backend, key: SchemaBackend.KeySchema, bytes: Uint8Array, topic: string) =>
-  Effect.flatMap(b.keyCodec(key, topic), (codec) => SchemaBackend.decodeWith(codec, bytes))
+  Effect.flatMap(b.keyCodec(key, topic, "read"), (codec) => SchemaBackend.decodeWith(codec, bytes))
 /** What producing needs besides the schema backend. */
 const producing = Layer.mergeAll(ProducerBackend.layerTest, DeimosConfig.layer())
 const bin = path.join(testDir, "..", "bin", "deimos.js")

@@ -81,7 +81,7 @@ describe("avroValidation as the test layer's schema backend", () => {
         seen_at_micros: null
       }
       expect(yield* Ref.get(seen)).toEqual(expected)
-      const local = yield* (yield* AvroBackend.makeLocal({ schemaDirs: [schemaDir] })).codec(Widget, "widgets")
+      const local = yield* (yield* AvroBackend.makeLocal({ schemaDirs: [schemaDir] })).codec(Widget, "widgets", "write")
       expect(yield* SchemaBackend.decodeWith(local, yield* local.encode({ id: 2, name: "n", updated_at: 5 })))
         .toEqual(expected)
       // a generated handle: the handler gets the Date of its Effect Schema, with the defaults

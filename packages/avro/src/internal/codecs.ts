@@ -75,7 +75,7 @@ const localCodec = (handle: Handle, name: string, topic: string, what: string, w
   }
 }
 
-/** The resolvers of `avroLocal`. */
+/** The resolvers of `avroLocal`: readers and writers are alike (plain Avro binary names no schema id). */
 export const localResolvers = (common: Common): SchemaBackend.SchemaBackend.Resolvers => {
   const write = makeWriter()
   return {
@@ -127,21 +127,21 @@ const validationCodec = (handle: Handle, name: string, topic: string, what: stri
   }
 }
 
-/** The resolvers of `avroValidation`. */
+/** The resolvers of `avroValidation`: readers and writers are alike, as in `avroLocal`. */
 export const validationResolvers = (common: Common): SchemaBackend.SchemaBackend.Resolvers => {
   const mock = MockBackend.mock
   return {
     name: "avroValidation",
-    codec: (ref, topic) =>
+    codec: (ref, topic, use) =>
       Effect.flatMap(Effect.suspend(() => common.resolveRef(ref, topic)), (resolved) =>
         Effect.map(
-          mock.codec(ref, topic),
+          mock.codec(ref, topic, use),
           (json) => validationCodec(common.handleOf(ref, resolved, topic), ref.fullName, topic, "message", json)
         )),
-    keyCodec: (key, topic) =>
+    keyCodec: (key, topic, use) =>
       Effect.flatMap(Effect.suspend(() => common.resolveKey(key, topic)), (resolved) =>
         Effect.map(
-          mock.keyCodec(key, topic),
+          mock.keyCodec(key, topic, use),
           (json) => validationCodec(common.keyHandleOf(key, resolved, topic), keyName(key), topic, "key", json)
         )),
     fields: (ref) => Effect.suspend(() => common.fields(ref))

@@ -33,42 +33,59 @@ const microsPerUnit = (logicalType: unknown): number | undefined =>
     ? 86_400_000_000
     : undefined
 
+/** An instant: epoch milliseconds and the microseconds within that millisecond (0–999), apart so both stay exact. */
+interface Instant {
+  readonly ms: number
+  readonly us: number
+}
+
 /**
- * Epoch microseconds of an ISO 8601 date or date-time (as `Date.parse` reads it), keeping every fractional digit
- * down to the microsecond (`Date.parse` stops at the millisecond); undefined when it is not a date.
+ * The instant of an ISO 8601 date or date-time (as `Date.parse` reads it), keeping every fractional digit down to
+ * the microsecond (`Date.parse` stops at the millisecond); undefined when it is not a date.
  */
-export const parseMicros = (text: string): number | undefined => {
+const parseInstant = (text: string): Instant | undefined => {
   const m = fraction.exec(text)
   if (m === null) {
     const ms = Date.parse(text)
-    return Number.isNaN(ms) ? undefined : ms * 1000
+    return Number.isNaN(ms) ? undefined : { ms, us: 0 }
   }
   const seconds = Date.parse(m[1] + m[3])
   if (Number.isNaN(seconds)) return undefined
-  return seconds * 1000 + Number((m[2] + "00000").slice(0, 6))
+  const micros = Number((m[2] + "00000").slice(0, 6))
+  return { ms: seconds + Math.floor(micros / 1000), us: micros % 1000 }
 }
 
-/** Epoch microseconds in the units of a logical type (floored: a date is the day it falls in). */
-const inUnits = (micros: number, perUnit: number) => perUnit === 1 ? micros : Math.floor(micros / perUnit)
+/**
+ * An instant in the units of a logical type (floored: a date is the day it falls in), computed from the millis for
+ * millis and days (the epoch micros of a far date are no longer exact doubles); undefined when the result is not a
+ * safe integer, the range a long holds exactly, so that the value is left for validation to refuse.
+ */
+const inUnits = ({ ms, us }: Instant, perUnit: number): number | undefined => {
+  const units = perUnit === 1 ? ms * 1000 + us : perUnit === 1000 ? ms : Math.floor(ms / (perUnit / 1000))
+  return Number.isSafeInteger(units) ? units : undefined
+}
 
 /** An integer in the units a logical type wants from a date or an ISO string; undefined when it is neither. */
 const integerFromDate = (value: unknown, logicalType: unknown): number | undefined => {
   const perUnit = microsPerUnit(logicalType)
   if (value instanceof Date) {
     const ms = value.getTime()
-    return Number.isNaN(ms) ? undefined : inUnits(ms * 1000, perUnit ?? 1000)
+    return Number.isNaN(ms) ? undefined : inUnits({ ms, us: 0 }, perUnit ?? 1000)
   }
   if (typeof value === "string" && perUnit !== undefined) {
-    const micros = parseMicros(value)
-    return micros === undefined ? undefined : inUnits(micros, perUnit)
+    const instant = parseInstant(value)
+    return instant === undefined ? undefined : inUnits(instant, perUnit)
   }
   return undefined
 }
 
+/** The number of an integer when it is a safe integer (exact as a number: the range of a long), else the value. */
+const exactInteger = (value: unknown, n: number): unknown => Number.isSafeInteger(n) ? n : value
+
 const coerceInteger = (value: unknown, logicalType: unknown): unknown => {
   if (typeof value === "number") return value
-  if (typeof value === "bigint") return Number(value)
-  if (typeof value === "string" && integer.test(value)) return Number(value.trim())
+  if (typeof value === "bigint") return exactInteger(value, Number(value))
+  if (typeof value === "string" && integer.test(value)) return exactInteger(value, Number(value.trim()))
   return integerFromDate(value, logicalType) ?? value
 }
 
@@ -97,14 +114,30 @@ const coerceBigInt = (value: unknown, logicalType: unknown): unknown => {
   return units === undefined ? value : BigInt(units)
 }
 
-/** A `Date` from a date, an ISO string or a number in the units of the wire's logical type (millis by default). */
+/**
+ * The epoch millis of a number in units of `perUnit` microseconds, floored to the millisecond it falls in. Millis
+ * are taken as they are and days multiplied by the millis of a day: going through micros (× 1000 and back) would
+ * round far dates.
+ */
+const millisOf = (units: number, perUnit: number): number =>
+  Math.floor(perUnit >= 1000 ? units * (perUnit / 1000) : units / (1000 / perUnit))
+
+/**
+ * A `Date` from a date, an ISO string, or a number, a numeric string or a safe-integer bigint in the units of the
+ * wire's logical type (millis by default).
+ */
 const coerceDate = (value: unknown, logicalType: unknown): unknown => {
   if (value instanceof Date) return value
   const perUnit = microsPerUnit(logicalType) ?? 1000
-  if (typeof value === "number") return new Date((value * perUnit) / 1000)
+  if (typeof value === "number") return new Date(millisOf(value, perUnit))
+  if (typeof value === "bigint") {
+    const n = Number(value)
+    return Number.isSafeInteger(n) ? new Date(millisOf(n, perUnit)) : value
+  }
   if (typeof value === "string") {
-    const micros = numeric.test(value) ? Number(value) * perUnit : parseMicros(value)
-    return micros === undefined ? value : new Date(Math.floor(micros / 1000))
+    if (numeric.test(value)) return new Date(millisOf(Number(value), perUnit))
+    const instant = parseInstant(value)
+    return instant === undefined ? value : new Date(instant.ms)
   }
   return value
 }

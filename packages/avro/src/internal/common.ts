@@ -15,7 +15,8 @@ import * as Bridge from "./bridge.js"
 import { type ToBuffers, toBuffers } from "./buffers.js"
 import * as Coerce from "./coerce.js"
 import { fieldsOf } from "./fields.js"
-import { collectNamed, fullNameOf, loadDirectory, type Named } from "./schemas.js"
+import * as Longs from "./longs.js"
+import { collectNamed, fullNameOf, loadDirectory, type Named, writtenOut } from "./schemas.js"
 import { type Typed, typedReader } from "./typed.js"
 import { type Finder, finder, type Path } from "./undeclared.js"
 
@@ -25,7 +26,10 @@ export interface Resolved {
   readonly type: avro.Type
   readonly json: { readonly [key: string]: unknown }
   readonly namespace: string | undefined
-  /** JSON string of the schema, for registration. */
+  /**
+   * The schema as written, standing on its own (referenced named types written out, every attribute kept, keys in
+   * canonical order), as JSON text: what the registry backend registers.
+   */
   readonly schemaString: string
   /** Finds undeclared fields at any depth; undefined when the schema holds no record. */
   readonly undeclared: Finder | undefined
@@ -134,7 +138,7 @@ export const issuesOf = (resolved: Resolved, input: unknown): Array<SchemaError.
         path,
         message: any === undefined
           ? `missing required field (${String(type.typeName)})`
-          : `expected ${String(type.typeName)}, got ${JSON.stringify(any)?.slice(0, 80) ?? String(any)}`
+          : `expected ${String(type.typeName)}, got ${Longs.show(any)}`
       })
     }
   })
@@ -293,7 +297,7 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>): Either.Either<Com
     type,
     json,
     namespace: name.includes(".") ? name.slice(0, name.lastIndexOf(".")) : undefined,
-    schemaString: JSON.stringify(type.schema({ exportAttrs: true })),
+    schemaString: JSON.stringify(writtenOut(json, names, name)),
     undeclared: finder(type),
     buffers: toBuffers(type),
     named: names
@@ -372,16 +376,19 @@ export const makeCommon = (schemaDirs: ReadonlyArray<string>): Either.Either<Com
         )
       }
       try {
-        const fieldType = (value.type as avro.types.RecordType).field?.(key.field)?.type
-        const json = {
+        // the field's type as the value schema declares it (logical types kept), with the named types it references
+        // written out, so that the key schema stands on its own
+        const declared = {
           type: "record",
           name: `${value.name.split(".").pop()}_key`,
           ...(value.namespace === undefined ? {} : { namespace: value.namespace }),
-          fields: [{ name: key.field, type: fieldType?.schema({ exportAttrs: true }) ?? field.type }],
+          fields: [{ name: key.field, type: field.type }],
           doc: `Key of ${value.name}`
         }
-        const type = typeOf(json, { registry: { ...directory.registry } })
-        const resolved = make(fullNameOf(json, undefined), json, type, value.named)
+        const fullName = fullNameOf(declared, undefined)
+        const json = writtenOut(declared, value.named, fullName) as { readonly [key: string]: unknown }
+        const type = typeOf(json)
+        const resolved = make(fullName, json, type, value.named)
         keyTypes.set(id, resolved)
         return Either.right(resolved)
       } catch (cause) {

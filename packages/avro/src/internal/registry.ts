@@ -2,21 +2,28 @@
  * The `avroSchemaRegistry` backend: Confluent wire format (magic byte 0, the schema id as a big-endian int32, the
  * Avro body).
  *
- * - Resolving a codec (once per handle and topic) resolves the handle's schema locally and registers it under its
- *   subject (`<topic>-value` / `<topic>-key`, or the `subject` option), or with `register: false` looks its id up.
- *   A retriable registry failure fails the resolution (it is tried again on the next one); a refusal (a 409 for an
- *   incompatible schema, a 404 in lookup-only mode) is answered by `encode`, so that the codec still decodes.
+ * - A codec resolved for writing (`use: "write"`, producers; once per handle and topic) resolves the handle's schema
+ *   locally and registers it as written under its subject (`<topic>-value` / `<topic>-key`, or the `subject`
+ *   option), or with `register: false` looks its id up. A retriable registry failure fails the resolution (it is
+ *   tried again on the next one); a refusal (a 409 for an incompatible schema, a 404 in lookup-only mode) is
+ *   answered by `encode`, so that the codec still decodes.
+ * - A codec resolved for reading (`use: "read"`, consumers) asks the registry nothing when it is resolved: it never
+ *   registers nor looks a subject up. Its `encode` refuses (an `Encode` error saying it was resolved for reading);
+ *   `validate` and `coerce` work as a writer's do.
  * - `decode` does no I/O: it reads bytes whose writer schema is known (read with the handle's schema as reader, or
  *   with the writer's when the handle has none locally). `load(bytes)` is the I/O a decode needs first: the writer
- *   schema of an id not met yet, fetched by id (never by subject: decoding never registers nor looks a subject up)
- *   and kept; concurrent loads of one id make one request.
- * - Writer types are kept per backend (every handle reads them), decoders per codec and writer id, ids per subject
- *   and schema.
+ *   schema of an id not met yet, fetched by id and kept; concurrent loads of one id make one request. An id the
+ *   registry does not know (a 404) is remembered for `unknownIdTtl`: until then its messages fail to decode without
+ *   a request, and the miss is logged once, when the registry answers it.
+ * - Writer types and misses are kept per backend (every handle reads them), decoders per codec and writer id, ids
+ *   per subject and schema.
  */
 import { type SchemaBackend, SchemaError } from "@deimos/core"
 import type avro from "avsc"
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FiberId from "effect/FiberId"
@@ -25,7 +32,7 @@ import { typeOf } from "./avsc.js"
 import { asBuffer } from "./buffers.js"
 import { makeWriter, validatorOf, type Writer } from "./codecs.js"
 import { type Common, decodeError, type Handle, keyName, readBody, type Resolved } from "./common.js"
-import { makeClient } from "./registryClient.js"
+import { isNotFound, makeClient } from "./registryClient.js"
 
 type Codec = SchemaBackend.Codec<unknown>
 type Result<A> = Either.Either<A, SchemaError.SchemaError>
@@ -79,7 +86,7 @@ interface Parts {
   readonly handle: Handle | undefined
   /** Why there is no handle: what `encode` and `validate` answer then. */
   readonly missing: SchemaError.SchemaError | undefined
-  /** The schema id of the handle's schema, or the registry's refusal. */
+  /** The schema id of the handle's schema, or why `encode` refuses (the registry's refusal, or a reader's codec). */
   readonly id: Result<number> | undefined
   /** Without a handle: the payload of a value read with the writer's schema. */
   readonly fromWriter: ((value: unknown) => Result<unknown>) | undefined
@@ -87,12 +94,56 @@ interface Parts {
 
 const same = (u: unknown) => u
 
+/** Misses kept at most: past it, expired ones are dropped, then the oldest. */
+const maxMisses = 1024
+
+/** What `encode` of a codec resolved for reading answers. */
+const resolvedForReading = (name: string, topic: string, what: string) =>
+  new SchemaError.SchemaError({
+    reason: "Encode",
+    schema: name,
+    topic,
+    message: `Cannot encode a ${what} of ${name} for ${topic}: this codec was resolved for reading (use "read"), ` +
+      `which registers nothing and knows no schema id to write; encode with a codec resolved with use "write"`
+  })
+
 export const registryResolvers = (common: Common, options: RegistryOptions): SchemaBackend.SchemaBackend.Resolvers => {
   const client = makeClient(options)
   const subjectOf = options.subject ?? ((topic: string, kind: "value" | "key") => `${topic}-${kind}`)
   const write: Writer = makeWriter()
   const ids = once<string, number>()
   const writers = once<number, avro.Type>()
+  const unknownIdTtl = Duration.decode(options.unknownIdTtl ?? "30 seconds")
+  const ttlMillis = Duration.toMillis(unknownIdTtl)
+  /** Ids the registry answered 404 for, with the answer and until when (epoch millis) they are not asked again. */
+  const misses = new Map<number, { readonly until: number; readonly error: SchemaError.SchemaError }>()
+
+  const remember = (id: number, error: SchemaError.SchemaError) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      if (ttlMillis > 0) {
+        misses.delete(id)
+        misses.set(id, { until: now + ttlMillis, error })
+        if (misses.size > maxMisses) {
+          for (const [known, miss] of misses) if (miss.until <= now) misses.delete(known)
+          for (const known of misses.keys()) {
+            if (misses.size <= maxMisses) break
+            misses.delete(known)
+          }
+        }
+      }
+      return Effect.logWarning(
+        `Schema id ${id} is unknown to the Schema Registry at ${client.url}: messages written with it cannot be ` +
+          `decoded` + (ttlMillis > 0 ? `; it is not asked for again for ${Duration.format(unknownIdTtl)}` : "")
+      ).pipe(Effect.annotateLogs({ schemaId: id, registry: client.url }))
+    })
+
+  const unknownId = (id: number, name: string, topic: string, what: string, error: SchemaError.SchemaError) =>
+    decodeError(
+      name,
+      topic,
+      `Schema id ${id} of a ${what} on ${topic} is unknown to the registry: ${error.message}`,
+      error
+    )
 
   /** The id of a schema under a subject (registered, or looked up); a refusal is kept for `encode` to answer. */
   const idOf = (subject: string, resolved: Resolved): Effect.Effect<Result<number>, SchemaError.SchemaError> =>
@@ -108,16 +159,8 @@ export const registryResolvers = (common: Common, options: RegistryOptions): Sch
 
   const fetchWriter = (id: number, name: string, topic: string, what: string) =>
     client.schemaById(id).pipe(
-      Effect.mapError((e) =>
-        e.retriable === true
-          ? e
-          : decodeError(
-            name,
-            topic,
-            `Schema id ${id} of a ${what} on ${topic} is unknown to the registry: ${e.message}`,
-            e
-          )
-      ),
+      Effect.tapError((e) => isNotFound(e) ? remember(id, e) : Effect.void),
+      Effect.mapError((e) => e.retriable === true ? e : unknownId(id, name, topic, what, e)),
       Effect.flatMap((schema) =>
         Effect.try({
           try: () => typeOf(JSON.parse(schema)),
@@ -191,11 +234,20 @@ export const registryResolvers = (common: Common, options: RegistryOptions): Sch
       return decoder.from === undefined ? read : Either.flatMap(read, decoder.from)
     }
 
+    const fetch = (writerId: number) => Effect.asVoid(writers.run(writerId, fetchWriter(writerId, name, topic, what)))
+
     const load = (bytes: Uint8Array): Effect.Effect<void, SchemaError.SchemaError> | undefined => {
       if (bytes.length < 5 || bytes[0] !== 0) return undefined
       const writerId = (bytes[1] << 24) | (bytes[2] << 16) | (bytes[3] << 8) | bytes[4]
       if (writers.known(writerId) !== undefined) return undefined
-      return Effect.asVoid(writers.run(writerId, fetchWriter(writerId, name, topic, what)))
+      const miss = misses.get(writerId)
+      if (miss === undefined) return fetch(writerId)
+      // an id the registry did not know a moment ago: not asked again before the miss expires
+      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        if (now < miss.until) return Effect.fail(unknownId(writerId, name, topic, what, miss.error))
+        if (misses.get(writerId) === miss) misses.delete(writerId)
+        return fetch(writerId)
+      })
     }
 
     if (handle === undefined || id === undefined) {
@@ -234,7 +286,7 @@ export const registryResolvers = (common: Common, options: RegistryOptions): Sch
 
   return {
     name: "avroSchemaRegistry",
-    codec: (ref, topic) =>
+    codec: (ref, topic, use) =>
       Effect.suspend(() => {
         const resolved = common.resolveRef(ref, topic)
         if (Either.isLeft(resolved)) {
@@ -248,19 +300,22 @@ export const registryResolvers = (common: Common, options: RegistryOptions): Sch
             fromWriter: common.schemaSide(ref, topic)?.fromWire
           }))
         }
-        const handle = common.handleOf(ref, resolved.right, topic)
-        return Effect.map(idOf(subjectOf(topic, "value"), resolved.right), (id) =>
-          codecOf({
-            name: ref.fullName,
-            topic,
-            what: "message",
-            handle,
-            missing: undefined,
-            id,
-            fromWriter: undefined
-          }))
+        const parts = (id: Result<number>): Parts => ({
+          name: ref.fullName,
+          topic,
+          what: "message",
+          handle: common.handleOf(ref, resolved.right, topic),
+          missing: undefined,
+          id,
+          fromWriter: undefined
+        })
+        // a reader asks the registry nothing now: writer schemas are fetched by id as messages need them
+        if (use === "read") {
+          return Effect.succeed(codecOf(parts(Either.left(resolvedForReading(ref.fullName, topic, "message")))))
+        }
+        return Effect.map(idOf(subjectOf(topic, "value"), resolved.right), (id) => codecOf(parts(id)))
       }),
-    keyCodec: (key, topic) =>
+    keyCodec: (key, topic, use) =>
       Effect.suspend(() => {
         const name = keyName(key)
         const resolved = common.resolveKey(key, topic)
@@ -286,8 +341,17 @@ export const registryResolvers = (common: Common, options: RegistryOptions): Sch
           }))
         }
         const handle = common.keyHandleOf(key, resolved.right, topic)
-        return Effect.map(idOf(subjectOf(topic, "key"), resolved.right), (id) =>
-          codecOf({ name, topic, what: "key", handle, missing: undefined, id, fromWriter: undefined }))
+        const parts = (id: Result<number>): Parts => ({
+          name,
+          topic,
+          what: "key",
+          handle,
+          missing: undefined,
+          id,
+          fromWriter: undefined
+        })
+        if (use === "read") return Effect.succeed(codecOf(parts(Either.left(resolvedForReading(name, topic, "key")))))
+        return Effect.map(idOf(subjectOf(topic, "key"), resolved.right), (id) => codecOf(parts(id)))
       }),
     fields: (ref) => Effect.suspend(() => common.fields(ref))
   }

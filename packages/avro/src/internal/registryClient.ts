@@ -2,7 +2,7 @@
  * A small Confluent Schema Registry client: register / look up subjects, fetch schemas by id. Each request has a
  * timeout (a registry that accepts the connection and never answers must not stall encoding); timeouts, network
  * failures and 5xx answers are retriable and retried with the schedule; 4xx answers are surfaced with their
- * Confluent code.
+ * Confluent code, and the answer (its status and body) as the error's cause.
  */
 import { SchemaError } from "@deimos/core"
 import * as Duration from "effect/Duration"
@@ -21,7 +21,20 @@ export interface ClientOptions {
   readonly requestTimeout?: Duration.DurationInput | undefined
 }
 
+/** The cause of a `Registry` error for an HTTP answer: its status and body. */
+export interface Answer {
+  readonly status: number
+  readonly body: unknown
+}
+
+/** Is this the registry's 404 (an unknown subject, version or schema id)? */
+export const isNotFound = (error: SchemaError.SchemaError): boolean =>
+  error.reason === "Registry" && typeof error.cause === "object" && error.cause !== null &&
+  (error.cause as Partial<Answer>).status === 404
+
 export interface Client {
+  /** The registry's base URL (no trailing slash), for messages. */
+  readonly url: string
   /** Registers a schema under a subject (or finds it registered): its id. */
   readonly register: (subject: string, schema: string) => Effect.Effect<number, SchemaError.SchemaError>
   /** The id of a schema registered under a subject; a 404 (40401, 40403) when it is not. */
@@ -92,7 +105,7 @@ export const makeClient = (options: ClientOptions): Client => {
             reason: "Registry",
             retriable: status >= 500,
             schema: subject,
-            cause: detail,
+            cause: { status, body: json } satisfies Answer,
             message: `Schema Registry answered ${status}${
               detail?.error_code === undefined || detail.error_code === status ? "" : ` (${detail.error_code})`
             }${subject === undefined ? "" : ` for subject ${subject}`}: ${detail?.message ?? "no message"}`
@@ -102,6 +115,7 @@ export const makeClient = (options: ClientOptions): Client => {
       Effect.retry(retry)
     )
   return {
+    url: base,
     register: (subject, schema) =>
       Effect.map(
         call<{ readonly id: number }>("POST", `/subjects/${encodeURIComponent(subject)}/versions`, subject, { schema }),

@@ -1,6 +1,7 @@
 /**
  * Avro schemas as JSON plus their avsc types: loading a directory of `.avsc` files (named types resolved across
- * files), looking schemas up by full name, walking the JSON for coercion and field descriptions.
+ * files), looking schemas up by full name, walking the JSON for coercion and field descriptions, and writing a schema
+ * out on its own, as written, for registration.
  */
 import type avro from "avsc"
 import * as fs from "node:fs"
@@ -144,6 +145,119 @@ const listAvsc = (dir: string): Array<string> => {
     if (e.isDirectory()) return listAvsc(full)
     return e.name.endsWith(".avsc") ? [full] : []
   }).sort()
+}
+
+/** The named type a name stands for in a namespace: the name qualified by the namespace, else the name itself. */
+const lookup = (name: string, enclosing: string | undefined, named: ReadonlyMap<string, Named>): Named | undefined => {
+  const candidates = name.includes(".") ? [name] : [enclosing === undefined ? name : `${enclosing}.${name}`, name]
+  for (const c of candidates) {
+    const found = named.get(c)
+    if (found !== undefined) return found
+  }
+  return undefined
+}
+
+/**
+ * Keys in Avro's canonical order: the Parsing Canonical Form's (name, type, fields, symbols, items, values, size),
+ * with `namespace` after `name`, then the attributes that form drops (doc, default, order, aliases, logical types),
+ * then any other attribute in alphabetical order. Values are kept as they are (defaults are data).
+ */
+const canonicalOrder = [
+  "name",
+  "namespace",
+  "type",
+  "fields",
+  "symbols",
+  "items",
+  "values",
+  "size",
+  "doc",
+  "default",
+  "order",
+  "aliases",
+  "logicalType",
+  "precision",
+  "scale"
+]
+const rank = new Map(canonicalOrder.map((k, i) => [k, i]))
+
+const ordered = (def: { readonly [key: string]: unknown }): { readonly [key: string]: unknown } => {
+  const keys = Object.keys(def).sort((a, b) => {
+    const ra = rank.get(a) ?? canonicalOrder.length
+    const rb = rank.get(b) ?? canonicalOrder.length
+    return ra !== rb ? ra - rb : a < b ? -1 : a > b ? 1 : 0
+  })
+  const out: { [key: string]: unknown } = {}
+  for (const k of keys) out[k] = def[k]
+  return out
+}
+
+/**
+ * A schema as written, standing on its own: every named type it references (from `named`: other files, or the
+ * handle's own definitions) written out at its first use and referred to by name after it, every attribute kept
+ * (`logicalType`, `doc`, defaults, custom ones). So that one schema is one text however it was written, object keys
+ * are in Avro's canonical order, and names in one form: a named type's short `name`, with a `namespace` only where
+ * it differs from the enclosing one (`""` for the null namespace), and references by short name within their
+ * namespace, by full name elsewhere. `fullName` is the root's full name when it is a named type defined inside
+ * another (its namespace then comes from there). This is what the registry backend registers: avsc's
+ * `Type#schema()` drops `logicalType` on primitives.
+ */
+export const writtenOut = (
+  schema: unknown,
+  named: ReadonlyMap<string, Named>,
+  fullName?: string | undefined
+): unknown => {
+  const defined = new Set<string>()
+  type Def = { readonly [key: string]: unknown }
+
+  const namedType = (def: Def, full: string, enclosing: string | undefined): Def => {
+    defined.add(full)
+    const own = namespaceOf(full)
+    const { namespace: _namespace, ...rest } = def
+    const out: { [key: string]: unknown } = { ...rest, name: full.slice(full.lastIndexOf(".") + 1) }
+    if (own !== enclosing) out.namespace = own ?? ""
+    if (Array.isArray(def.fields)) {
+      out.fields = (def.fields as ReadonlyArray<Def>).map((f) => ordered({ ...f, type: walk(f.type, own) }))
+    }
+    return ordered(out)
+  }
+
+  /** A reference to a type written out before: its short name within its namespace, else its full name. */
+  const reference = (full: string, enclosing: string | undefined): string =>
+    enclosing !== undefined && namespaceOf(full) === enclosing ? full.slice(enclosing.length + 1) : full
+
+  const walk = (node: unknown, enclosing: string | undefined): unknown => {
+    if (typeof node === "string") {
+      if (primitives.has(node)) return node
+      const found = lookup(node, enclosing, named)
+      if (found === undefined) return node
+      if (defined.has(found.fullName)) return reference(found.fullName, enclosing)
+      return namedType(found.json, found.fullName, enclosing)
+    }
+    if (Array.isArray(node)) return node.map((branch) => walk(branch, enclosing))
+    if (typeof node !== "object" || node === null) return node
+    const def = node as Def
+    const type = def.type
+    if (type === "record" || type === "error" || type === "enum" || type === "fixed") {
+      return namedType(def, fullNameOf(def, enclosing), enclosing)
+    }
+    if (type === "array") return ordered({ ...def, items: walk(def.items, enclosing) })
+    if (type === "map") return ordered({ ...def, values: walk(def.values, enclosing) })
+    if (typeof type === "string" && !primitives.has(type)) {
+      // `{ "type": "Name" }`, a reference in object form: the named type itself when nothing else is said
+      return Object.keys(def).length === 1 ? walk(type, enclosing) : ordered({ ...def, type: walk(type, enclosing) })
+    }
+    if (typeof type === "object" && type !== null) return ordered({ ...def, type: walk(type, enclosing) })
+    return ordered(def)
+  }
+
+  if (fullName !== undefined && typeof schema === "object" && schema !== null && !Array.isArray(schema)) {
+    const type = (schema as Def).type
+    if (type === "record" || type === "error" || type === "enum" || type === "fixed") {
+      return namedType(schema as Def, fullName, undefined)
+    }
+  }
+  return walk(schema, undefined)
 }
 
 /** Resolves a type reference (a name) against known named types. */

@@ -22,7 +22,12 @@ import * as AST from "effect/SchemaAST"
 import { typeOf } from "./avsc.js"
 import { collectNamed, type Named } from "./schemas.js"
 
-/** `Date`s from the numbers read, as `Schema.DateFromNumber` decodes them (`new Date(n)`). */
+/**
+ * `Date`s from the numbers read, as `Schema.DateFromNumber` decodes them (`new Date(n)`). The number comes from the
+ * exact long that `typeOf` installs under it (or, through a resolver, from the writer's, made the same way): the
+ * millis are exact over ±(2^53 − 1) and a number, never a bigint; a long outside that range is a `Decode` error
+ * before a `Date` is made. Millis beyond the range of a `Date` (±8.64e15) give an invalid `Date`, as the Schema does.
+ */
 class DateFromNumber extends avro.types.LogicalType {
   protected override _fromValue(value: number): Date {
     return new Date(value)
