@@ -107,7 +107,7 @@ const program = Effect.gen(function*() {
     KafkaProducerBackend.layer({ idempotent }).pipe(Layer.provide(driver), Layer.merge(base))
 
   // the same bytes for the raw side: keys as the producer encodes plain keys, values as the mock backend does
-  const codec = yield* MockBackend.mock.codec(Payload, "raw")
+  const codec = yield* MockBackend.mock.codec(Payload, "raw", "write")
   const encoded = payloads.map((p) => ({ key: Buffer.from(p.id), value: Buffer.from(Effect.runSync(codec.encode(p))) }))
 
   const admin = kafka.admin()
