@@ -144,36 +144,40 @@ describe("duplicates bounded, handled work committed", () => {
     60_000
   )
 
-  it.live("inlineBatch hands a large fetched batch over in slices of maxBatchSize, committing after each", () =>
-    Effect.gen(function*() {
-      const broker = yield* KafkaBroker.make({ port: 0, partitions: 1 })
-      const topic = unique("slices")
-      const groupId = unique("g")
-      yield* produce(broker.port, topic, 2500, 1)
-      const calls: Array<readonly [number, number]> = []
-      const done = yield* Deferred.make<void>()
-      const consumer = Consumer.make({
-        topic,
-        groupId,
-        schema: Event,
-        keyConfig: { plain: true },
-        ...fast,
-        maxBytesPerPartition: 8 * 1024 * 1024,
-        delivery: "inlineBatch",
-        maxBatchSize: 1000,
-        // each call sees what the calls before it committed
-        handleBatch: (events) =>
-          Effect.gen(function*() {
-            calls.push([events.length, yield* committedTotal(groupId, topic).pipe(Effect.orDie)])
-            if (events[events.length - 1].n === 2499) yield* Deferred.succeed(done, undefined)
-          })
-      })
-      yield* Effect.gen(function*() {
-        const worker = yield* Effect.fork(Consumers.run([consumer]))
-        yield* Deferred.await(done)
-        yield* waitUntil(Effect.map(committedTotal(groupId, topic), (n) => n === 2500))
-        yield* Fiber.interrupt(worker)
-      }).pipe(Effect.provide(live(broker.port)))
-      expect(calls).toEqual([[1000, 0], [1000, 1000], [500, 2000]])
-    }).pipe(Effect.scoped), 60_000)
+  it.live(
+    "inlineBatch hands a large fetched batch over in slices of maxBatchSize, committing after each",
+    () =>
+      Effect.gen(function*() {
+        const broker = yield* KafkaBroker.make({ port: 0, partitions: 1 })
+        const topic = unique("slices")
+        const groupId = unique("g")
+        yield* produce(broker.port, topic, 2500, 1)
+        const calls: Array<readonly [number, number]> = []
+        const done = yield* Deferred.make<void>()
+        const consumer = Consumer.make({
+          topic,
+          groupId,
+          schema: Event,
+          keyConfig: { plain: true },
+          ...fast,
+          maxBytesPerPartition: 8 * 1024 * 1024,
+          delivery: "inlineBatch",
+          maxBatchSize: 1000,
+          // each call sees what the calls before it committed
+          handleBatch: (events) =>
+            Effect.gen(function*() {
+              calls.push([events.length, yield* committedTotal(groupId, topic).pipe(Effect.orDie)])
+              if (events[events.length - 1].n === 2499) yield* Deferred.succeed(done, undefined)
+            })
+        })
+        yield* Effect.gen(function*() {
+          const worker = yield* Effect.fork(Consumers.run([consumer]))
+          yield* Deferred.await(done)
+          yield* waitUntil(Effect.map(committedTotal(groupId, topic), (n) => n === 2500))
+          yield* Fiber.interrupt(worker)
+        }).pipe(Effect.provide(live(broker.port)))
+        expect(calls).toEqual([[1000, 0], [1000, 1000], [500, 2000]])
+      }).pipe(Effect.scoped),
+    60_000
+  )
 })

@@ -119,7 +119,8 @@ describe("a publish that succeeded is never lost", () => {
               KafkaProducerBackend.layerAsync({
                 maxLinger: "20 millis",
                 flushTimeout: "1 second",
-                onDropped: ({ messages }) => Ref.update(dropped, (d) => [...d, ...messages.map((m) => String(m.rawKey))])
+                onDropped: ({ messages }) =>
+                  Ref.update(dropped, (d) => [...d, ...messages.map((m) => String(m.rawKey))])
               }).pipe(Layer.provide(driverOn(broker.port)))
             ),
             Effect.provide(settings),
@@ -138,57 +139,69 @@ describe("a publish that succeeded is never lost", () => {
     60_000
   )
 
-  it.live("publishList of 500 messages of 3 KiB with one partition key is sent in requests the broker takes", () =>
-    Effect.gen(function*() {
-      const broker = yield* KafkaBroker.make({ port: 0, partitions: 3 })
-      const topic = unique("bytes")
-      yield* Producer.make({ topic, schema: Blob, keyConfig: { none: true }, partitionKey: () => "one" })
-        .publishList(Array.from({ length: 500 }, (_, n) => ({ id: `b${n}`, body: "x".repeat(3 * 1024) })))
-        .pipe(
-          Effect.provide(KafkaProducerBackend.layer().pipe(Layer.provide(driverOn(broker.port)))),
-          Effect.provide(settings)
-        )
-      expect(yield* countOn(topic).pipe(Effect.provide(driverOn(broker.port)))).toBe(500)
-    }).pipe(Effect.scoped), 60_000)
+  it.live(
+    "publishList of 500 messages of 3 KiB with one partition key is sent in requests the broker takes",
+    () =>
+      Effect.gen(function*() {
+        const broker = yield* KafkaBroker.make({ port: 0, partitions: 3 })
+        const topic = unique("bytes")
+        yield* Producer.make({ topic, schema: Blob, keyConfig: { none: true }, partitionKey: () => "one" })
+          .publishList(Array.from({ length: 500 }, (_, n) => ({ id: `b${n}`, body: "x".repeat(3 * 1024) })))
+          .pipe(
+            Effect.provide(KafkaProducerBackend.layer().pipe(Layer.provide(driverOn(broker.port)))),
+            Effect.provide(settings)
+          )
+        expect(yield* countOn(topic).pipe(Effect.provide(driverOn(broker.port)))).toBe(500)
+      }).pipe(Effect.scoped),
+    60_000
+  )
 
-  it.live("a message larger than the broker takes fails naming the message and its size, and nothing else", () =>
-    Effect.gen(function*() {
-      const broker = yield* KafkaBroker.make({ port: 0, partitions: 1 })
-      const topic = unique("huge")
-      const error = yield* Effect.flip(
-        Producer.make({ topic, schema: Blob, keyConfig: { field: "id" } }).publishList([
-          { id: "small", body: "s" },
-          { id: "huge", body: "x".repeat(1_200_000) }
-        ]).pipe(
-          Effect.provide(KafkaProducerBackend.layer().pipe(Layer.provide(driverOn(broker.port)))),
-          Effect.provide(settings)
+  it.live(
+    "a message larger than the broker takes fails naming the message and its size, and nothing else",
+    () =>
+      Effect.gen(function*() {
+        const broker = yield* KafkaBroker.make({ port: 0, partitions: 1 })
+        const topic = unique("huge")
+        const error = yield* Effect.flip(
+          Producer.make({ topic, schema: Blob, keyConfig: { field: "id" } }).publishList([
+            { id: "small", body: "s" },
+            { id: "huge", body: "x".repeat(1_200_000) }
+          ]).pipe(
+            Effect.provide(KafkaProducerBackend.layer().pipe(Layer.provide(driverOn(broker.port)))),
+            Effect.provide(settings)
+          )
         )
-      )
-      expect(error._tag).toBe("ProducerError")
-      expect(error.message).toMatch(/message with key "huge" \(1[.,]2\d* MB\) is larger than/)
-      expect(error.message).toContain(topic)
-      expect(error._tag === "ProducerError" && error.failedCount).toBe(1)
-    }).pipe(Effect.scoped), 60_000)
+        expect(error._tag).toBe("ProducerError")
+        expect(error.message).toMatch(/message with key "huge" \(1[.,]2\d* MB\) is larger than/)
+        expect(error.message).toContain(topic)
+        expect(error._tag === "ProducerError" && error.failedCount).toBe(1)
+      }).pipe(Effect.scoped),
+    60_000
+  )
 
-  it.live("kafka: a send the broker cannot take now fails with a retriable ProducerError naming topic and count", () =>
-    Effect.gen(function*() {
-      const brokerScope = yield* Scope.make()
-      const broker = yield* KafkaBroker.make({ port: 0 }).pipe(Scope.extend(brokerScope))
-      const backend = yield* Layer.build(KafkaProducerBackend.layer().pipe(Layer.provide(driverOn(broker.port))))
-      yield* Scope.close(brokerScope, Exit.void)
-      const error = yield* Effect.flip(
-        Effect.flatMap(ProducerBackend.ProducerBackend, (b) =>
-          b.execute("away", [{
-            key: null,
-            value: new Uint8Array([1]),
-            partitionKey: null,
-            headers: {},
-            rawKey: null,
-            payload: null,
-            producer: "p"
-          }])).pipe(Effect.provide(backend))
-      )
-      expect(error.retriable).toBe(true)
-      expect(error.message).toMatch(/^Cannot send 1 message to topic away: /)
-    }).pipe(Effect.scoped), 60_000)
+  it.live(
+    "kafka: a send the broker cannot take now fails with a retriable ProducerError naming topic and count",
+    () =>
+      Effect.gen(function*() {
+        const brokerScope = yield* Scope.make()
+        const broker = yield* KafkaBroker.make({ port: 0 }).pipe(Scope.extend(brokerScope))
+        const backend = yield* Layer.build(KafkaProducerBackend.layer().pipe(Layer.provide(driverOn(broker.port))))
+        yield* Scope.close(brokerScope, Exit.void)
+        const error = yield* Effect.flip(
+          Effect.flatMap(ProducerBackend.ProducerBackend, (b) =>
+            b.execute("away", [{
+              key: null,
+              value: new Uint8Array([1]),
+              partitionKey: null,
+              headers: {},
+              rawKey: null,
+              payload: null,
+              producer: "p"
+            }])).pipe(Effect.provide(backend))
+        )
+        expect(error.retriable).toBe(true)
+        expect(error.message).toMatch(/^Cannot send 1 message to topic away: /)
+      }).pipe(Effect.scoped),
+    60_000
+  )
 })
