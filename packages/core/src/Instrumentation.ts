@@ -1,6 +1,6 @@
 /**
  * Typed instrumentation events users subscribe to: encode_messages, produce, produce_error (with the failed
- * payloads), handler errors, retries and dead letters, batch consumption.
+ * payloads), outbox produce and drops, handler errors, retries and dead letters, batch consumption.
  *
  * @since 0.1.0
  */
@@ -17,6 +17,22 @@ import * as Stream from "effect/Stream"
 export type Event =
   | { readonly _tag: "EncodeMessages"; readonly producer: string; readonly topic: string; readonly count: number }
   | { readonly _tag: "Produce"; readonly topic: string; readonly count: number; readonly backend: string }
+  | {
+    /** An outbox relay worker sent rows of some of a topic's lanes to Kafka (and deleted them). */
+    readonly _tag: "OutboxProduce"
+    readonly worker: string
+    readonly topic: string
+    readonly lanes: ReadonlyArray<number>
+    readonly count: number
+  }
+  | {
+    /** The outbox relay removed rows it can never send (a message larger than the broker accepts). */
+    readonly _tag: "OutboxDropped"
+    readonly topic: string
+    readonly lane: number
+    readonly ids: ReadonlyArray<string>
+    readonly error: unknown
+  }
   | {
     readonly _tag: "ProduceError"
     readonly topic: string

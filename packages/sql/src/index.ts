@@ -1,0 +1,11 @@
+/**
+ * @deimos/sql: Postgres for Deimos. The `Database` service with ambient transactions (postgres.js or PGlite, through
+ * drizzle), migrations, the transactional outbox and its relay.
+ *
+ * @since 0.1.0
+ */
+export * as Database from "./Database.js"
+export * as DatabaseError from "./DatabaseError.js"
+export * as Migrations from "./Migrations.js"
+export * as Outbox from "./Outbox.js"
+export * as OutboxRelay from "./OutboxRelay.js"
