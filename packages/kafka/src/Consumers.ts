@@ -119,14 +119,12 @@ export const handleBatch = <R>(
       return step(next)
     }
     // step by step (a step function: this runs per message), stopping between steps when the member stops
+    // (a step is made when the one before has run, so `isRunning` is asked between messages)
     const step = (i: number): Effect.Effect<void, ConsumerError.ConsumerFatalError, R> => {
-      if (i >= messages.length) return commitHandled
+      if (i >= messages.length || !control.isRunning()) return commitHandled
       const next = Math.min(messages.length, i + size)
       const handle = size === 1 ? processor.message(messages[i]) : processor.batch(messages.slice(i, next))
-      return Effect.flatMap(
-        control.isRunning,
-        (running) => running ? Effect.flatMap(handle, () => handled(i, next)) : commitHandled
-      )
+      return Effect.flatMap(handle, () => handled(i, next))
     }
     // `batch` delivery is a batch to the metrics, handled message by message so that a stop can end it early
     return consumer.delivery === "batch" ? processor.measureBatch(messages[0], messages.length, step(0)) : step(0)

@@ -68,8 +68,8 @@ export interface BatchControl {
   readonly commit: Effect.Effect<void, KafkaError>
   /** Tells the group coordinator this member is alive (long handlers). */
   readonly heartbeat: Effect.Effect<void, KafkaError>
-  /** False once the consumer is stopping: stop taking new messages. */
-  readonly isRunning: Effect.Effect<boolean>
+  /** False once the consumer is stopping: stop taking new messages. A plain function: it is asked per message. */
+  readonly isRunning: () => boolean
   /** Stops fetching from this batch's partition (fatal errors). */
   readonly pause: Effect.Effect<void>
   /** Completes when the member begins to stop (never, while it runs): a handler waiting to retry gives up. */

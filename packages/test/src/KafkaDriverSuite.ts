@@ -342,10 +342,10 @@ export const suite = <E>(name: string, options: Options<E>): void => {
           const m = yield* member(groupId, topic)
           const fiber = yield* Effect.fork(m.run((batch, control) =>
             Effect.gen(function*() {
-              yield* Deferred.succeed(started, yield* control.isRunning)
+              yield* Deferred.succeed(started, control.isRunning())
               // the handler waits for the stop signal itself, not for the grace period to run out
               yield* control.stopping
-              const after = yield* control.isRunning
+              const after = control.isRunning()
               yield* control.resolveOffset(batch.messages[batch.messages.length - 1].offset)
               yield* control.commit
               yield* Ref.set(afterStop, after)

@@ -379,9 +379,8 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
                   return fromKafkaJs("Consume", "Heartbeat failed")(cause)
                 }
               }),
-              isRunning: Effect.sync(() =>
-                !stopping && membership.rejoin === undefined && payload.isRunning() && !payload.isStale()
-              ),
+              isRunning: () =>
+                !stopping && membership.rejoin === undefined && payload.isRunning() && !payload.isStale(),
               pause: Effect.sync(() => {
                 payload.pause()
               }),
