@@ -11,6 +11,7 @@
  * @since 0.1.0
  */
 import { ProducerBackend, ProducerError } from "@deimos/core"
+import { sql } from "drizzle-orm"
 import {
   bigserial,
   boolean,
@@ -198,8 +199,8 @@ export interface Options extends Naming {}
 
 /**
  * The outbox producer backend over the `Database` in context: `execute` inserts the messages (a statement per 5,000) in the
- * ambient transaction, or in a transaction of its own, and asks for one notification of the relay (naming the topic)
- * at its commit.
+ * ambient transaction, or in a transaction of its own, and asks for one notification of the relay at its commit
+ * (however many topics and calls the transaction has).
  *
  * @since 0.1.0
  */
@@ -208,7 +209,16 @@ export const make = (
 ): Effect.Effect<ProducerBackend.ProducerBackend.Service, never, Database.Database> =>
   Effect.map(Database.Database, (database) => {
     const { messages } = tablesOf(options)
-    const { channel } = namesOf(options)
+    const names = namesOf(options)
+    const channel = names.channel
+    // the lease rows of a topic this process has not written to yet, made with its first rows (a rolled-back first
+    // transaction leaves it to the relay's poll to find the lanes)
+    const known = new Set<string>()
+    const lanesOf = (topic: string) =>
+      known.has(topic) ? Effect.void : database.execute(sql`insert into ${sql.raw(names.topicInfo)} (topic, lane)
+          select ${topic}, lane from generate_series(0, ${lanes - 1}) as lane on conflict do nothing`).pipe(
+        Effect.zipRight(Effect.sync(() => known.add(topic)))
+      )
     const rowsOf = (topic: string, batch: ReadonlyArray<ProducerBackend.ProducerMessage>) =>
       batch.map((m) => ({
         topic,
@@ -229,7 +239,7 @@ export const make = (
             )
           ),
         { discard: true }
-      ).pipe(Effect.zipRight(database.notify(channel, topic)))
+      ).pipe(Effect.zipRight(lanesOf(topic)), Effect.zipRight(database.notify(channel)))
     return {
       name: "outbox",
       execute: (topic, batch) =>

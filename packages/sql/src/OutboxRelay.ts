@@ -20,7 +20,7 @@
  * share of a topic's lanes (the lanes over every live worker) and gives back what is over its share when relays
  * join.
  *
- * Wake-ups: the outbox backend notifies at each commit (naming the topic); the relay listens and also polls
+ * Wake-ups: the outbox backend notifies at each commit; the relay listens and also polls
  * (`pollInterval`), so a lost notification (or PGlite in another process) only delays.
  *
  * @since 0.1.0
@@ -541,19 +541,9 @@ export const run = (
         )
       )
     )
-    // a notification (naming the topic) wakes the workers, after making the lease rows of a topic not seen yet;
-    // lanes that have rows and no lease row (rows written without a notification) are looked for at each poll
-    const known = new Set<string>()
-    const wakeUps = notifications.pipe(
-      Stream.runForEach((topic) =>
-        topic === "" || known.has(topic) ? wake : exec(sql`insert into ${topicInfo} (topic, lane)
-          select ${topic}, lane from generate_series(0, ${Outbox.lanes - 1}) as lane on conflict do nothing`).pipe(
-          Effect.zipRight(Effect.sync(() => known.add(topic))),
-          Effect.zipRight(wake),
-          Effect.catchAll((error) => Effect.logWarning("The outbox relay could not look for new lanes", error))
-        )
-      )
-    )
+    // a notification wakes the workers (the outbox backend makes a topic's lease rows with its first rows); lanes
+    // that have rows and no lease row (rows written some other way) are looked for at each poll
+    const wakeUps = notifications.pipe(Stream.runForEach(() => wake))
     const discoverer = discover.pipe(
       Effect.zipRight(wake),
       Effect.catchAll((error) => Effect.logWarning("The outbox relay could not look for new lanes", error)),
