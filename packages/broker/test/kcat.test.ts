@@ -58,8 +58,9 @@ describe("dev broker with kcat (librdkafka)", () => {
           const padding = "x".repeat(300)
           const codecs = ["snappy", "lz4", "zstd", "gzip"]
           for (const codec of codecs) {
+            // idempotent: a send librdkafka retries (a slow answer on a loaded machine) is not stored twice
             yield* kcat(
-              ["-b", broker, "-P", "-t", "compressed", "-p", "0", "-z", codec],
+              ["-b", broker, "-P", "-t", "compressed", "-p", "0", "-z", codec, "-X", "enable.idempotence=true"],
               `${codec}-1${padding}\n${codec}-2${padding}\n`
             )
           }
