@@ -26,3 +26,12 @@ export class KafkaError extends Data.TaggedError("KafkaError")<{
   /** The driver's error. */
   readonly cause?: unknown
 }> {}
+
+/**
+ * Whether the broker refused a request or a message as larger than it accepts (`MESSAGE_TOO_LARGE`,
+ * `RECORD_LIST_TOO_LARGE`): sending it again as it is cannot succeed.
+ *
+ * @since 0.1.0
+ */
+export const isTooLarge = (error: KafkaError): boolean =>
+  error.code === "MESSAGE_TOO_LARGE" || error.code === "RECORD_LIST_TOO_LARGE"

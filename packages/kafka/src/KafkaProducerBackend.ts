@@ -17,7 +17,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as KafkaDriver from "./KafkaDriver.js"
-import type { KafkaError } from "./KafkaError.js"
+import { isTooLarge, type KafkaError } from "./KafkaError.js"
 
 /**
  * @since 0.1.0
@@ -75,7 +75,7 @@ const producerError = (
   unsent: number,
   error: KafkaError
 ): ProducerError.ProducerError => {
-  const tooLarge = error.code === "MESSAGE_TOO_LARGE" || error.code === "RECORD_LIST_TOO_LARGE"
+  const tooLarge = isTooLarge(error)
   const message = tooLarge && messages.length === 1
     ? `The message with key ${JSON.stringify(String(messages[0].rawKey ?? null))} (${
       megabytes(sizeOf(messages[0]))

@@ -26,7 +26,7 @@
  * @since 0.1.0
  */
 import { Background, Instrumentation, type ProducerBackend, type ProducerError } from "@deimos/core"
-import { type KafkaDriver, type KafkaError, KafkaProducerBackend } from "@deimos/kafka"
+import { type KafkaDriver, KafkaError, KafkaProducerBackend } from "@deimos/kafka"
 import { sql } from "drizzle-orm"
 import * as Chunk from "effect/Chunk"
 import * as Config from "effect/Config"
@@ -49,7 +49,7 @@ import * as Outbox from "./Outbox.js"
  * @since 0.1.0
  */
 export interface Options extends Outbox.Naming {
-  /** Lanes this relay sends at once (fibers). @default 4 */
+  /** Workers (fibers) of this relay, each holding its share of a topic's lanes. @default 4 */
   readonly concurrency?: number | undefined
   /** Rows per batch. @default 1000 */
   readonly batchSize?: number | undefined
@@ -163,10 +163,8 @@ const delayOf = (schedule: Schedule.Schedule<unknown>, retries: number): Effect.
     (delays) => Option.getOrElse(Chunk.last(delays), () => Duration.seconds(1))
   )
 
-const tooLarge = (error: ProducerError.ProducerError) => {
-  const code = (error.cause as { readonly code?: string } | undefined)?.code
-  return code === "MESSAGE_TOO_LARGE" || code === "RECORD_LIST_TOO_LARGE"
-}
+const tooLarge = (error: ProducerError.ProducerError) =>
+  error.cause instanceof KafkaError.KafkaError && KafkaError.isTooLarge(error.cause)
 
 /** A Postgres array literal of numbers (ids are digits only, as read from the table). */
 const arrayOf = (values: ReadonlyArray<string | number>) => `{${values.join(",")}}`
@@ -265,15 +263,16 @@ export const run = (
      * Takes up to `count` free (or abandoned) lanes that have rows and are not backing off, for the worker `me`:
      * of `topic`, or of the topic whose free lane was processed the longest time ago.
      */
+    /** A lease row `l` a worker may take: free or abandoned, not backing off, its lane has rows. */
+    const takeable = sql`(l.locked_by is null or l.locked_at < now() - make_interval(secs => ${leaseSeconds}))
+      and (l.retry_at is null or l.retry_at <= now())
+      and exists (select 1 from ${messagesTable} m where m.topic = l.topic and m.lane = l.lane)`
     const acquire = (me: string, topic: string | undefined, count: number) =>
       Effect.map(
         exec(sql`
           with chosen as (
             select coalesce(${topic ?? null}::text, (
-              select l.topic from ${topicInfo} l
-              where (l.locked_by is null or l.locked_at < now() - make_interval(secs => ${leaseSeconds}))
-                and (l.retry_at is null or l.retry_at <= now())
-                and exists (select 1 from ${messagesTable} m where m.topic = l.topic and m.lane = l.lane)
+              select l.topic from ${topicInfo} l where ${takeable}
               order by l.last_processed_at nulls first limit 1
             )) as topic
           ),
@@ -281,10 +280,7 @@ export const run = (
           -- just taken (and committed): it is skipped, never taken twice
           taken as (
             select l.topic, l.lane from ${topicInfo} l
-            where l.topic = (select topic from chosen)
-              and (l.locked_by is null or l.locked_at < now() - make_interval(secs => ${leaseSeconds}))
-              and (l.retry_at is null or l.retry_at <= now())
-              and exists (select 1 from ${messagesTable} m where m.topic = l.topic and m.lane = l.lane)
+            where l.topic = (select topic from chosen) and ${takeable}
             order by l.last_processed_at nulls first
             limit ${count}
             for update of l skip locked
@@ -383,7 +379,7 @@ export const run = (
         let part = messages.length
         let failure: ProducerError.ProducerError | undefined
         while (done < messages.length) {
-          const request = part >= messages.length - done ? messages.slice(done) : messages.slice(done, done + part)
+          const request = messages.slice(done, done + part)
           const sent = yield* Effect.either(producer.execute(topic, request, { sync: true }))
           if (sent._tag === "Right") {
             done += request.length
@@ -580,13 +576,12 @@ export const run = (
         error.code === "42P01"
           ? new DatabaseError({
             ...error,
-            message:
-              `${error.message}: the outbox tables are not there; apply Outbox.migrations (the worker does with ${"OUTBOX_MIGRATE=true"})`
+            message: `${error.message}: the outbox tables are not there; apply Outbox.migrations ` +
+              "(the worker does with OUTBOX_MIGRATE=true)"
           })
           : error
       )
     )
-    yield* discover
     yield* Effect.forkScoped(wakeUps)
     yield* Effect.forkScoped(discoverer)
     yield* Effect.forkScoped(heartbeats)

@@ -138,15 +138,17 @@ const serviceOf = (
 ): Database.Database.Service => {
   const ambient = Effect.map(Effect.serviceOption(Transaction), (o) => o._tag === "Some" ? o.value : undefined)
   const use = <A>(f: (db: Db) => PromiseLike<A>) =>
-    Effect.flatMap(ambient, (tx) =>
-      tx === undefined
-        ? Effect.tryPromise({ try: () => Promise.resolve(f(base)), catch: fromUnknown("The query failed") })
-        : tx.lost.value
-        ? Effect.fail(connectionLost)
-        : Effect.tryPromise({ try: () => Promise.resolve(f(tx.db)), catch: fromUnknown("The query failed") }).pipe(
-          // the transaction's connection lost: nothing more goes to it
-          Effect.tapError((error) => Effect.sync(() => error.reason === "Connection" && (tx.lost.value = true)))
-        ))
+    Effect.flatMap(ambient, (tx) => {
+      if (tx?.lost.value === true) return Effect.fail(connectionLost)
+      const query = Effect.tryPromise({
+        try: () => Promise.resolve(f(tx?.db ?? base)),
+        catch: fromUnknown("The query failed")
+      })
+      return tx === undefined ? query : query.pipe(
+        // the transaction's connection lost: nothing more goes to it
+        Effect.tapError((error) => Effect.sync(() => error.reason === "Connection" && (tx.lost.value = true)))
+      )
+    })
   const execute = (query: SQL) => Effect.map(use((db) => db.execute(query)), rowsOf)
   return {
     kind,
