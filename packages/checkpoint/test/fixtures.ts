@@ -60,8 +60,14 @@ export const Core = Layer.merge(
 export const Kafka = Layer.unwrapScoped(
   Effect.map(
     KafkaBroker.make({ port: 0, partitions: 1 }),
+    // a short shutdown timeout: a handler that hangs is interrupted at shutdown, as a crash would end it
     (broker) =>
-      KafkaJs.layer({ brokers: [`127.0.0.1:${broker.port}`], clientId: "checkpoint-test", logLevel: "nothing" })
+      KafkaJs.layer({
+        brokers: [`127.0.0.1:${broker.port}`],
+        clientId: "checkpoint-test",
+        logLevel: "nothing",
+        shutdownTimeout: "300 millis"
+      })
   )
 ).pipe(Layer.provideMerge(Core))
 
