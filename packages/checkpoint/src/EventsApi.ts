@@ -162,8 +162,8 @@ const Offset = Schema.NumberFromString.pipe(Schema.int(), Schema.greaterThanOrEq
  * @since 0.1.0
  */
 export const ListParams = Schema.Struct({
-  limit: Schema.optionalWith(Limit, { default: () => 20 }),
-  offset: Schema.optionalWith(Offset, { default: () => 0 }),
+  limit: Schema.optionalWith(Limit, { default: () => 20, exact: true }),
+  offset: Schema.optionalWith(Offset, { default: () => 0, exact: true }),
   topic: Schema.optional(Schema.String),
   group_id: Schema.optional(Schema.String),
   entity_id: Schema.optional(Schema.String),
