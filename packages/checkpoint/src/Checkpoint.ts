@@ -12,7 +12,8 @@
  * and the message, whose offset was not committed, is handled again.
  *
  * A failed attempt (an error or a defect of the handler, or of the database) is retried with exponential backoff
- * while `retryConsume(payload, metadata, error)` says so (by default: fewer than `maxRetries` retries); after that a
+ * while `retryConsume(payload, metadata, error)` says so (by default: fewer than `maxRetries` retries, and always
+ * after a retriable `DatabaseError`, so that a database restart sends no message to the failures); after that a
  * failure row is stored and the consumer moves on to the next message. `retryFailure` runs the handler again for a
  * stored failure: an ack stores the event and deletes the failure in one transaction; a failing handler leaves the
  * failure as it was.
@@ -122,7 +123,8 @@ export declare namespace Checkpoint {
     readonly maxRetries?: number | undefined
     /**
      * Whether to try a failed attempt again (`metadata.retryCount` is the retries so far).
-     * @default retryCount < maxRetries
+     * @default retryCount < maxRetries, and always for a retriable `DatabaseError` (a lost connection, a
+     * serialization failure, a deadlock, a timeout), which says nothing about the message
      */
     readonly retryConsume?:
       | ((
@@ -240,6 +242,11 @@ const restoredPayload = (json: unknown): unknown => {
   ) return Tombstone.make(payload.key)
   return payload
 }
+
+/** A lost connection, a serialization failure, a deadlock, a timeout: the database's trouble, not the message's. */
+const isRetriableDatabaseError = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && "_tag" in error && error._tag === "DatabaseError" &&
+  "retriable" in error && error.retriable === true
 
 const waitToRetry = (wait: Duration.Duration) =>
   Effect.raceFirst(
@@ -387,7 +394,7 @@ export const make = <
         if (Cause.isInterrupted(cause)) return Effect.failCause(cause as Cause.Cause<never>)
         const error = ErrorPolicy.failureOf(cause) as ErrorPolicy.Failure<E | DatabaseError>
         const again = retryConsume === undefined
-          ? retryCount < maxRetries
+          ? retryCount < maxRetries || isRetriableDatabaseError(error)
           : retryConsume(payload, metadata, error)
         if (!again) return Effect.as(recordFailure(payload, metadata, checksum, cause), "failed" as const)
         const wait = delay(retryCount)

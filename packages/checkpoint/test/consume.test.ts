@@ -2,6 +2,7 @@
 // before the commit, skips, dedup keys, instrumentation and the retention sweep.
 import { Checkpoint, CheckpointInstrumentation } from "@deimos/checkpoint"
 import { Database } from "@deimos/sql"
+import type { DatabaseError } from "@deimos/sql/DatabaseError"
 import { describe, expect, layer } from "@effect/vitest"
 import { sql } from "drizzle-orm"
 import * as Chunk from "effect/Chunk"
@@ -24,7 +25,8 @@ const uniqueTopic = (base: string) => `${base}-${++seq}`
 /** A checkpoint on `topic` whose handler writes a thing and acks, after `before` (which may fail). */
 const counting = (
   topic: string,
-  before: (calls: number) => Effect.Effect<void, Boom | Permanent> = () => Effect.void,
+  before: (calls: number) => Effect.Effect<unknown, Boom | Permanent | DatabaseError, Database.Database> = () =>
+    Effect.void,
   options: {
     readonly maxRetries?: number
     readonly retryConsume?: (error: unknown) => boolean
@@ -192,6 +194,22 @@ describe("consuming through a checkpoint", () => {
         expect(calls.n).toBe(2)
         expect(yield* eventsOf(topic)).toHaveLength(1)
         expect(yield* thingsOf(topic)).toHaveLength(1)
+      }))
+
+    it.effect("a connection lost before the commit: nothing kept, retried past maxRetries (the database's trouble)", () =>
+      Effect.gen(function*() {
+        const topic = uniqueTopic("terminated")
+        // the first attempt writes, then its connection is killed before the commit
+        const { calls, checkpoint } = counting(
+          topic,
+          (n) => n === 1 ? Database.execute(sql`select pg_terminate_backend(pg_backend_pid())`) : Effect.void,
+          { maxRetries: 0 }
+        )
+        expect(yield* checkpoint.consume({ id: "t", n: 1 }, metadataOf(topic, 0))).toBe("acknowledged")
+        expect(calls.n).toBe(2)
+        expect(yield* eventsOf(topic)).toHaveLength(1)
+        expect(yield* thingsOf(topic)).toHaveLength(1)
+        expect(yield* failuresOf(topic)).toHaveLength(0)
       }))
 
     it.effect("a skip stores no event (the handler's writes commit) and the message is handled again next time", () =>
