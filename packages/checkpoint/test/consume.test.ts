@@ -11,6 +11,7 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Stream from "effect/Stream"
 import { DatabaseIn, Event, metadataOf, rows, schemaFor, url, waitUntil, writeThing } from "./fixtures.js"
 
@@ -275,6 +276,20 @@ describe("consuming through a checkpoint", () => {
           "EventAlreadyConsumed"
         ])
         expect(events[2].subject).toMatchObject({ consumer: `g:${topic}`, groupId: "g", topic, offset: "0" })
+        const counted = (status: string) =>
+          Effect.map(
+            Metric.value(
+              Metric.tagged(
+                Metric.tagged(Metric.tagged(CheckpointInstrumentation.counter, "status", status), "topic", topic),
+                "group_id",
+                "g"
+              )
+            ),
+            (state) => state.count
+          )
+        expect(yield* counted("event_acknowledged")).toBe(1)
+        expect(yield* counted("event_already_consumed")).toBe(1)
+        expect(yield* counted("event_failed")).toBe(0)
       }))
 
     it.scoped("the sweep deletes events older than the retention age, in batches; the sweeper runs in the scope", () =>
