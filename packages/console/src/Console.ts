@@ -9,11 +9,12 @@
  *
  * @since 0.1.0
  */
-import { Migrations } from "@deimos/sql"
+import { CheckpointTables } from "@deimos/checkpoint"
 import * as Database from "@deimos/sql/Database"
 import type * as DatabaseError from "@deimos/sql/DatabaseError"
 import * as Outbox from "@deimos/sql/Outbox"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import type * as HttpServerError from "@effect/platform/HttpServerError"
@@ -41,16 +42,6 @@ export interface PartitionLag {
 }
 
 /**
- * Where the checkpoint tables live.
- *
- * @since 0.1.0
- */
-export interface CheckpointNaming {
-  readonly schema?: string | undefined
-  readonly prefix?: string | undefined
-}
-
-/**
  * @since 0.1.0
  */
 export interface Options {
@@ -59,7 +50,7 @@ export interface Options {
   /** Where the events API's routes are (the buttons call them). @default "" (the same server's root) */
   readonly apiPath?: string | undefined
   /** The checkpoint tables (failures and events views), or `false` for none. @default the default naming */
-  readonly checkpoint?: CheckpointNaming | false | undefined
+  readonly checkpoint?: CheckpointTables.Naming | false | undefined
   /** The outbox tables (outbox view), or `false` for none. @default the default naming */
   readonly outbox?: Outbox.Naming | false | undefined
   /** Measures consumer lag (consumers view), e.g. `LagReporter.report(consumers)` provided with its driver. */
@@ -119,13 +110,6 @@ const idOf = (kind: string) =>
       : Effect.fail(new PageProblem({ status: 404, message: `${kind} ${JSON.stringify(id)} not found.` }))
   })
 
-const qualified = (naming: CheckpointNaming, name: string) =>
-  sql.raw(
-    naming.schema === undefined
-      ? Migrations.quote(`${naming.prefix ?? ""}${name}`)
-      : `${Migrations.quote(naming.schema)}.${Migrations.quote(`${naming.prefix ?? ""}${name}`)}`
-  )
-
 const where = (conditions: ReadonlyArray<SQL | undefined>): SQL => {
   const present = conditions.filter((c): c is SQL => c !== undefined)
   return present.length === 0 ? sql`true` : sql.join(present, sql` and `)
@@ -139,7 +123,10 @@ interface ListFilters {
 }
 
 /** The filters of a list page: exact matches on text columns, a time range, paging. */
-const listFilters = (columns: ReadonlyArray<readonly [param: string, column: string]>, timeColumn: string) =>
+const listFilters = (
+  columns: ReadonlyArray<readonly [param: string, column: string, label: string]>,
+  timeColumn: string
+) =>
   Effect.gen(function*() {
     const query = yield* HttpServerRequest.ParsedSearchParams
     const limit = yield* whole(query, "limit", 50, 1, maxLimit)
@@ -165,21 +152,24 @@ const listFilters = (columns: ReadonlyArray<readonly [param: string, column: str
     return { values, where: where(conditions), limit, offset } satisfies ListFilters
   })
 
+// a failure has no entity id of its handler's (that comes with an ack): its message key stands in
 const failureFilters = [
-  ["topic", "topic"],
-  ["group_id", "group_id"],
-  ["entity_id", "entity_id"],
-  ["event_type", "event_type"],
-  ["error_class", "error_class"]
+  ["topic", "topic", "topic"],
+  ["group_id", "group_id", "group id"],
+  ["entity_id", "coalesce(entity_id, metadata->>'key')", "entity id or key"],
+  ["event_type", "event_type", "event type"],
+  ["error_class", "error_class", "error"]
 ] as const
 
-const eventFilters = [["topic", "topic"], ["group_id", "group_id"], ["entity_id", "entity_id"], [
-  "event_type",
-  "event_type"
-]] as const
+const eventFilters = [
+  ["topic", "topic", "topic"],
+  ["group_id", "group_id", "group id"],
+  ["entity_id", "entity_id", "entity id"],
+  ["event_type", "event_type", "event type"]
+] as const
 
-const fields = (names: ReadonlyArray<readonly [string, string]>, extra: ReadonlyArray<View.Field>) => [
-  ...names.map(([name]) => ({ name, label: name.replace(/_/g, " ") })),
+const fields = (names: ReadonlyArray<readonly [string, string, string]>, extra: ReadonlyArray<View.Field>) => [
+  ...names.map(([name, , label]) => ({ name, label })),
   ...extra
 ]
 
@@ -277,14 +267,16 @@ export const router = (options: Options = {}): HttpRouter.HttpRouter<never, Data
   )
 
   if (checkpoint !== undefined) {
-    const failures = qualified(checkpoint, "checkpoint_failures")
-    const events = qualified(checkpoint, "checkpoint_events")
+    const names = CheckpointTables.namesOf(checkpoint)
+    const failures = sql.raw(names.failures)
+    const events = sql.raw(names.events)
     const retryUrl = (id: unknown) => `${api}/v1/failures/${str(id)}/retry`
 
     const failuresPage = Effect.gen(function*() {
       const f = yield* listFilters(failureFilters, "created_at")
       const rows = yield* Database.execute(sql`
-        select id, created_at, topic, group_id, entity_id, event_type, error_class, error_message,
+        select id, created_at, topic, group_id, coalesce(entity_id, metadata->>'key') as entity_id, event_type,
+          error_class, error_message,
           (metadata->>'retryCount') as retries
         from ${failures} where ${f.where} order by created_at desc, id desc limit ${f.limit} offset ${f.offset}`)
       const counts = yield* Database.execute(sql`
@@ -318,7 +310,7 @@ ${
           { label: "Created", cell: (r) => View.time(r.created_at as string) },
           { label: "Topic", cell: (r) => str(r.topic) },
           { label: "Group", cell: (r) => str(r.group_id) },
-          { label: "Entity", cell: (r) => str(r.entity_id) },
+          { label: "Entity or key", cell: (r) => str(r.entity_id) },
           { label: "Event type", cell: (r) => str(r.event_type) },
           { label: "Error", cell: (r) => str(r.error_class) },
           { label: "Message", cell: (r) => str(r.error_message).slice(0, 200) },
@@ -341,6 +333,7 @@ ${
           ["Topic", str(r.topic)],
           ["Group", str(r.group_id)],
           ["Entity", str(r.entity_id)],
+          ["Key", JSON.stringify((r.metadata as { key?: unknown } | null)?.key ?? null)],
           ["Event time", View.time(r.event_time as string | null)],
           ["Event type", str(r.event_type)],
           ["Event version", str(r.event_version)],
@@ -545,4 +538,19 @@ export const layer = (
   HttpServer.serve(router(options)).pipe(
     HttpServer.withLogAddress,
     Layer.provide(NodeHttpServer.layer(() => createServer(), { port: options.port ?? 9293, host: options.host }))
+  )
+
+/**
+ * The console's routes on the events API's server (`EventsServer.layer(options, Console.layerRoutes())`): one port,
+ * and the buttons' calls meet the API's token check.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRoutes = (options: Options = {}): Layer.Layer<never, never, Database.Database> =>
+  HttpApiBuilder.Router.use((api) =>
+    Effect.flatMap(
+      Database.Database,
+      (database) => api.concat(router(options).pipe(HttpRouter.provideService(Database.Database, database)))
+    )
   )

@@ -16,7 +16,12 @@ import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import { createServer } from "node:http"
+import type { Page } from "playwright-core"
 import { browser, on, pageOf } from "./browser.js"
+
+const shots = process.env.CONSOLE_SCREENSHOTS
+const snap = (page: Page, name: string) =>
+  shots === undefined ? Effect.void : on(page, (p) => p.screenshot({ path: `${shots}/${name}.png`, fullPage: true }))
 
 const schema = `console_${process.pid}_${Math.floor(Math.random() * 1e6)}`
 const url = Redacted.make("postgres://postgres@127.0.0.1:5432/test")
@@ -68,6 +73,7 @@ describe("the console", () => {
           yield* on(page, (p) => p.goto(`${base}/console/outbox`))
           expect(yield* on(page, (p) => p.locator(`[data-topic="${topic}"]`).textContent())).toBe("300")
           expect(yield* on(page, (p) => p.locator("h1").textContent())).toBe("Outbox")
+          yield* snap(page, "outbox")
           const broker = yield* KafkaBroker.make({ port: 0, partitions: 3 })
           const relay = yield* Effect.fork(
             OutboxRelay.run({ schema, pollInterval: "100 millis", batchSize: 50 }).pipe(
@@ -93,6 +99,7 @@ describe("the console", () => {
           yield* on(page, (p) => p.goto(`${base}/console`))
           expect(page.url()).toBe(`${base}/console/consumers`)
           expect(yield* on(page, (p) => p.locator(`[data-group="billing"]`).textContent())).toBe("7")
+          yield* snap(page, "consumers")
           yield* Ref.set(lag, [{ groupId: "billing", topic: "orders", partition: 0, lag: 1 }])
           yield* on(page, (p) => p.locator(`[data-group="billing"]`, { hasText: /^1$/ }).waitFor({ timeout: 10_000 }))
           yield* Ref.set(lag, new Error("the broker is away"))
