@@ -19,5 +19,6 @@ export default defineWorkspace([
   pkg("avro", { testTimeout: 60_000 }),
   pkg("kafka", { testTimeout: 90_000 }),
   pkg("sql", { testTimeout: 90_000 }),
-  pkg("checkpoint", { testTimeout: 90_000 })
+  pkg("checkpoint", { testTimeout: 90_000 }),
+  pkg("console", { testTimeout: 90_000 })
 ])
