@@ -10,6 +10,7 @@
  * @since 0.1.0
  */
 import { CheckpointTables } from "@deimos/checkpoint"
+import { KafkaDriver, type KafkaError } from "@deimos/kafka"
 import * as Database from "@deimos/sql/Database"
 import type * as DatabaseError from "@deimos/sql/DatabaseError"
 import * as Outbox from "@deimos/sql/Outbox"
@@ -40,6 +41,34 @@ export interface PartitionLag {
   readonly partition: number
   readonly lag: number
 }
+
+/**
+ * The lag of consumer groups on topics, measured over one admin connection of the driver in context: high watermark
+ * minus the committed offset (minus the log start where the group has committed nothing). For the `lag` option where
+ * the consumer definitions are not at hand; with them, `LagReporter.report(consumers)` does the same.
+ *
+ * @since 0.1.0
+ */
+export const lagOf = (
+  groups: ReadonlyArray<{ readonly groupId: string; readonly topic: string }>
+): Effect.Effect<ReadonlyArray<PartitionLag>, KafkaError.KafkaError, KafkaDriver.KafkaDriver> =>
+  Effect.scoped(Effect.gen(function*() {
+    const admin = yield* (yield* KafkaDriver.KafkaDriver).admin
+    const out: Array<PartitionLag> = []
+    for (const { groupId, topic } of groups) {
+      const offsets = yield* admin.topicOffsets(topic)
+      const committed = new Map(
+        (yield* admin.committedOffsets(groupId, topic)).map((c) => [c.partition, BigInt(c.offset)])
+      )
+      for (const o of offsets) {
+        const done = committed.get(o.partition) ?? -1n
+        const from = done >= 0n ? done : BigInt(o.low)
+        const high = BigInt(o.high)
+        out.push({ groupId, topic, partition: o.partition, lag: Number(high > from ? high - from : 0n) })
+      }
+    }
+    return out
+  }))
 
 /**
  * @since 0.1.0

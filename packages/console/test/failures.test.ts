@@ -144,6 +144,15 @@ describe("the console: failures and events", () => {
           yield* on(page, (p) => p.getByRole("button", { name: "Retry" }).click())
           yield* on(page, (p) => p.getByRole("status").filter({ hasText: "Not allowed" }).waitFor())
           expect(yield* count("checkpoint_failures")).toBe(4)
+          // a wrong (or expired) token: the same message, nothing changes
+          yield* on(page, async (p) => {
+            await p.getByLabel("Token").fill("not-the-token")
+            await p.getByRole("button", { name: "Save" }).click()
+            await p.getByRole("status").filter({ hasText: "Token saved" }).waitFor()
+            await p.getByRole("button", { name: "Retry" }).click()
+            await p.getByRole("status").filter({ hasText: "Not allowed" }).waitFor()
+          })
+          expect(yield* count("checkpoint_failures")).toBe(4)
 
           // with the token, after the fix: the handler succeeds, the failure goes, the event is there
           state.broken = false

@@ -1,0 +1,57 @@
+/**
+ * `deimos-console`: the events API and the web console as a process of their own. Configured by the environment:
+ * `DATABASE_URL` (and the other `Database.config` variables); the `CHECKPOINT_*` variables of `EventsServer.config`
+ * (port 9292, host, the bearer token `CHECKPOINT_API_TOKEN`, where the checkpoint tables are); `OUTBOX_SCHEMA` and
+ * `OUTBOX_PREFIX` (where the outbox tables are; `CONSOLE_OUTBOX=false` hides the outbox view); and
+ * `CONSOLE_LAG=group:topic,…` with `KAFKA_BROKERS` (and the other `KafkaJs.config` variables) for the consumers view.
+ * Open `http://<host>:<port>/console`. This process has no handlers, so a retry answers 422 here: serve
+ * `Console.layerRoutes` beside `EventsServer.layer({ checkpoints })` in the consumers' process to retry from the page.
+ * SIGTERM or SIGINT stops it.
+ *
+ * @since 0.1.0
+ */
+import { EventsServer } from "@deimos/checkpoint"
+import { KafkaJs } from "@deimos/kafka"
+import { Database } from "@deimos/sql"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Console from "../Console.js"
+
+const groups = Config.option(Config.string("CONSOLE_LAG")).pipe(
+  Config.map(
+    Option.map((text) =>
+      text.split(",").map((pair) => pair.trim()).filter((pair) => pair !== "").map((pair) => {
+        const colon = pair.indexOf(":")
+        return colon < 0 ? { groupId: "", topic: "" } : { groupId: pair.slice(0, colon), topic: pair.slice(colon + 1) }
+      })
+    )
+  ),
+  Config.validate({
+    message: "CONSOLE_LAG wants group:topic pairs separated by commas, e.g. billing:orders,audit:orders",
+    validation: (o) => Option.isNone(o) || o.value.every((p) => p.groupId !== "" && p.topic !== "")
+  })
+)
+
+const Server = Layer.unwrapScoped(Effect.gen(function*() {
+  const settings = yield* EventsServer.config
+  const showOutbox = yield* Config.withDefault(Config.boolean("CONSOLE_OUTBOX"), true)
+  const outbox = yield* Config.all({
+    schema: Config.option(Config.string("OUTBOX_SCHEMA")).pipe(Config.map(Option.getOrUndefined)),
+    prefix: Config.option(Config.string("OUTBOX_PREFIX")).pipe(Config.map(Option.getOrUndefined))
+  })
+  const lagGroups = yield* groups
+  // the driver is built once (the layer's scope) and shared by every measure
+  const lag = Option.isSome(lagGroups)
+    ? Console.lagOf(lagGroups.value).pipe(Effect.provide(yield* Layer.build(KafkaJs.layerConfig())))
+    : undefined
+  yield* Effect.logInfo(`Console on http://${settings.host}:${settings.port}/console`)
+  return EventsServer.layer(
+    settings,
+    Console.layerRoutes({ checkpoint: settings.tables, outbox: showOutbox ? outbox : false, lag })
+  )
+})).pipe(Layer.provide(Database.layerConfig()))
+
+NodeRuntime.runMain(Layer.launch(Server))
