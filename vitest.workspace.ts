@@ -18,5 +18,15 @@ export default defineWorkspace([
   pkg("broker", { testTimeout: 60_000 }),
   pkg("avro", { testTimeout: 60_000 }),
   pkg("kafka", { testTimeout: 90_000 }),
-  pkg("sql", { testTimeout: 90_000 })
+  pkg("sql", { testTimeout: 90_000 }),
+  {
+    resolve: { alias },
+    test: {
+      name: "examples",
+      root: "./examples",
+      include: ["test/**/*.test.ts"],
+      testTimeout: 120_000,
+      hookTimeout: 60_000
+    }
+  }
 ])
