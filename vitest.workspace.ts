@@ -1,16 +1,13 @@
 import { defineWorkspace } from "vitest/config"
 import { alias } from "./vitest.shared.js"
 
-const pkg = (name: string, extra: { testTimeout?: number } = {}) => ({
+const project = (name: string, root: string, testTimeout: number) => ({
   resolve: { alias },
-  test: {
-    name,
-    root: `./packages/${name}`,
-    include: ["test/**/*.test.ts"],
-    testTimeout: extra.testTimeout ?? 20_000,
-    hookTimeout: 60_000
-  }
+  test: { name, root, include: ["test/**/*.test.ts"], testTimeout, hookTimeout: 60_000 }
 })
+
+const pkg = (name: string, extra: { testTimeout?: number } = {}) =>
+  project(name, `./packages/${name}`, extra.testTimeout ?? 20_000)
 
 export default defineWorkspace([
   pkg("core"),
@@ -20,5 +17,6 @@ export default defineWorkspace([
   pkg("kafka", { testTimeout: 90_000 }),
   pkg("sql", { testTimeout: 90_000 }),
   pkg("checkpoint", { testTimeout: 90_000 }),
-  pkg("console", { testTimeout: 90_000 })
+  pkg("console", { testTimeout: 90_000 }),
+  project("examples", "./examples", 120_000)
 ])
