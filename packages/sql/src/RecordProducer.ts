@@ -44,7 +44,9 @@ export interface Options<A, K> {
   /** The primary key's property. @default the table's one-column primary key */
   readonly primaryKey?: string | undefined
   /** Runs after every `sendEvents` with the rows it sent. */
-  readonly postProcess?: ((rows: ReadonlyArray<Row>) => Effect.Effect<void, DatabaseError>) | undefined
+  readonly postProcess?:
+    | ((rows: ReadonlyArray<Row>) => Effect.Effect<unknown, DatabaseError, Database.Database>)
+    | undefined
 }
 
 /**
@@ -140,7 +142,8 @@ export const make = <A, K>(options: Options<A, K>): RecordProducer<A, K> => {
   const normalize = (row: Row): Row => {
     const out: Record<string, unknown> = {}
     for (const [property, column] of columns) {
-      if (property in row) out[property] = row[property]
+      // a raw driver value (a bigint's string, a timestamp's text) is mapped; a mapped one maps to itself
+      if (property in row) out[property] = fromDriver(column, row[property])
       else if (column.name in row) out[property] = fromDriver(column, row[column.name])
     }
     return out
@@ -188,7 +191,7 @@ export const make = <A, K>(options: Options<A, K>): RecordProducer<A, K> => {
   }
 
   const postProcess = (rows: ReadonlyArray<Row>) =>
-    options.postProcess === undefined || rows.length === 0 ? Effect.void : options.postProcess(rows)
+    options.postProcess === undefined || rows.length === 0 ? Effect.void : Effect.asVoid(options.postProcess(rows))
 
   const payloadsOf = (rows: ReadonlyArray<Row>) =>
     Effect.map(fieldsOf, (fields) => rows.map((row) => payloadWith(fields, row)))
