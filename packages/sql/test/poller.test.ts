@@ -163,6 +163,24 @@ describe("Poller", () => {
         }
       }))
 
+    it.effect("each poll runs in a span deimos-db-poller naming the poller; a failed poll says what failed", () =>
+      Effect.gen(function*() {
+        const spans: Array<string> = []
+        const { records, table } = yield* orders("spanned", {
+          postProcess: () =>
+            Effect.map(Effect.option(Effect.currentSpan), (span) => {
+              if (span._tag === "Some") spans.push(`${span.value.name} ${String(span.value.attributes.get("poller"))}`)
+            })
+        })
+        yield* insert(table, 1, 3)
+        yield* Poller.poll(timeBased("spanned", records))
+        expect(spans).toEqual(["deimos-db-poller spanned"])
+        // a table that is not there: the poll fails, and says which relation
+        const missing = { ...records, tableName: `${schema}.no_such_table` }
+        const error = yield* Effect.flip(Poller.poll(timeBased("missing", missing)))
+        expect(error.message).toContain("no_such_table")
+      }))
+
     it.effect("fullTable sends every row on every poll", () =>
       Effect.gen(function*() {
         const { records, table, topic } = yield* orders("full_table")
