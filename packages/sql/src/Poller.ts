@@ -323,10 +323,11 @@ export const poll = (
       const id = m.idColumn ?? records.primaryKey.column
       const state = quote(m.stateColumn ?? "publish_state")
       const at = quote(m.publishedAtColumn ?? "published_at")
+      // the keys go as untyped parameters: Postgres reads them as the column's type, so the key's index serves
       const mark = (rows: ReadonlyArray<RecordProducer.Row>, value: string) =>
         rows.length === 0 ? Effect.void : Database.execute(
           sql`update ${sql.raw(table)} set ${sql.raw(state)} = ${value}, ${sql.raw(at)} = now()
-            where ${sql.raw(quote(id))}::text in (${sql.join(rows.map((r) => sql`${String(r[id])}`), sql`, `)})`
+            where ${sql.raw(quote(id))} in (${sql.join(rows.map((r) => sql`${String(r[id])}`), sql`, `)})`
         ).pipe(Effect.asVoid)
       const published = m.publishedState ?? "published"
       const failedState = m.failedState ?? "failed"
