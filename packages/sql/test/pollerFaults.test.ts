@@ -12,10 +12,14 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
+import { spawn } from "node:child_process"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import { DatabaseIn, driverAt, readTopic, schemaFor, url, waitUntil } from "./outboxFixtures.js"
 import { createOrders, Json, migrate, newTopic, orderRecords, ordersTable } from "./pollerFixtures.js"
 
 const schema = schemaFor("poller_faults")
+const here = path.dirname(fileURLToPath(import.meta.url))
 const application = `deimos-poller-test-${process.pid}`
 
 const Env = Layer.provideMerge(
@@ -90,6 +94,44 @@ describe("Poller faults", () => {
         // the killed batch again, nothing else twice
         expect(sent.length).toBe(110)
       }).pipe(Effect.provide(kafka())))
+
+    it.scoped("a poller process SIGKILLed mid-poll: after its lease runs out another resumes from the cursor", () =>
+      Effect.gen(function*() {
+        const broker = yield* KafkaBroker.make({ port: 0, partitions: 3 })
+        const total = 300
+        const { options, topic } = yield* setup("sigkilled", total)
+        const child = spawn(process.execPath, ["--import", "tsx", path.join(here, "pollerChild.ts")], {
+          env: {
+            ...process.env,
+            POLLER_SCHEMA: schema,
+            POLLER_TABLE: "sigkilled",
+            POLLER_TOPIC: topic,
+            KAFKA_BROKER: broker.broker
+          },
+          stdio: "ignore"
+        })
+        yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
+        // killed once it has saved a few batches, while it still holds the lease
+        yield* waitUntil(Effect.map(cursorId("sigkilled"), (id) => id >= 50))
+        child.kill("SIGKILL")
+        yield* Effect.async<void>((resume) => {
+          if (child.exitCode !== null || child.signalCode !== null) resume(Effect.void)
+          else child.once("exit", () => resume(Effect.void))
+        })
+        const saved = yield* cursorId("sigkilled")
+        expect(saved).toBeLessThan(total)
+        yield* Effect.gen(function*() {
+          const heir = options({ workerId: "heir", leaseTimeout: "2 seconds" })
+          // the dead process's lease holds until it runs out
+          expect((yield* Poller.poll(heir)).leased).toBe(false)
+          yield* waitUntil(Effect.map(Poller.poll(heir), (result) => result.leased))
+          expect(yield* cursorId("sigkilled")).toBe(total)
+          const sent = idsOf(yield* readTopic(topic, total))
+          expect([...new Set(sent)].sort((a, b) => a - b)).toEqual(every(total))
+          // what the killed process sent and did not save: at most its batch in flight, once more
+          expect(sent.length - total).toBeLessThanOrEqual(10)
+        }).pipe(Effect.provide(KafkaProducerBackend.layer().pipe(Layer.provideMerge(driverAt(broker.port)))))
+      }))
 
     it.effect("its Postgres connections terminated mid-batch: the batch is tried again and the poll completes", () =>
       Effect.gen(function*() {
