@@ -6,8 +6,8 @@
  * - Time-based: rows whose timestamp column (`updated_at`) moved past the saved cursor, in batches ordered by
  *   (timestamp, id), the cursor saved after each batch (the last row's timestamp and id, never "now"). The window
  *   ends at `now() - delayTime` and, with the snapshot guard (the default), just before the start of the oldest
- *   transaction open in the database, so a transaction that began before the window and commits after it is still
- *   ahead of the cursor.
+ *   transaction open in the database (or, with `"tableWriters"`, of the oldest that has written to the table), so a
+ *   transaction that began before the window and commits after it is still ahead of the cursor.
  * - State-based: the user's query selects the rows; after each batch they are marked published (or failed) with a
  *   timestamp.
  *
@@ -85,10 +85,18 @@ export interface TimeBased {
   /** A poller without a cursor yet starts from the oldest row (else from now). @default true */
   readonly startFromBeginning?: boolean | undefined
   /**
-   * End the window just before the start of the oldest transaction open in the database (as `pg_stat_activity`
-   * shows it to this role), so a long transaction committing late is not missed. @default true
+   * Which open transactions end the window just before their start, so that a transaction committing late is not
+   * missed:
+   * - `"transactions"`: every transaction open in the database (as `pg_stat_activity` shows it to this role). Exact;
+   *   a long transaction of any kind (a `pg_dump`, a report) holds the window back while it is open.
+   * - `"tableWriters"`: the transactions holding a write lock on the table (they have written to it). Unrelated
+   *   transactions do not hold it back; exact for transactions that write the table within `delayTime` of their
+   *   start.
+   * - `"none"`: `delayTime` alone (a transaction longer than it, committing after a poll, may be missed).
+   *
+   * @default "transactions"
    */
-  readonly snapshotGuard?: boolean | undefined
+  readonly snapshotGuard?: "transactions" | "tableWriters" | "none" | undefined
 }
 
 /**
@@ -291,9 +299,16 @@ export const poll = (
     Effect.gen(function*() {
       const ts = quote(m.timestampColumn ?? "updated_at")
       const id = quote(m.idColumn ?? records.primaryKey.column)
-      const guard = m.snapshotGuard === false ? sql`null` : sql`(select min(xact_start) - interval '1 microsecond'
-        from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()
-        and xact_start is not null and backend_type = 'client backend')`
+      const guardMode = m.snapshotGuard ?? "transactions"
+      const guard = guardMode === "none"
+        ? sql`null`
+        : guardMode === "tableWriters"
+        ? sql`(select min(a.xact_start) - interval '1 microsecond' from pg_locks l join pg_stat_activity a
+            on a.pid = l.pid where l.locktype = 'relation' and l.relation = ${table}::regclass
+            and l.mode = 'RowExclusiveLock' and a.pid <> pg_backend_pid())`
+        : sql`(select min(xact_start) - interval '1 microsecond'
+            from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()
+            and xact_start is not null and backend_type = 'client backend')`
       const bound = yield* Database.execute(
         sql`select least(now() - make_interval(secs => ${delaySeconds}), ${guard})::text as upper`
       )

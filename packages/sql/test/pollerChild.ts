@@ -22,7 +22,7 @@ Poller.run({
   name: table,
   schema,
   producers: [records],
-  mode: { mode: "time", delayTime: 0 },
+  mode: { mode: "time", delayTime: 0, snapshotGuard: "tableWriters" },
   batchSize: 10,
   runEvery: "100 millis",
   workerId: "doomed",

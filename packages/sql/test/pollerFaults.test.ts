@@ -49,7 +49,8 @@ const setup = (name: string, count: number, hook: (batch: number) => Effect.Effe
       name,
       schema,
       producers: [records],
-      mode: { mode: "time", delayTime: 0 },
+      // only writers of this table hold the window back (not other sessions on the shared test database)
+      mode: { mode: "time", delayTime: 0, snapshotGuard: "tableWriters" },
       batchSize: 10,
       ...more
     })
