@@ -200,11 +200,18 @@ type BatchError = DatabaseError | Producer.Producer.Error | PollerError
 const isRetriable = (error: BatchError) => "retriable" in error && error.retriable === true
 
 /**
- * One poll: takes the lease, publishes every batch, saves the cursor after each, gives the lease back.
+ * One poll: takes the lease, publishes every batch, saves the cursor after each (renewing the lease meanwhile, also
+ * while a batch waits for the broker), gives the lease back.
  *
  * @since 0.1.0
  */
 export const poll = (
+  options: Options
+): Effect.Effect<PollResult, DatabaseError | PollerError, RecordProducer.Requirements> =>
+  // each run of the effect counts its own rows
+  Effect.suspend(() => pollOnce(options))
+
+const pollOnce = (
   options: Options
 ): Effect.Effect<PollResult, DatabaseError | PollerError, RecordProducer.Requirements> => {
   const { name, producers } = options
@@ -375,7 +382,17 @@ export const poll = (
     const release = Database.execute(sql`update ${sql.raw(pollInfo)} set locked_by = null
       where producer = ${name} and locked_by = ${me}`).pipe(Effect.ignore)
     const from = { ts: String(leased[0].last_sent), id: String(leased[0].last_sent_id ?? 0) }
-    yield* (mode.mode === "time" ? timeBased(mode, from) : stateBased(mode)).pipe(Effect.ensuring(release))
+    // the lease renewed a few times per timeout while the poll runs, so a batch waiting long (for a broker away)
+    // keeps it; a renewal that finds it taken over changes nothing (the next save stops the poll)
+    const heartbeat = renew.pipe(
+      Effect.ignore,
+      Effect.repeat(Schedule.spaced(Duration.seconds(Math.max(0.1, leaseSeconds / 3)))),
+      Effect.delay(Duration.seconds(Math.max(0.1, leaseSeconds / 3)))
+    )
+    yield* Effect.scoped(Effect.zipRight(
+      Effect.forkScoped(heartbeat),
+      mode.mode === "time" ? timeBased(mode, from) : stateBased(mode)
+    )).pipe(Effect.ensuring(release))
     return { leased: true, published, invalid, skippedBatches: skipped }
   }).pipe(
     Effect.withSpan("deimos-db-poller", { attributes: { poller: name, mode: mode.mode } })

@@ -168,9 +168,11 @@ describe("Poller faults", () => {
           let tries = 0
           const backoff = Schedule.spaced("200 millis").pipe(Schedule.tapOutput(() => Effect.sync(() => tries++)))
           yield* Scope.close(first, Exit.void)
-          const running = yield* Effect.fork(Poller.poll(options({ backoff, retries: 0 })))
-          yield* waitUntil(Effect.sync(() => tries >= 3))
+          const running = yield* Effect.fork(Poller.poll(options({ backoff, retries: 0, leaseTimeout: "1 second" })))
+          // waiting longer than its lease timeout: the lease is renewed meanwhile, so no other process takes over
+          yield* waitUntil(Effect.sync(() => tries >= 8))
           expect(yield* cursorId("away")).toBe(0)
+          expect((yield* Poller.poll(options({ workerId: "other", leaseTimeout: "1 second" }))).leased).toBe(false)
           const back = yield* Scope.make()
           yield* KafkaBroker.make({ port: broker.port, partitions: 3 }).pipe(Scope.extend(back))
           const result = yield* Fiber.join(running)
