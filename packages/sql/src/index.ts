@@ -4,8 +4,11 @@
  *
  * @since 0.1.0
  */
+export * as ChangeCapture from "./ChangeCapture.js"
 export * as Database from "./Database.js"
 export * as DatabaseError from "./DatabaseError.js"
 export * as Migrations from "./Migrations.js"
 export * as Outbox from "./Outbox.js"
 export * as OutboxRelay from "./OutboxRelay.js"
+export * as Poller from "./Poller.js"
+export * as RecordProducer from "./RecordProducer.js"
