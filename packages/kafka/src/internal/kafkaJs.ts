@@ -577,6 +577,17 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
           call(`Cannot read the committed offsets of ${groupId}`, () => a.fetchOffsets({ groupId, topics: [topic] })),
           (topics) => topics.flatMap((t) => t.partitions.map((p) => ({ partition: p.partition, offset: p.offset })))
         ),
+      setOffsets: (groupId, topic, offsets) =>
+        offsets.length === 0 ? Effect.void : call(
+          `Cannot set the offsets of ${groupId} on ${topic}`,
+          // kafkajs joins the group with a member of its own to commit them, and refuses when the group is running
+          () =>
+            a.setOffsets({
+              groupId,
+              topic,
+              partitions: offsets.map((o) => ({ partition: o.partition, offset: o.offset }))
+            })
+        ),
       read
     } satisfies KafkaDriver.Admin
   })
