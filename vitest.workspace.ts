@@ -18,5 +18,6 @@ export default defineWorkspace([
   pkg("broker", { testTimeout: 60_000 }),
   pkg("avro", { testTimeout: 60_000 }),
   pkg("kafka", { testTimeout: 90_000 }),
-  pkg("sql", { testTimeout: 90_000 })
+  pkg("sql", { testTimeout: 90_000 }),
+  pkg("cli", { testTimeout: 90_000 })
 ])
