@@ -9,6 +9,7 @@ import { KafkaDriver, KafkaJs } from "@deimos/kafka"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
+import * as Config from "effect/Config"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -94,55 +95,59 @@ export const command = Command.make("offsets", options, (o) =>
     if (Option.isSome(o.reset) && Option.isSome(o.skip)) {
       return yield* new CliError({ reason: "Usage", message: "Give --reset or --skip, not both." })
     }
-    const settings = yield* DeimosConfig.DeimosConfig
-    const topic = settings.topicPrefix + o.topic
-    const admin = yield* (yield* KafkaDriver.KafkaDriver).admin
-    const read = Effect.gen(function*() {
-      const ends = yield* admin.topicOffsets(topic)
-      const committed = new Map(
-        (yield* admin.committedOffsets(o.group, topic)).map((c) => [c.partition, BigInt(c.offset)])
-      )
-      const known = new Set(ends.map((e) => e.partition))
-      const missing = o.partition.filter((p) => !known.has(p))
-      if (missing.length > 0) {
-        return yield* new CliError({
-          reason: "Usage",
-          message: `${topic} has no partition ${missing.join(", ")} (it has ${[...known].sort().join(", ")}).`
-        })
+    const [kafka, deimos] = yield* Config.all([KafkaJs.config, DeimosConfig.config])
+    return yield* Effect.gen(function*() {
+      const settings = yield* DeimosConfig.DeimosConfig
+      const topic = settings.topicPrefix + o.topic
+      const admin = yield* (yield* KafkaDriver.KafkaDriver).admin
+      const read = Effect.gen(function*() {
+        const ends = yield* admin.topicOffsets(topic)
+        const committed = new Map(
+          (yield* admin.committedOffsets(o.group, topic)).map((c) => [c.partition, BigInt(c.offset)])
+        )
+        const known = new Set(ends.map((e) => e.partition))
+        const missing = o.partition.filter((p) => !known.has(p))
+        if (missing.length > 0) {
+          return yield* new CliError({
+            reason: "Usage",
+            message: `${topic} has no partition ${missing.join(", ")} (it has ${[...known].sort().join(", ")}).`
+          })
+        }
+        return ends
+          .filter((e) => o.partition.length === 0 || o.partition.includes(e.partition))
+          .map((e): Row => ({
+            partition: e.partition,
+            committed: committed.get(e.partition) ?? -1n,
+            low: BigInt(e.low),
+            high: BigInt(e.high)
+          }))
+          .sort((a, b) => a.partition - b.partition)
+      })
+      const rows = yield* read
+      const move = Option.isSome(o.reset)
+        ? { reset: o.reset.value }
+        : Option.isSome(o.skip)
+        ? { skip: o.skip.value }
+        : undefined
+      if (move === undefined) {
+        yield* Console.log(`group ${o.group}, topic ${topic}\n${table(rows)}`)
+        return
       }
-      return ends
-        .filter((e) => o.partition.length === 0 || o.partition.includes(e.partition))
-        .map((e): Row => ({
-          partition: e.partition,
-          committed: committed.get(e.partition) ?? -1n,
-          low: BigInt(e.low),
-          high: BigInt(e.high)
-        }))
-        .sort((a, b) => a.partition - b.partition)
-    })
-    const rows = yield* read
-    const move = Option.isSome(o.reset)
-      ? { reset: o.reset.value }
-      : Option.isSome(o.skip)
-      ? { skip: o.skip.value }
-      : undefined
-    if (move === undefined) {
-      yield* Console.log(`group ${o.group}, topic ${topic}\n${table(rows)}`)
-      return
-    }
-    yield* admin.setOffsets(
-      o.group,
-      topic,
-      rows.map((r) => ({ partition: r.partition, offset: String(target(r, move)) }))
-    )
-    yield* Console.log(
-      `group ${o.group}, topic ${topic}: offsets moved (${
-        "reset" in move ? `reset to ${move.reset}` : `skip ${move.skip}`
-      })\n${table(yield* read)}`
+      yield* admin.setOffsets(
+        o.group,
+        topic,
+        rows.map((r) => ({ partition: r.partition, offset: String(target(r, move)) }))
+      )
+      yield* Console.log(
+        `group ${o.group}, topic ${topic}: offsets moved (${
+          "reset" in move ? `reset to ${move.reset}` : `skip ${move.skip}`
+        })\n${table(yield* read)}`
+      )
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.merge(KafkaJs.layer(kafka), DeimosConfig.layer(deimos)))
     )
   }).pipe(
-    Effect.scoped,
-    Effect.provide(Layer.merge(KafkaJs.layerConfig(), DeimosConfig.layerConfig())),
     Settings.provide([["KAFKA_BROKERS", o.brokers]], flags),
     Failures.failed(`offsets of ${o.group} failed`)
   )).pipe(

@@ -57,26 +57,30 @@ const shipped = Effect.map(Metric.snapshot, (pairs) =>
  */
 export const command = Command.make("relay", options, (o) =>
   Effect.gen(function*() {
-    const relay = yield* OutboxRelay.config
+    // every setting read before connecting anything: a configuration mistake is reported as one
+    const [relay, database, kafka] = yield* Config.all([OutboxRelay.config, Database.config, KafkaJs.config])
     const migrate = o.migrate || (yield* Config.withDefault(Config.boolean("OUTBOX_MIGRATE"), false))
     const naming = { schema: relay.schema, prefix: relay.prefix }
-    if (migrate) {
-      const table = naming.schema === undefined ? undefined : `${naming.schema}.deimos_migrations`
-      const applied = yield* Migrations.run(MigrationSets.all.flatMap((s) => s.migrations(naming)), { table })
-      yield* Effect.logInfo(applied.length === 0 ? "Migrations: nothing to apply" : `Applied ${applied.join(", ")}`)
-    }
-    const messages = Outbox.namesOf(naming).messages
-    const rate = yield* Progress.rate()
-    yield* Progress.show(Effect.gen(function*() {
-      const rows = yield* Database.execute(sql.raw(`select count(*)::bigint as n from ${messages}`))
-      const total = yield* shipped
-      return `relay: ${total} rows shipped (${Progress.formatRate(rate(total))}), ${Number(rows[0].n)} pending`
-    }))
-    yield* Effect.logInfo(`Relay started (outbox ${messages})`)
-    return yield* Background.launch(OutboxRelay.layer(relay))
+    return yield* Effect.gen(function*() {
+      if (migrate) {
+        const table = naming.schema === undefined ? undefined : `${naming.schema}.deimos_migrations`
+        const applied = yield* Migrations.run(MigrationSets.all.flatMap((s) => s.migrations(naming)), { table })
+        yield* Effect.logInfo(applied.length === 0 ? "Migrations: nothing to apply" : `Applied ${applied.join(", ")}`)
+      }
+      const messages = Outbox.namesOf(naming).messages
+      const rate = yield* Progress.rate()
+      yield* Progress.show(Effect.gen(function*() {
+        const rows = yield* Database.execute(sql.raw(`select count(*)::bigint as n from ${messages}`))
+        const total = yield* shipped
+        return `relay: ${total} rows shipped (${Progress.formatRate(rate(total))}), ${Number(rows[0].n)} pending`
+      }))
+      yield* Effect.logInfo(`Relay started (outbox ${messages})`)
+      return yield* Background.launch(OutboxRelay.layer(relay))
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.mergeAll(Database.layer(database), KafkaJs.layer(kafka)))
+    )
   }).pipe(
-    Effect.scoped,
-    Effect.provide(Layer.mergeAll(Database.layerConfig(), KafkaJs.layerConfig())),
     Settings.provide([
       ["DATABASE_URL", o.databaseUrl],
       ["KAFKA_BROKERS", o.brokers],

@@ -158,72 +158,81 @@ const schemaOf = (format: "json" | "avro", topic: string) =>
 export const command = Command.make("tail", options, (o) =>
   Effect.gen(function*() {
     const from = yield* parseFrom(o.from, o.follow)
+    // every setting read before connecting anything: a configuration mistake is reported as one
+    const [kafka, deimos, registry] = yield* Config.all([
+      KafkaJs.config,
+      DeimosConfig.config,
+      o.format === "avro" ? AvroBackend.registryConfig : Config.succeed(undefined)
+    ])
     if (Option.isSome(o.limit) && o.limit.value < 1) {
       return yield* new CliError({ reason: "Usage", message: `--limit wants 1 or more, got ${o.limit.value}.` })
     }
-    const settings = yield* DeimosConfig.DeimosConfig
-    const topic = settings.topicPrefix + o.topic
-    const { keyConfig, schema } = yield* schemaOf(o.format, topic)
-    const admin = yield* (yield* KafkaDriver.KafkaDriver).admin
-    const positions = new Map<number, bigint>()
-    let highs = new Map<number, bigint>()
-    let printed = 0
-    const limit = Option.getOrUndefined(o.limit)
+    return yield* Effect.gen(function*() {
+      const settings = yield* DeimosConfig.DeimosConfig
+      const topic = settings.topicPrefix + o.topic
+      const { keyConfig, schema } = yield* schemaOf(o.format, topic)
+      const admin = yield* (yield* KafkaDriver.KafkaDriver).admin
+      const positions = new Map<number, bigint>()
+      let highs = new Map<number, bigint>()
+      let printed = 0
+      const limit = Option.getOrUndefined(o.limit)
 
-    const print = (message: InlineConsumer.Message<unknown, unknown>) =>
-      Effect.gen(function*() {
-        yield* Console.log(line(message))
-        positions.set(message.partition, BigInt(message.offset) + 1n)
-        printed++
-        if (limit !== undefined && printed >= limit) return yield* new Enough()
+      const print = (message: InlineConsumer.Message<unknown, unknown>) =>
+        Effect.gen(function*() {
+          yield* Console.log(line(message))
+          positions.set(message.partition, BigInt(message.offset) + 1n)
+          printed++
+          if (limit !== undefined && printed >= limit) return yield* new Enough()
+        })
+
+      /** Reads what is new in every partition since the last pass. */
+      const pass = Effect.gen(function*() {
+        const offsets = yield* admin.topicOffsets(topic)
+        highs = new Map(offsets.map((p) => [p.partition, BigInt(p.high)]))
+        for (const p of [...offsets].sort((a, b) => a.partition - b.partition)) {
+          const low = BigInt(p.low)
+          const high = BigInt(p.high)
+          if (!positions.has(p.partition)) {
+            positions.set(p.partition, from === "beginning" ? low : from === "end" ? high : from < low ? low : from)
+          }
+          const position = positions.get(p.partition)!
+          if (position >= high) continue
+          // the topic as given: InlineConsumer adds the prefix
+          yield* InlineConsumer.run({
+            topic: o.topic,
+            schema,
+            keyConfig,
+            partitions: [p.partition],
+            fromOffset: position
+          }, print)
+          // offsets without a record (transaction markers) are passed too
+          if (positions.get(p.partition)! < high) positions.set(p.partition, high)
+        }
       })
 
-    /** Reads what is new in every partition since the last pass. */
-    const pass = Effect.gen(function*() {
-      const offsets = yield* admin.topicOffsets(topic)
-      highs = new Map(offsets.map((p) => [p.partition, BigInt(p.high)]))
-      for (const p of [...offsets].sort((a, b) => a.partition - b.partition)) {
-        const low = BigInt(p.low)
-        const high = BigInt(p.high)
-        if (!positions.has(p.partition)) {
-          positions.set(p.partition, from === "beginning" ? low : from === "end" ? high : from < low ? low : from)
-        }
-        const position = positions.get(p.partition)!
-        if (position >= high) continue
-        // the topic as given: InlineConsumer adds the prefix
-        yield* InlineConsumer.run({
-          topic: o.topic,
-          schema,
-          keyConfig,
-          partitions: [p.partition],
-          fromOffset: position
-        }, print)
-        // offsets without a record (transaction markers) are passed too
-        if (positions.get(p.partition)! < high) positions.set(p.partition, high)
+      if (o.follow) {
+        const rate = yield* Progress.rate()
+        yield* Progress.show(Effect.sync(() => {
+          let lag = 0n
+          for (const [partition, high] of highs) lag += high - (positions.get(partition) ?? high)
+          return `tail ${topic}: ${printed} messages (${Progress.formatRate(rate(printed))}), lag ${lag}`
+        }))
       }
-    })
-
-    if (o.follow) {
-      const rate = yield* Progress.rate()
-      yield* Progress.show(Effect.sync(() => {
-        let lag = 0n
-        for (const [partition, high] of highs) lag += high - (positions.get(partition) ?? high)
-        return `tail ${topic}: ${printed} messages (${Progress.formatRate(rate(printed))}), lag ${lag}`
-      }))
-    }
-    yield* pass
-    while (o.follow) {
-      yield* Effect.sleep("300 millis")
       yield* pass
-    }
+      while (o.follow) {
+        yield* Effect.sleep("300 millis")
+        yield* pass
+      }
+    }).pipe(
+      Effect.catchTag("Enough", () => Effect.void),
+      Effect.scoped,
+      Effect.provide(Layer.mergeAll(
+        KafkaJs.layer(kafka),
+        DeimosConfig.layer(deimos),
+        o.format === "json" ? JsonBackend.layer : AvroBackend.layerSchemaRegistry(registry!)
+      ))
+    )
   }).pipe(
-    Effect.catchTag("Enough", () => Effect.void),
-    Effect.scoped,
-    Effect.provide(Layer.mergeAll(
-      KafkaJs.layerConfig(),
-      DeimosConfig.layerConfig(),
-      o.format === "json" ? JsonBackend.layer : AvroBackend.layerSchemaRegistryConfig()
-    )),
     Settings.provide([
       ["KAFKA_BROKERS", o.brokers],
       ["SCHEMA_REGISTRY_URL", o.registryUrl]
