@@ -36,9 +36,7 @@ export const start = (args: ReadonlyArray<string>, env: Record<string, string> =
   Effect.acquireRelease(
     Effect.gen(function*() {
       const base = Object.fromEntries(
-        Object.entries(process.env).filter(([k]) =>
-          !/^(KAFKA_|DATABASE_|OUTBOX_|SCHEMA_REGISTRY_|DEIMOS_)/.test(k)
-        )
+        Object.entries(process.env).filter(([k]) => !/^(KAFKA_|DATABASE_|OUTBOX_|SCHEMA_REGISTRY_|DEIMOS_)/.test(k))
       )
       const child = spawn(process.execPath, [bin, ...args], {
         env: { ...base, DEIMOS_PROGRESS: "plain", ...env },
@@ -97,3 +95,10 @@ export const waitFor = (what: string, check: () => boolean, running?: Running) =
 /** The JSON lines a command wrote. */
 export const jsonLines = (text: string): ReadonlyArray<Record<string, unknown>> =>
   text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as Record<string, unknown>)
+
+/** Repeats `sample` (every 100 ms, at most 60 s) until `until` holds of its value, which it answers. */
+export const eventually = <A, E, R>(what: string, sample: Effect.Effect<A, E, R>, until: (a: A) => boolean) =>
+  sample.pipe(
+    Effect.filterOrFail(until, () => new Error(`${what} did not happen within 60 s`)),
+    Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("60 seconds")))
+  )

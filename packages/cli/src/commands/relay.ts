@@ -47,7 +47,7 @@ const options = {
 /** Rows shipped so far by this process: the sum of `db_producer.process` over topics. */
 const shipped = Effect.map(Metric.snapshot, (pairs) =>
   pairs.reduce((n, pair) => {
-    if (pair.metricKey.name !== OutboxRelay.processed.name) return n
+    if (pair.metricKey.name !== "db_producer.process") return n
     const state = pair.metricState as { readonly count?: number | bigint }
     return n + Number(state.count ?? 0)
   }, 0))
