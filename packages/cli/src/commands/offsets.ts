@@ -34,7 +34,8 @@ const options = {
     ),
     Options.optional
   ),
-  partition: Options.integer("partition").pipe(
+  // text, parsed here: a repeated integer option of @effect/cli 0.77 refuses every value
+  partition: Options.text("partition").pipe(
     Options.withDescription("Only this partition (repeatable; default: all)."),
     Options.repeated
   ),
@@ -97,6 +98,14 @@ export const command = Command.make("offsets", options, (o) =>
     }
     const [kafka, deimos] = yield* Config.all([KafkaJs.config, DeimosConfig.config])
     return yield* Effect.gen(function*() {
+      const bad = o.partition.filter((p) => !/^\d+$/.test(p))
+      if (bad.length > 0) {
+        return yield* new CliError({
+          reason: "Usage",
+          message: `--partition wants a partition number, got "${bad[0]}".`
+        })
+      }
+      const only = o.partition.map(Number)
       const settings = yield* DeimosConfig.DeimosConfig
       const topic = settings.topicPrefix + o.topic
       const admin = yield* (yield* KafkaDriver.KafkaDriver).admin
@@ -106,7 +115,7 @@ export const command = Command.make("offsets", options, (o) =>
           (yield* admin.committedOffsets(o.group, topic)).map((c) => [c.partition, BigInt(c.offset)])
         )
         const known = new Set(ends.map((e) => e.partition))
-        const missing = o.partition.filter((p) => !known.has(p))
+        const missing = only.filter((p) => !known.has(p))
         if (missing.length > 0) {
           return yield* new CliError({
             reason: "Usage",
@@ -114,7 +123,7 @@ export const command = Command.make("offsets", options, (o) =>
           })
         }
         return ends
-          .filter((e) => o.partition.length === 0 || o.partition.includes(e.partition))
+          .filter((e) => only.length === 0 || only.includes(e.partition))
           .map((e): Row => ({
             partition: e.partition,
             committed: committed.get(e.partition) ?? -1n,
