@@ -148,8 +148,7 @@ export interface Admin {
   ) => Effect.Effect<ReadonlyArray<{ readonly partition: number; readonly offset: string }>, KafkaError>
   /**
    * Sets a group's committed offsets for partitions of a topic (the next offset each will read). The group must
-   * have no running member: Kafka refuses to change the offsets of a group that is consuming (a `KafkaError` saying
-   * so).
+   * have no running member (else a `KafkaError` of reason `"Admin"` saying so): its members would commit over them.
    */
   readonly setOffsets: (
     groupId: string,
