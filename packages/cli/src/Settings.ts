@@ -33,7 +33,8 @@ export const setting = (flag: string, env: string, description: string): Options
   Options.text(flag).pipe(Options.withDescription(`${description} Overrides ${env}.`), Options.optional)
 
 /**
- * Runs `effect` with the flags given (`[env, value]`) in front of the environment, and turns configuration errors
+ * Runs `effect` with the flags given (`[env, value]`) in front of the configuration provider in place (the
+ * environment by default), and turns configuration errors
  * into `CliError`s that name the variable and the flag (`flags`: every flag of the command, for the message).
  *
  * @since 0.1.0
@@ -44,12 +45,14 @@ export const provide = (
 ) =>
 <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Exclude<E, ConfigError.ConfigError> | CliError, R> => {
   const given = new Map(values.flatMap(([env, value]) => Option.isSome(value) ? [[env, value.value] as const] : []))
-  const provider = ConfigProvider.fromMap(given, { pathDelim: "_" }).pipe(
-    ConfigProvider.orElse(() => ConfigProvider.fromEnv())
-  )
   const all = [...flags, ...values.map(([env]) => ({ env, flag: "" }))]
-  return effect.pipe(
-    Effect.withConfigProvider(provider),
+  // the flags in front of the provider in place (the environment, by default)
+  return Effect.configProviderWith((current) =>
+    Effect.withConfigProvider(
+      effect,
+      ConfigProvider.fromMap(given, { pathDelim: "_" }).pipe(ConfigProvider.orElse(() => current))
+    )
+  ).pipe(
     Effect.catchIf(
       (e): e is Extract<E, ConfigError.ConfigError> => ConfigError.isConfigError(e),
       (e) => Effect.fail(fromConfigError(e, all))
