@@ -1,4 +1,8 @@
 // Shared by the CLI tests: the built `deimos` bin run as a subprocess, and the pieces the commands talk to.
+import { Cli } from "@deimos/cli"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Console from "effect/Console"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
@@ -102,3 +106,24 @@ export const eventually = <A, E, R>(what: string, sample: Effect.Effect<A, E, R>
     Effect.filterOrFail(until, () => new Error(`${what} did not happen within 60 s`)),
     Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("60 seconds")))
   )
+
+/**
+ * Runs `deimos <args>` in this process (the command's effect, not a subprocess): exit code and what it wrote
+ * through `Console`. Configuration comes from `env` only (not this process's environment).
+ */
+export const runHere = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  Effect.gen(function*() {
+    const out: Array<string> = []
+    const err: Array<string> = []
+    const capture = (into: Array<string>) => (...parts: ReadonlyArray<unknown>) =>
+      Effect.sync(() => void into.push(parts.map(String).join(" ")))
+    const code = yield* Console.consoleWith((console) =>
+      Cli.run(["node", "deimos", ...args]).pipe(
+        Effect.withConsole({ ...console, log: capture(out), error: capture(err) })
+      )
+    ).pipe(
+      Effect.provide(NodeContext.layer),
+      Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" }))
+    )
+    return { code, stdout: out.map((l) => `${l}\n`).join(""), stderr: err.join("\n") }
+  })

@@ -7,7 +7,7 @@ import { describe, expect, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import { eventually, jsonLines, run, start, waitFor } from "./helpers.js"
+import { eventually, jsonLines, run, runHere, start, waitFor } from "./helpers.js"
 
 const Event = SchemaRef.fromSchema(Schema.Struct({ id: Schema.String, n: Schema.Number }), { name: "Event" })
 const Widget = SchemaRef.make<{ readonly id: string; readonly size: number }>({
@@ -64,11 +64,11 @@ describe("deimos tail and offsets", () => {
         expect(lines.map((l) => (l.payload as { n: number }).n)).toEqual([0, 1, 2, 3, 4])
         expect(lines.map((l) => l.offset)).toEqual(["0", "1", "2", "3", "4"])
         expect(lines[0]).toMatchObject({ topic, payload: { id: "e0", n: 0 } })
-        const two = yield* run(["tail", topic, "--limit", "2", ...brokers])
+        const two = yield* runHere(["tail", topic, "--limit", "2", ...brokers])
         expect(jsonLines(two.stdout).map((l) => l.offset)).toEqual(["0", "1"])
-        const from3 = yield* run(["tail", topic, "--from", "3", ...brokers])
+        const from3 = yield* runHere(["tail", topic, "--from", "3", ...brokers])
         expect(jsonLines(from3.stdout).map((l) => l.offset)).toEqual(["3", "4"])
-        const end = yield* run(["tail", topic, "--from", "end", ...brokers])
+        const end = yield* runHere(["tail", topic, "--from", "end", ...brokers])
         expect(end.code).toBe(0)
         expect(end.stdout).toBe("")
       }))
@@ -95,7 +95,7 @@ describe("deimos tail and offsets", () => {
           [{ id: "w2" }, { id: "w2", size: 4 }]
         ])
         // a topic the registry does not know: the message names the fix
-        const unknown = yield* run([
+        const unknown = yield* runHere([
           "tail",
           unique("cli-nothing"),
           "--format",
@@ -133,12 +133,12 @@ describe("deimos tail and offsets", () => {
         const shown = yield* run(["offsets", group, topic, ...brokers])
         expect(shown.code).toBe(0)
         expect(shown.stdout).toContain("total lag 10")
-        const latest = yield* run(["offsets", group, topic, "--reset", "latest", ...brokers])
+        const latest = yield* runHere(["offsets", group, topic, "--reset", "latest", ...brokers])
         expect(latest.code).toBe(0)
         expect(latest.stdout).toContain("total lag 0")
         const full = (yield* committed(group, topic)).find((c) => c.offset !== "0")!
         expect(full.offset).toBe("10")
-        const back = yield* run([
+        const back = yield* runHere([
           "offsets",
           group,
           topic,
@@ -151,17 +151,17 @@ describe("deimos tail and offsets", () => {
         expect(back.code).toBe(0)
         expect(back.stdout).toContain("total lag 3")
         expect((yield* committed(group, topic)).find((c) => c.partition === full.partition)?.offset).toBe("7")
-        const far = yield* run(["offsets", group, topic, "--skip", "100", ...brokers])
+        const far = yield* runHere(["offsets", group, topic, "--skip", "100", ...brokers])
         expect(far.stdout).toContain("total lag 0")
-        const earliest = yield* run(["offsets", group, topic, "--reset", "earliest", ...brokers])
+        const earliest = yield* runHere(["offsets", group, topic, "--reset", "earliest", ...brokers])
         expect(earliest.stdout).toContain("total lag 10")
-        const both = yield* run(["offsets", group, topic, "--reset", "earliest", "--skip", "1", ...brokers])
+        const both = yield* runHere(["offsets", group, topic, "--reset", "earliest", "--skip", "1", ...brokers])
         expect(both.code).toBe(2)
         expect(both.stderr).toContain("--reset or --skip, not both")
-        const nowhere = yield* run(["offsets", group, topic, "--partition", "9", ...brokers])
+        const nowhere = yield* runHere(["offsets", group, topic, "--partition", "9", ...brokers])
         expect(nowhere.code).toBe(2)
         expect(nowhere.stderr).toContain("has no partition 9")
-        const notNumber = yield* run(["offsets", group, topic, "--partition", "one", ...brokers])
+        const notNumber = yield* runHere(["offsets", group, topic, "--partition", "one", ...brokers])
         expect(notNumber.code).toBe(2)
         expect(notNumber.stderr).toContain("--partition wants a partition number")
       }))
@@ -181,7 +181,7 @@ describe("deimos tail and offsets", () => {
         let seen = 0
         yield* Effect.forkScoped(consumer.run((batch) => Effect.sync(() => (seen += batch.messages.length))))
         yield* eventually("the consumer running", Effect.sync(() => seen), (n) => n >= 2)
-        const busy = yield* run(["offsets", group, topic, "--reset", "earliest", ...(yield* brokersFlag)])
+        const busy = yield* runHere(["offsets", group, topic, "--reset", "earliest", ...(yield* brokersFlag)])
         expect(busy.code).toBe(1)
         expect(busy.stderr).toContain(`Cannot set the offsets of ${group}`)
       }).pipe(Effect.scoped))

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { databaseUrl, eventually, run, schemaFor, start, waitFor } from "./helpers.js"
+import { databaseUrl, eventually, run, runHere, schemaFor, start, waitFor } from "./helpers.js"
 
 const schema = schemaFor("pg")
 
@@ -56,14 +56,14 @@ describe("deimos migrate and relay", () => {
           "kafka_relays",
           "kafka_topic_info"
         ])
-        const again = yield* run(["migrate", "--schema", schema, "--database-url", databaseUrl])
+        const again = yield* runHere(["migrate", "--schema", schema, "--database-url", databaseUrl])
         expect(again.code).toBe(0)
         expect(again.stdout).toContain("Nothing to apply.")
       }))
 
     it.effect("a database out of reach fails with exit 1 and says so", () =>
       Effect.gen(function*() {
-        const { code, stderr } = yield* run(["migrate", "--database-url", "postgres://postgres@127.0.0.1:1/test"], {
+        const { code, stderr } = yield* runHere(["migrate", "--database-url", "postgres://postgres@127.0.0.1:1/test"], {
           DATABASE_CONNECT_TIMEOUT: "2 seconds"
         })
         expect(code).toBe(1)
