@@ -36,10 +36,16 @@ describe("deimos broker", () => {
       expect(p.stderr()).toContain("Stopped.")
     }).pipe(Effect.scoped))
 
-  it.live("exits 0 on SIGINT too", () =>
+  it.live("redraws its progress line in place in tty mode; exits 0 on SIGINT too", () =>
     Effect.gen(function*() {
-      const p = yield* start(["broker", "--port", "0", "--registry-port", "0"], { DEIMOS_PROGRESS: "off" })
+      const p = yield* start(["broker", "--port", "0", "--registry-port", "0"], {
+        DEIMOS_PROGRESS: "tty",
+        DEIMOS_PROGRESS_INTERVAL: "100 millis"
+      })
       yield* waitFor("the broker printed its addresses", () => p.stdout().includes("Schema Registry:"), p)
+      // carriage return and erase-line before each redraw, no newline between them
+      yield* waitFor("two redraws", () => p.stderr().split("\r\x1b[2Kbroker: ").length >= 3, p)
+      expect(p.stderr()).not.toMatch(/broker: [^\n]*\n[^]*broker: /)
       yield* p.signal("SIGINT")
       expect(yield* p.exited).toBe(0)
     }).pipe(Effect.scoped))
