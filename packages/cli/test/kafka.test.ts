@@ -63,7 +63,8 @@ describe("deimos tail and offsets", () => {
         const lines = jsonLines(all.stdout)
         expect(lines.map((l) => (l.payload as { n: number }).n)).toEqual([0, 1, 2, 3, 4])
         expect(lines.map((l) => l.offset)).toEqual(["0", "1", "2", "3", "4"])
-        expect(lines[0]).toMatchObject({ topic, payload: { id: "e0", n: 0 } })
+        // the JSON backend's key, shown as its JSON value
+        expect(lines[0]).toMatchObject({ topic, key: { id: "e0" }, payload: { id: "e0", n: 0 } })
         const two = yield* runHere(["tail", topic, "--limit", "2", ...brokers])
         expect(jsonLines(two.stdout).map((l) => l.offset)).toEqual(["0", "1"])
         const from3 = yield* runHere(["tail", topic, "--from", "3", ...brokers])

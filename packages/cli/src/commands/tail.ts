@@ -70,14 +70,24 @@ const parseFrom = (value: Option.Option<string>, follow: boolean): Effect.Effect
   )
 }
 
+/** A key read as text: its JSON value when it is JSON (the JSON backend's keys), else the text. */
+const jsonKey = (key: unknown): unknown => {
+  if (typeof key !== "string") return key
+  try {
+    return JSON.parse(key) as unknown
+  } catch {
+    return key
+  }
+}
+
 /** A decoded message as one JSON line: bigints as numbers when exact (else strings), bytes as base64. */
-const line = (message: InlineConsumer.Message<unknown, unknown>) =>
+const line = (message: InlineConsumer.Message<unknown, unknown>, textKeys: boolean) =>
   JSON.stringify({
     topic: message.topic,
     partition: message.partition,
     offset: message.offset,
     timestamp: message.timestamp.toISOString(),
-    key: message.key,
+    key: textKeys ? jsonKey(message.key) : message.key,
     headers: message.headers,
     payload: message.payload
   }, (_, value: unknown) =>
@@ -179,7 +189,7 @@ export const command = Command.make("tail", options, (o) =>
 
       const print = (message: InlineConsumer.Message<unknown, unknown>) =>
         Effect.gen(function*() {
-          yield* Console.log(line(message))
+          yield* Console.log(line(message, "plain" in keyConfig))
           positions.set(message.partition, BigInt(message.offset) + 1n)
           printed++
           if (limit !== undefined && printed >= limit) return yield* new Enough()
