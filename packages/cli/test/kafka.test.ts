@@ -74,6 +74,26 @@ describe("deimos tail and offsets", () => {
         expect(end.stdout).toBe("")
       }))
 
+    it.effect("tail reads every partition: partitions in order, offsets in order within each", () =>
+      Effect.gen(function*() {
+        const topic = unique("cli-tail-spread")
+        yield* Producer.make({ topic, schema: Event, keyConfig: { field: "id" } }).publishList(
+          Array.from({ length: 30 }, (_, n) => ({ id: `k${n}`, n }))
+        ).pipe(Effect.provide(KafkaProducerBackend.layer()), Effect.provide(JsonBackend.layer))
+        const { code, stdout } = yield* runHere(["tail", topic, ...(yield* brokersFlag)])
+        expect(code).toBe(0)
+        const lines = jsonLines(stdout).map((l) => [l.partition as number, Number(l.offset)] as const)
+        expect(lines).toHaveLength(30)
+        expect(new Set(lines.map(([p]) => p)).size).toBeGreaterThan(1)
+        expect([...lines].sort((a, b) => a[0] - b[0] || a[1] - b[1])).toEqual(lines)
+        const from2 = yield* runHere(["tail", topic, "--from", "2", ...(yield* brokersFlag)])
+        const perPartition = new Map<number, number>()
+        for (const [p] of lines) perPartition.set(p, (perPartition.get(p) ?? 0) + 1)
+        const expected = [...perPartition.values()].reduce((n, c) => n + Math.max(0, c - 2), 0)
+        expect(jsonLines(from2.stdout).every((l) => Number(l.offset) >= 2)).toBe(true)
+        expect(jsonLines(from2.stdout)).toHaveLength(expected)
+      }))
+
     it.effect("tail --format avro decodes with the registry's schemas", () =>
       Effect.gen(function*() {
         const topic = unique("cli-tail-avro")

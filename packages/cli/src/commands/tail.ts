@@ -196,10 +196,15 @@ export const command = Command.make("tail", options, (o) =>
         })
 
       /** Reads what is new in every partition since the last pass. */
+      /**
+       * Reads what is new in every partition since the last pass: one read for the partitions at the same position
+       * (a position at or below a partition's first offset reads from its start), each read through a group join.
+       */
       const pass = Effect.gen(function*() {
-        const offsets = yield* admin.topicOffsets(topic)
+        const offsets = [...(yield* admin.topicOffsets(topic))].sort((a, b) => a.partition - b.partition)
         highs = new Map(offsets.map((p) => [p.partition, BigInt(p.high)]))
-        for (const p of [...offsets].sort((a, b) => a.partition - b.partition)) {
+        const reads = new Map<bigint, Array<number>>()
+        for (const p of offsets) {
           const low = BigInt(p.low)
           const high = BigInt(p.high)
           if (!positions.has(p.partition)) {
@@ -207,16 +212,17 @@ export const command = Command.make("tail", options, (o) =>
           }
           const position = positions.get(p.partition)!
           if (position >= high) continue
+          const start = position <= low ? 0n : position
+          reads.set(start, [...(reads.get(start) ?? []), p.partition])
+        }
+        for (const [start, partitions] of reads) {
           // the topic as given: InlineConsumer adds the prefix
-          yield* InlineConsumer.run({
-            topic: o.topic,
-            schema,
-            keyConfig,
-            partitions: [p.partition],
-            fromOffset: position
-          }, print)
+          yield* InlineConsumer.run({ topic: o.topic, schema, keyConfig, partitions, fromOffset: start }, print)
           // offsets without a record (transaction markers) are passed too
-          if (positions.get(p.partition)! < high) positions.set(p.partition, high)
+          for (const partition of partitions) {
+            const high = highs.get(partition)!
+            if (positions.get(partition)! < high) positions.set(partition, high)
+          }
         }
       })
 
