@@ -195,7 +195,6 @@ export const command = Command.make("tail", options, (o) =>
           if (limit !== undefined && printed >= limit) return yield* new Enough()
         })
 
-      /** Reads what is new in every partition since the last pass. */
       /**
        * Reads what is new in every partition since the last pass: one read for the partitions at the same position
        * (a position at or below a partition's first offset reads from its start), each read through a group join.
