@@ -18,5 +18,6 @@ export default defineWorkspace([
   pkg("sql", { testTimeout: 90_000 }),
   pkg("checkpoint", { testTimeout: 90_000 }),
   pkg("console", { testTimeout: 90_000 }),
+  pkg("cli", { testTimeout: 90_000 }),
   project("examples", "./examples", 120_000)
 ])

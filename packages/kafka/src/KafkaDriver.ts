@@ -147,6 +147,15 @@ export interface Admin {
     topic: string
   ) => Effect.Effect<ReadonlyArray<{ readonly partition: number; readonly offset: string }>, KafkaError>
   /**
+   * Sets a group's committed offsets for partitions of a topic (the next offset each will read). The group must
+   * have no running member (else a `KafkaError` of reason `"Admin"` saying so): its members would commit over them.
+   */
+  readonly setOffsets: (
+    groupId: string,
+    topic: string,
+    offsets: ReadonlyArray<{ readonly partition: number; readonly offset: string }>
+  ) => Effect.Effect<void, KafkaError>
+  /**
    * Reads the messages of each range (`from` inclusive, `until` exclusive; cut at the partition's high watermark)
    * without committing, in offset order per partition. An adapter may read through a throwaway group of its own
    * (the kafkajs adapter does, and deletes it).

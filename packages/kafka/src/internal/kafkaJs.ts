@@ -557,6 +557,45 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
         }))
       })
 
+    /**
+     * As kafkajs's `admin.setOffsets`, with a short fetch wait (its own waits 5 seconds): a member of the group's
+     * own joins (once the group is found empty), seeks each partition (a seek commits), and leaves after its first
+     * fetch.
+     */
+    const setOffsets = (
+      groupId: string,
+      topic: string,
+      offsets: ReadonlyArray<{ readonly partition: number; readonly offset: string }>
+    ) =>
+      offsets.length === 0 ? Effect.void : Effect.scoped(Effect.gen(function*() {
+        const what = `Cannot set the offsets of ${groupId} on ${topic}`
+        const c = kafka.consumer({ groupId, maxWaitTimeInMs: 100, retry: { retries: 2 } })
+        yield* Effect.acquireRelease(
+          connect("offsets consumer", () => c.connect()),
+          () => disconnect("offsets consumer", () => c.disconnect())
+        )
+        const description = yield* call(what, () => c.describeGroup())
+        if (description.state !== "Empty" && description.state !== "Dead") {
+          return yield* new KafkaError({
+            reason: "Admin",
+            retriable: false,
+            message: `${what}: the group has running members (state ${description.state}); stop them first`
+          })
+        }
+        yield* call(what, () =>
+          new Promise<void>((resolve, reject) => {
+            c.on(c.events.FETCH, () => void c.stop().then(resolve, reject))
+            c.subscribe({ topics: [topic], fromBeginning: true })
+              .then(() => c.run({ eachBatchAutoResolve: false, eachBatch: async () => {} }))
+              .then(() => {
+                // nothing is read: the seeks are what this member is for
+                c.pause([{ topic }])
+                for (const o of offsets) c.seek({ topic, partition: o.partition, offset: o.offset })
+              })
+              .catch(reject)
+          }))
+      }))
+
     return {
       createTopic: (topic, o = {}) =>
         call(
@@ -577,6 +616,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
           call(`Cannot read the committed offsets of ${groupId}`, () => a.fetchOffsets({ groupId, topics: [topic] })),
           (topics) => topics.flatMap((t) => t.partitions.map((p) => ({ partition: p.partition, offset: p.offset })))
         ),
+      setOffsets,
       read
     } satisfies KafkaDriver.Admin
   })
