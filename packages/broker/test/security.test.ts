@@ -74,7 +74,7 @@ const sasl = (mechanism: "plain" | "scram-sha-256" | "scram-sha-512", username: 
   ({ mechanism, username, password }) as SASLOptions
 
 describe("dev broker security", () => {
-  it.scoped("TLS with a private CA: kafkajs connects trusting the CA, and fails verification trusting another", () =>
+  it.scopedLive("TLS with a private CA: kafkajs connects trusting the CA, and fails verification trusting another", () =>
     Effect.gen(function*() {
       const certs = yield* DevCertificates.make()
       const { broker } = yield* KafkaBroker.make({ port: 0, partitions: 1, tls: certs.server })
@@ -87,7 +87,7 @@ describe("dev broker security", () => {
       expect(plain).not.toBe("connected")
     }))
 
-  it.scoped("mutual TLS: a client certificate signed by the CA is required", () =>
+  it.scopedLive("mutual TLS: a client certificate signed by the CA is required", () =>
     Effect.gen(function*() {
       const certs = yield* DevCertificates.make()
       const { broker } = yield* KafkaBroker.make({ port: 0, partitions: 1, tls: { ...certs.server, ca: certs.ca } })
@@ -98,7 +98,7 @@ describe("dev broker security", () => {
       expect(yield* connectError(broker, { ssl: { ca: [certs.ca], ...stranger.client } })).not.toBe("connected")
     }))
 
-  it.scoped("SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512: the right password passes, a wrong one or an unknown user is refused", () =>
+  it.scopedLive("SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512: the right password passes, a wrong one or an unknown user is refused", () =>
     Effect.gen(function*() {
       const { broker } = yield* KafkaBroker.make({
         port: 0,
@@ -115,7 +115,7 @@ describe("dev broker security", () => {
       }
     }))
 
-  it.scoped("a SASL listener refuses a request before authentication by closing the connection, as Kafka does", () =>
+  it.scopedLive("a SASL listener refuses a request before authentication by closing the connection, as Kafka does", () =>
     Effect.gen(function*() {
       const { broker } = yield* KafkaBroker.make({ port: 0, sasl: { mechanisms: ["plain"], users } })
       const conn = yield* Effect.promise(() => connect(broker))
@@ -129,14 +129,14 @@ describe("dev broker security", () => {
       expect(yield* Effect.promise(() => Promise.race([answer, Promise.resolve("unanswered")]))).not.toBe("answered")
     }))
 
-  it.scoped("a mechanism the listener does not offer is refused with the list it offers", () =>
+  it.scopedLive("a mechanism the listener does not offer is refused with the list it offers", () =>
     Effect.gen(function*() {
       const { broker } = yield* KafkaBroker.make({ port: 0, sasl: { mechanisms: ["scram-sha-512"], users } })
       const error = yield* connectError(broker, { sasl: sasl("plain", "alice", "alice-secret") })
       expect((error as Error).message).toMatch(/SASL mechanism/)
     }))
 
-  it.scoped("OAUTHBEARER takes an unexpired unsecured JWS and refuses an expired one", () =>
+  it.scopedLive("OAUTHBEARER takes an unexpired unsecured JWS and refuses an expired one", () =>
     Effect.gen(function*() {
       const { broker } = yield* KafkaBroker.make({
         port: 0,
@@ -155,7 +155,7 @@ describe("dev broker security", () => {
       expect((expired as Error).message).toMatch(/expired/)
     }))
 
-  it.scoped("bad SASL options fail start-up with a Config error", () =>
+  it.scopedLive("bad SASL options fail start-up with a Config error", () =>
     Effect.gen(function*() {
       const noUsers = yield* Effect.exit(KafkaBroker.make({ port: 0, sasl: { mechanisms: ["plain"], users: [] } }))
       expect(Exit.isFailure(noUsers) && JSON.stringify(noUsers.cause)).toMatch(/needs at least one user/)
@@ -163,7 +163,7 @@ describe("dev broker security", () => {
       expect(Exit.isFailure(none)).toBe(true)
     }))
 
-  it.scoped("kcat (librdkafka) over TLS, and over SASL_SSL with SCRAM-SHA-512", () =>
+  it.scopedLive("kcat (librdkafka) over TLS, and over SASL_SSL with SCRAM-SHA-512", () =>
     Effect.gen(function*() {
       const certs = yield* DevCertificates.make()
       const secured = yield* KafkaBroker.make({ port: 0, partitions: 1, tls: certs.server })
@@ -214,7 +214,7 @@ describe("dev broker security", () => {
       expect(refused.stderr).toMatch(/SASL authentication error|Authentication failed/i)
     }))
 
-  it.scoped("the registry with basic auth over HTTPS: 401 without or with wrong credentials, 200 with them", () =>
+  it.scopedLive("the registry with basic auth over HTTPS: 401 without or with wrong credentials, 200 with them", () =>
     Effect.gen(function*() {
       const certs = yield* DevCertificates.make()
       const registry = yield* SchemaRegistry.make({ port: 0, users, tls: certs.server })
@@ -241,7 +241,7 @@ describe("dev broker security", () => {
       expect(yield* get(basic("alice", "alice-secret"), certs.otherCa)).toBeInstanceOf(Error)
     }))
 
-  it.scoped("the registry with mutual TLS refuses a client without a certificate", () =>
+  it.scopedLive("the registry with mutual TLS refuses a client without a certificate", () =>
     Effect.gen(function*() {
       const certs = yield* DevCertificates.make()
       const registry = yield* SchemaRegistry.make({ port: 0, tls: { ...certs.server, ca: certs.ca } })
