@@ -163,7 +163,7 @@ describe("dev broker security", () => {
       expect(Exit.isFailure(none)).toBe(true)
     }))
 
-  it.scopedLive("kcat (librdkafka) over TLS, and over SASL_SSL with SCRAM-SHA-512", () =>
+  it.scopedLive("kcat (librdkafka) over TLS, mutual TLS, and SASL_SSL with SCRAM-SHA-512", () =>
     Effect.gen(function*() {
       const certs = yield* DevCertificates.make()
       const secured = yield* KafkaBroker.make({ port: 0, partitions: 1, tls: certs.server })
@@ -185,6 +185,20 @@ describe("dev broker security", () => {
         "2"
       ])
       expect(wrongCa.ok).toBe(false)
+
+      const mutual = yield* KafkaBroker.make({ port: 0, partitions: 1, tls: { ...certs.server, ca: certs.ca } })
+      const mtlsArgs = ["-b", mutual.broker, "-X", "security.protocol=ssl", "-X", `ssl.ca.location=${certs.dir}/ca.pem`]
+      const withCert = [
+        ...mtlsArgs,
+        "-X",
+        `ssl.certificate.location=${certs.dir}/client.pem`,
+        "-X",
+        `ssl.key.location=${certs.dir}/client.key`
+      ]
+      expect((yield* kcat([...withCert, "-P", "-t", "kcat-mtls"], "over-mtls\n")).ok).toBe(true)
+      expect((yield* kcat([...withCert, "-C", "-t", "kcat-mtls", "-o", "beginning", "-e", "-q"])).stdout.trim())
+        .toBe("over-mtls")
+      expect((yield* kcat([...mtlsArgs, "-L", "-m", "2"])).ok).toBe(false)
 
       const scram = yield* KafkaBroker.make({
         port: 0,
