@@ -1,6 +1,5 @@
 import { DevCertificates, KafkaBroker } from "@deimos/broker"
-import type { KafkaError } from "@deimos/kafka"
-import { KafkaJs } from "@deimos/kafka"
+import { KafkaError, KafkaJs } from "@deimos/kafka"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
@@ -40,7 +39,9 @@ const expectRefused = (error: KafkaError.KafkaError, setting: RegExp) => {
   expect(error._tag).toBe("KafkaError")
   expect(error.reason).toBe("Connect")
   expect(error.retriable).toBe(false)
+  expect(KafkaError.isAuthenticationFailure(error)).toBe(true)
   expect(error.message).toMatch(setting)
+  expect(`check ${error.setting}`).toMatch(setting)
   expect(error.message).toContain("(after 1 attempt)")
 }
 
@@ -135,9 +136,11 @@ describe("KafkaJs against secured listeners", () => {
         connectAttempts: 1
       })
       expect(unknownCert.reason).toBe("Connect")
+      expect(KafkaError.isAuthenticationFailure(unknownCert)).toBe(false)
       const missingFile = yield* connectError({ brokers: [tls.broker], ssl: { caFile: "/nonexistent/ca.pem" } })
       expect(missingFile.message).toContain("check ssl.caFile (KAFKA_SSL_CA_FILE)")
       expect(missingFile.retriable).toBe(false)
+      expect(missingFile.setting).toBe("ssl.caFile (KAFKA_SSL_CA_FILE)")
     }))
 
   it.scopedLive("OAUTHBEARER: the token is cached until near expiry, a refused token is replaced and the connection retried", () =>
@@ -179,6 +182,7 @@ describe("KafkaJs against secured listeners", () => {
       })
       expect(failing.retriable).toBe(false)
       expect(failing.message).toContain("check sasl.token")
+      expect(KafkaError.isAuthenticationFailure(failing)).toBe(true)
     }))
 
   it.scopedLive("no password, key or token appears in any log line or error of a failed and a successful connection", () =>

@@ -233,6 +233,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
             reason: "Connect",
             retriable: false,
             code: failure.code,
+            setting: failure.setting,
             message: `Cannot connect the ${what} to Kafka at ${brokers}: ${failure.what} (check ${failure.setting}): ${
               e.message.slice(`Cannot connect the ${what} to Kafka at ${brokers}: `.length)
             }`,
@@ -256,6 +257,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
             reason: "Connect",
             retriable: e.retriable,
             code: e.code,
+            setting: e.setting,
             message: `${e.message} (after ${made} attempt${made === 1 ? "" : "s"})`,
             cause: e.cause
           })

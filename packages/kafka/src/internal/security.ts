@@ -75,6 +75,7 @@ const readFile = (file: string, setting: string) =>
         reason: "Connect",
         retriable: false,
         code: "CONFIG",
+        setting,
         message: `Cannot read ${file} (check ${setting}): ${
           typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : "unreadable"
         }`,
@@ -107,6 +108,7 @@ export const tlsOf = (ssl: boolean | TlsOptions | undefined): Effect.Effect<bool
         reason: "Connect",
         retriable: false,
         code: "CONFIG",
+        setting: settings.clientCert,
         message: `A client certificate needs its key and a key its certificate (check ${settings.clientCert})`
       })
     }
@@ -146,6 +148,7 @@ export const tokenCache = (
             reason: "Connect",
             retriable: false,
             code: "OAUTHBEARER_TOKEN",
+            setting: settings.token,
             message: `The OAUTHBEARER token provider failed (check ${settings.token})`,
             cause
           })
