@@ -6,7 +6,7 @@ import { Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs"
 import { execFile } from "node:child_process"
 import * as https from "node:https"
 import type * as tls from "node:tls"
-import { body, connect, i32 } from "./rawClient.js"
+import { body, bytes, connect, i32, reader, str } from "./rawClient.js"
 
 const users = [{ username: "alice", password: "alice-secret" }, { username: "bob", password: "b0b=,pass" }]
 
@@ -153,6 +153,36 @@ describe("dev broker security", () => {
       expect(yield* roundTrip(broker, bearer(jws(Date.now() / 1000 + 3600)), "oauth-topic")).toBe(1)
       const expired = yield* connectError(broker, bearer(jws(Date.now() / 1000 - 60)))
       expect((expired as Error).message).toMatch(/expired/)
+    }))
+
+  it.scopedLive("an OAUTHBEARER session lasts until the token's exp: answered as its lifetime, then the connection is closed", () =>
+    Effect.gen(function*() {
+      const { broker } = yield* KafkaBroker.make({ port: 0, sasl: { mechanisms: ["oauthbearer"], users: [] } })
+      const conn = yield* Effect.promise(() => connect(broker))
+      const handshake = reader(yield* Effect.promise(() => conn.request(17, 1, str("OAUTHBEARER"))))
+      expect(handshake.int16()).toBe(0)
+      const exp = Date.now() / 1000 + 0.4
+      const token = `${Buffer.from("{\"alg\":\"none\"}").toString("base64url")}.${
+        Buffer.from(JSON.stringify({ sub: "svc", exp })).toString("base64url")
+      }.`
+      const auth = reader(
+        yield* Effect.promise(() =>
+          conn.request(36, 1, bytes(Buffer.from(`n,,\u0001auth=Bearer ${token}\u0001\u0001`)))
+        )
+      )
+      expect(auth.int16()).toBe(0)
+      auth.string() // error message (null)
+      auth.bytes()
+      const lifetime = Number(auth.int64())
+      expect(lifetime).toBeGreaterThan(0)
+      expect(lifetime).toBeLessThanOrEqual(400)
+      // authenticated: Metadata is answered
+      expect((yield* Effect.promise(() => conn.request(3, 1, body(i32(0))))).length).toBeGreaterThan(0)
+      // once the session has ended, the next request closes the connection
+      yield* Effect.sleep(lifetime + 50)
+      void conn.request(3, 1, body(i32(0))).catch(() => undefined)
+      yield* Effect.promise(() => conn.closed)
+      expect(conn.isClosed()).toBe(true)
     }))
 
   it.scopedLive("bad SASL options fail start-up with a Config error", () =>
