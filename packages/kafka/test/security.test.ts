@@ -113,6 +113,13 @@ describe("KafkaJs against secured listeners", () => {
         /check sasl\.mechanism/
       )
 
+      // SASL against a listener without it
+      const open = yield* KafkaBroker.make({ port: 0 })
+      expectRefused(
+        yield* connectError({ brokers: [open.broker], sasl: { mechanism: "plain", username: "svc", password } }),
+        /check sasl\.mechanism/
+      )
+
       const tls = yield* KafkaBroker.make({ port: 0, tls: { ...certs.server, ca: certs.ca } })
       const client = { cert: certs.client.cert, key: Redacted.make(certs.client.key) }
       expectRefused(
