@@ -13,15 +13,16 @@
  *
  * @since 0.1.0
  */
-import { SchemaBackend, type SchemaError } from "@deimos/core"
+import { SchemaBackend, SchemaError } from "@deimos/core"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type * as Redacted from "effect/Redacted"
+import * as Redacted from "effect/Redacted"
 import type * as Schedule from "effect/Schedule"
+import * as fs from "node:fs/promises"
 import { localResolvers, validationResolvers } from "./internal/codecs.js"
 import { type Common, makeCommon } from "./internal/common.js"
 import { registryResolvers } from "./internal/registry.js"
@@ -79,13 +80,41 @@ export const layerValidation = (
   Layer.effect(SchemaBackend.SchemaBackend, makeValidation(options))
 
 /**
+ * TLS to the Schema Registry. A file wins over the inline text.
+ *
+ * @since 0.1.0
+ */
+export interface RegistryTls {
+  /** CA certificates (PEM) trusted instead of the system's. */
+  readonly ca?: string | ReadonlyArray<string> | undefined
+  readonly caFile?: string | undefined
+  /** The client certificate (PEM), for mutual TLS; needs `key`. */
+  readonly cert?: string | undefined
+  readonly certFile?: string | undefined
+  /** The client certificate's private key (PEM). */
+  readonly key?: Redacted.Redacted<string> | undefined
+  readonly keyFile?: string | undefined
+  /** The name the registry's certificate must be for, when it is not the URL's host. */
+  readonly servername?: string | undefined
+  /** @default true */
+  readonly rejectUnauthorized?: boolean | undefined
+}
+
+/**
  * @since 0.1.0
  */
 export interface RegistryOptions extends LocalOptions {
   /** The Schema Registry's base URL, e.g. `http://localhost:8081`. */
   readonly url: string
-  /** HTTP basic auth. @default none */
+  /** HTTP basic auth (Confluent Cloud: the API key and secret). @default none */
   readonly auth?: { readonly username: string; readonly password: Redacted.Redacted } | undefined
+  /** `Authorization: Bearer <token>`, when there is no `auth`. @default none */
+  readonly bearerToken?: Redacted.Redacted<string> | undefined
+  /**
+   * HTTPS with a private CA and/or a client certificate (PEM texts, or files read when the backend is made);
+   * without it an `https://` URL trusts the system's CAs. @default none
+   */
+  readonly tls?: RegistryTls | undefined
   /**
    * Register schemas when a codec is resolved for writing; with `false`, resolving only looks the schema's id up.
    * Codecs resolved for reading never register nor look a subject up. @default true
@@ -119,7 +148,39 @@ export interface RegistryOptions extends LocalOptions {
 export const makeSchemaRegistry = (options: RegistryOptions): Effect.Effect<
   SchemaBackend.SchemaBackend.Service,
   SchemaError.SchemaError
-> => Effect.map(commonOf(options), (common) => SchemaBackend.make(registryResolvers(common, options)))
+> =>
+  Effect.gen(function*() {
+    const tls = options.tls === undefined ? undefined : yield* readTls(options.tls)
+    const common = yield* commonOf(options)
+    return SchemaBackend.make(registryResolvers(common, { ...options, tls }))
+  })
+
+const readFile = (file: string, setting: string) =>
+  Effect.tryPromise({
+    try: () => fs.readFile(file, "utf8"),
+    catch: (cause) =>
+      new SchemaError.SchemaError({
+        reason: "Registry",
+        retriable: false,
+        cause,
+        message: `Cannot read ${file} (check ${setting})`
+      })
+  })
+
+/** The TLS settings with their files read. */
+const readTls = (tls: RegistryTls): Effect.Effect<RegistryTls, SchemaError.SchemaError> =>
+  Effect.gen(function*() {
+    const ca = tls.caFile === undefined
+      ? tls.ca
+      : yield* readFile(tls.caFile, "tls.caFile, SCHEMA_REGISTRY_SSL_CA_FILE")
+    const cert = tls.certFile === undefined
+      ? tls.cert
+      : yield* readFile(tls.certFile, "tls.certFile, SCHEMA_REGISTRY_SSL_CERT_FILE")
+    const key = tls.keyFile === undefined
+      ? tls.key
+      : Redacted.make(yield* readFile(tls.keyFile, "tls.keyFile, SCHEMA_REGISTRY_SSL_KEY_FILE"))
+    return { ca, cert, key, servername: tls.servername, rejectUnauthorized: tls.rejectUnauthorized }
+  })
 
 /**
  * @since 0.1.0
@@ -145,6 +206,8 @@ export const localConfig: Config.Config<LocalOptions> = Config.all({ schemaDirs:
 /**
  * `AVRO_SCHEMA_DIRS` (comma-separated, default none), `SCHEMA_REGISTRY_URL` (required),
  * `SCHEMA_REGISTRY_USERNAME` and `SCHEMA_REGISTRY_PASSWORD` (redacted; basic auth when both are set),
+ * `SCHEMA_REGISTRY_BEARER_TOKEN` (redacted), `SCHEMA_REGISTRY_SSL_CA_FILE`, `SCHEMA_REGISTRY_SSL_CERT_FILE` and
+ * `SCHEMA_REGISTRY_SSL_KEY_FILE` (PEM files: a private CA, a client certificate),
  * `SCHEMA_REGISTRY_REGISTER` (default true), `SCHEMA_REGISTRY_RETRIES` (default 5),
  * `SCHEMA_REGISTRY_REQUEST_TIMEOUT` (a duration such as `10 seconds` or `500 millis`; default 10 seconds),
  * `SCHEMA_REGISTRY_UNKNOWN_ID_TTL` (a duration; default 30 seconds).
@@ -158,14 +221,28 @@ export const registryConfig: Config.Config<RegistryOptions> = Config.all({
     username: Config.string("SCHEMA_REGISTRY_USERNAME"),
     password: Config.redacted("SCHEMA_REGISTRY_PASSWORD")
   })),
+  bearerToken: Config.option(Config.redacted("SCHEMA_REGISTRY_BEARER_TOKEN")),
+  tls: Config.all({
+    caFile: Config.option(Config.string("SCHEMA_REGISTRY_SSL_CA_FILE")),
+    certFile: Config.option(Config.string("SCHEMA_REGISTRY_SSL_CERT_FILE")),
+    keyFile: Config.option(Config.string("SCHEMA_REGISTRY_SSL_KEY_FILE"))
+  }),
   register: Config.withDefault(Config.boolean("SCHEMA_REGISTRY_REGISTER"), true),
   retries: Config.option(Config.integer("SCHEMA_REGISTRY_RETRIES")),
   requestTimeout: Config.option(Config.duration("SCHEMA_REGISTRY_REQUEST_TIMEOUT")),
   unknownIdTtl: Config.option(Config.duration("SCHEMA_REGISTRY_UNKNOWN_ID_TTL"))
 }).pipe(
-  Config.map(({ auth, requestTimeout, retries, unknownIdTtl, ...rest }) => ({
+  Config.map(({ auth, bearerToken, requestTimeout, retries, tls, unknownIdTtl, ...rest }) => ({
     ...rest,
     auth: Option.getOrUndefined(auth),
+    bearerToken: Option.getOrUndefined(bearerToken),
+    tls: Option.isNone(tls.caFile) && Option.isNone(tls.certFile) && Option.isNone(tls.keyFile)
+      ? undefined
+      : {
+        caFile: Option.getOrUndefined(tls.caFile),
+        certFile: Option.getOrUndefined(tls.certFile),
+        keyFile: Option.getOrUndefined(tls.keyFile)
+      },
     retries: Option.getOrUndefined(retries),
     requestTimeout: Option.getOrUndefined(requestTimeout),
     unknownIdTtl: Option.getOrUndefined(unknownIdTtl)

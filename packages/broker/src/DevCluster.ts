@@ -20,6 +20,10 @@ export interface Options extends Omit<KafkaBroker.Options, "dataDir"> {
   readonly registryPort?: number | undefined
   /** Broker data in `<dataDir>/kafka`, registry data in `<dataDir>/registry`. */
   readonly dataDir?: string | undefined
+  /** The registry's basic-auth users. @default none (open) */
+  readonly registryUsers?: SchemaRegistry.Options["users"]
+  /** HTTPS for the registry; `true` uses the broker's `tls`. @default none (HTTP) */
+  readonly registryTls?: SchemaRegistry.Options["tls"] | boolean | undefined
 }
 
 /**
@@ -54,7 +58,7 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<DevCluster.Service, KafkaBroker.KafkaBrokerError | SchemaRegistry.SchemaRegistryError, Scope.Scope> =>
   Effect.gen(function*() {
-    const { dataDir, registryPort, ...broker } = options
+    const { dataDir, registryPort, registryTls, registryUsers, ...broker } = options
     const kafka = yield* KafkaBroker.make({
       ...broker,
       dataDir: dataDir === undefined ? undefined : path.join(dataDir, "kafka")
@@ -62,7 +66,9 @@ export const make = (
     const registry = yield* SchemaRegistry.make({
       port: registryPort ?? (options.port === 0 ? 0 : 8081),
       host: options.host,
-      dataDir: dataDir === undefined ? undefined : path.join(dataDir, "registry")
+      dataDir: dataDir === undefined ? undefined : path.join(dataDir, "registry"),
+      users: registryUsers,
+      tls: registryTls === true ? options.tls : registryTls === false ? undefined : registryTls
     })
     return { brokers: [kafka.broker], registryUrl: registry.url }
   })

@@ -12,6 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { Storage } from "./internal/log.js"
+import * as Sasl from "./internal/sasl.js"
 import * as Server from "./internal/server.js"
 import { KafkaBrokerError } from "./KafkaBrokerError.js"
 
@@ -51,6 +52,48 @@ export interface Options {
    * `connections.max.idle.ms` does; clients reconnect when they need to. @default "10 minutes"
    */
   readonly connectionsMaxIdle?: Duration.DurationInput | undefined
+  /**
+   * TLS on the listener (PEM texts). With `ca`, every client must present a certificate signed by it (mutual TLS);
+   * a handshake that fails closes that connection only. @default none (plaintext)
+   */
+  readonly tls?: TlsOptions | undefined
+  /**
+   * SASL on the listener (over TLS when `tls` is set too): a client must authenticate before any request but
+   * ApiVersions, SaslHandshake and SaslAuthenticate; another request closes its connection, as Kafka does.
+   * @default none
+   */
+  readonly sasl?: SaslOptions | undefined
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface TlsOptions {
+  /** The broker's certificate chain (PEM). */
+  readonly cert: string
+  /** Its private key (PEM). */
+  readonly key: string
+  /** Clients' CA (PEM): when set, client certificates are required and checked against it. */
+  readonly ca?: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ */
+export type SaslMechanism = "plain" | "scram-sha-256" | "scram-sha-512" | "oauthbearer"
+
+/**
+ * @since 0.1.0
+ */
+export interface SaslOptions {
+  /**
+   * The mechanisms offered. `oauthbearer` takes unsecured JWS tokens (`alg: none`, as Kafka's default validator)
+   * with a `sub` and an `exp` in the future; the session ends at `exp`, and a client that has not re-authenticated
+   * by then is disconnected at its next request.
+   */
+  readonly mechanisms: ReadonlyArray<SaslMechanism>
+  /** The users of `plain` and the `scram-*` mechanisms. */
+  readonly users: ReadonlyArray<{ readonly username: string; readonly password: string }>
 }
 
 export {
@@ -105,6 +148,26 @@ export declare namespace KafkaBroker {
   }
 }
 
+const saslCredentials = (options: SaslOptions): Effect.Effect<Sasl.Credentials, KafkaBrokerError> =>
+  Effect.suspend(() => {
+    const invalid = (message: string) =>
+      Effect.fail(new KafkaBrokerError({ reason: "Config", message, cause: undefined }))
+    if (options.mechanisms.length === 0) return invalid("SASL needs at least one mechanism")
+    const needsUsers = options.mechanisms.some((m) => m !== "oauthbearer")
+    if (needsUsers && options.users.length === 0) {
+      return invalid(`SASL ${options.mechanisms.join(", ")} needs at least one user`)
+    }
+    const users = new Map<string, string>()
+    for (const { password, username } of options.users) {
+      if (username === "" || password === "") return invalid("a SASL user needs a name and a password")
+      users.set(username, password)
+    }
+    return Effect.succeed(Sasl.credentials({
+      mechanisms: options.mechanisms.map((m) => m.toUpperCase() as Sasl.Mechanism),
+      users
+    }))
+  })
+
 /**
  * Starts a broker that stops when the scope closes (connections closed, logs and offsets flushed).
  *
@@ -120,6 +183,7 @@ export const make = (options: Options = {}): Effect.Effect<KafkaBroker.Service, 
       const effect = level === "warn" ? Effect.logWarning(message) : Effect.logDebug(message)
       Runtime.runFork(runtime)(effect.pipe(Effect.annotateLogs("service", "deimos-broker")))
     }
+    const sasl = options.sasl === undefined ? undefined : yield* saslCredentials(options.sasl)
     const maxPartitionsPerTopic = options.maxPartitionsPerTopic ?? 1000
     const maxPartitions = options.maxPartitions ?? 10_000
     const storage = yield* Effect.acquireRelease(
@@ -162,7 +226,9 @@ export const make = (options: Options = {}): Effect.Effect<KafkaBroker.Service, 
               Duration.toMillis(Duration.decode(options.connectionsMaxIdle ?? "10 minutes"))
             ),
             storage,
-            log
+            log,
+            tls: options.tls,
+            sasl
           }),
         catch: (cause) =>
           new KafkaBrokerError({ reason: "Listen", message: `Cannot start the Kafka broker on ${host}:${port}`, cause })

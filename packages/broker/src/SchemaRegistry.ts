@@ -16,6 +16,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as SynchronizedRef from "effect/SynchronizedRef"
 import { createServer } from "node:http"
+import * as https from "node:https"
 import * as path from "node:path"
 import type * as Avro from "./registry/avro.js"
 import type * as Compatibility from "./registry/compatibility.js"
@@ -63,6 +64,15 @@ export interface Options {
   readonly maxSchemaDepth?: number | undefined
   /** Most fields of all records of one schema together. @default 10000 */
   readonly maxSchemaFields?: number | undefined
+  /**
+   * HTTP basic auth: every request needs one of these users, else it is answered 401
+   * (`{"error_code":401,"message":"Unauthorized"}`, as Confluent's). @default none (open)
+   */
+  readonly users?: ReadonlyArray<{ readonly username: string; readonly password: string }> | undefined
+  /**
+   * HTTPS (PEM texts); with `ca`, clients must present a certificate signed by it. @default none (HTTP)
+   */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly ca?: string | undefined } | undefined
 }
 
 /**
@@ -85,7 +95,7 @@ export declare namespace SchemaRegistry {
    * @since 0.1.0
    */
   export interface Service {
-    /** `http://host:port`, for clients' `host` / `schema.registry.url`. */
+    /** `http://host:port` (`https://` with TLS), for clients' `host` / `schema.registry.url`. */
     readonly url: string
     readonly port: number
   }
@@ -144,8 +154,20 @@ export const make = (
     }
     const { initial, save } = yield* storage(options.dataDir, options.defaultCompatibility ?? "BACKWARD", limits)
     const state = yield* SynchronizedRef.make(initial)
-    const server = HttpServer.serve(Http.router({ state, save, maxSchemaBytes: limits.maxBytes })).pipe(
-      Layer.provideMerge(NodeHttpServer.layer(() => createServer(), { port: requestedPort, host }))
+    const users = options.users === undefined
+      ? undefined
+      : new Map(options.users.map(({ password, username }) => [username, password] as const))
+    const tls = options.tls
+    const server = HttpServer.serve(Http.app({ state, save, maxSchemaBytes: limits.maxBytes, users })).pipe(
+      Layer.provideMerge(NodeHttpServer.layer(
+        () =>
+          tls === undefined ? createServer() : https.createServer({
+            cert: tls.cert,
+            key: tls.key,
+            ...(tls.ca === undefined ? {} : { ca: tls.ca, requestCert: true, rejectUnauthorized: true })
+          }),
+        { port: requestedPort, host }
+      ))
     )
     const context = yield* Layer.build(server).pipe(
       Effect.mapError((cause) =>
@@ -159,7 +181,7 @@ export const make = (
     const address = Context.get(context, HttpServer.HttpServer).address
     const port = address._tag === "TcpAddress" ? address.port : requestedPort
     const urlHost = host.includes(":") ? `[${host}]` : host
-    return { url: `http://${urlHost}:${port}`, port }
+    return { url: `${tls === undefined ? "http" : "https"}://${urlHost}:${port}`, port }
   })
 
 /**

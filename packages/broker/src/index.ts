@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+export * as DevCertificates from "./DevCertificates.js"
 export * as DevCluster from "./DevCluster.js"
 export * as KafkaBroker from "./KafkaBroker.js"
 export * as SchemaRegistry from "./SchemaRegistry.js"

@@ -64,8 +64,8 @@ describe("dev broker bad input", () => {
         expect(metadata.readInt16BE(0)).toBe(35)
         const versions = await conn.request(18, 3, Buffer.alloc(0))
         expect(versions.readInt16BE(0)).toBe(35)
-        expect(versions.readInt32BE(2)).toBe(20)
-        const keys = Array.from({ length: 20 }, (_, i) => versions.readInt16BE(6 + i * 6))
+        expect(versions.readInt32BE(2)).toBe(22)
+        const keys = Array.from({ length: 22 }, (_, i) => versions.readInt16BE(6 + i * 6))
         expect(keys).toContain(0)
         expect(keys).toContain(42)
         // the connection keeps working

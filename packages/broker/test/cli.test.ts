@@ -1,3 +1,4 @@
+import { DevCertificates } from "@deimos/broker"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { type ChildProcess, spawn } from "node:child_process"
@@ -77,4 +78,56 @@ describe("deimos-broker CLI", () => {
       expect(yield* exitCode(cli.child)).toBe(2)
       expect(cli.output()).toContain("Usage: deimos-broker")
     }))
+
+  it.scopedLive("--tls-cert/--tls-key/--tls-ca with --sasl and --user: a SASL_SSL listener with mutual TLS", () =>
+    Effect.gen(function*() {
+      const certs = yield* DevCertificates.make()
+      const cli = yield* startCli([
+        "--port",
+        "0",
+        "--registry-port",
+        "0",
+        "--tls-cert",
+        path.join(certs.dir, "server.pem"),
+        "--tls-key",
+        path.join(certs.dir, "server.key"),
+        "--tls-ca",
+        path.join(certs.dir, "ca.pem"),
+        "--sasl",
+        "scram-sha-512",
+        "--sasl",
+        "plain",
+        "--user",
+        "alice:secret",
+        "--user",
+        "bob:pw",
+        "--registry-user",
+        "reg:secret",
+        "--registry-tls"
+      ])
+      const [, security] = yield* waitFor(cli, /Kafka broker: +\S+ \((.+)\)/)
+      expect(security).toBe("mutual TLS, SASL scram-sha-512, plain")
+      const [, registry] = yield* waitFor(cli, /Schema Registry: +(\S+)/)
+      expect(registry).toMatch(/^https:/)
+      cli.child.kill("SIGTERM")
+      expect(yield* exitCode(cli.child)).toBe(0)
+    }))
+
+  for (
+    const [args, message] of [
+      [["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"], "cannot read /nonexistent.pem"],
+      [["--tls-cert", "package.json"], "--tls-cert and --tls-key go together"],
+      [["--sasl", "kerberos"], "--sasl must be one of"],
+      [["--sasl", "plain", "--user", "nopassword"], "--user must be NAME:PASSWORD"],
+      [["--user", "a:b"], "--user needs --sasl"],
+      [["--registry-tls"], "--registry-tls needs --tls-cert"]
+    ] as const
+  ) {
+    it.scoped(`rejects ${args.join(" ")} with exit code 2`, () =>
+      Effect.gen(function*() {
+        const cli = yield* startCli(["--port", "0", "--registry-port", "0", ...args])
+        expect(yield* exitCode(cli.child)).toBe(2)
+        expect(cli.output()).toContain(message)
+      }))
+  }
 })

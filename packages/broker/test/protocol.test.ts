@@ -139,11 +139,13 @@ describe("dev broker protocol", () => {
           14: [0, 3], // SyncGroup
           15: [0, 2], // DescribeGroups
           16: [0, 2], // ListGroups
+          17: [0, 1], // SaslHandshake
           18: [0, 2], // ApiVersions
           19: [0, 3], // CreateTopics
           20: [0, 1], // DeleteTopics
           22: [0, 1], // InitProducerId
           32: [0, 2], // DescribeConfigs
+          36: [0, 1], // SaslAuthenticate
           37: [0, 1], // CreatePartitions
           42: [0, 1] // DeleteGroups
         })

@@ -13,7 +13,65 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as internal from "./internal/kafkaJs.js"
+import type * as Security from "./internal/security.js"
 import * as KafkaDriver from "./KafkaDriver.js"
+
+/**
+ * TLS settings. PEM texts inline (`ca`, `cert`, `key`) or read from files when the first client connects
+ * (`caFile`, `certFile`, `keyFile`; a file wins over the inline text). Without `ca`/`caFile` the system's CAs are
+ * trusted.
+ *
+ * @since 0.1.0
+ */
+export interface TlsOptions extends Security.TlsOptions {
+  /** CA certificates (PEM) trusted instead of the system's: a private CA. */
+  readonly ca?: string | ReadonlyArray<string> | undefined
+  /** A PEM file of CA certificates, instead of `ca`. */
+  readonly caFile?: string | undefined
+  /** The client certificate chain (PEM), for mutual TLS; needs `key`. */
+  readonly cert?: string | undefined
+  /** A PEM file of the client certificate, instead of `cert`. */
+  readonly certFile?: string | undefined
+  /** The client certificate's private key (PEM). */
+  readonly key?: Redacted.Redacted<string> | undefined
+  /** A PEM file of the private key, instead of `key`. */
+  readonly keyFile?: string | undefined
+  /** The passphrase of an encrypted key. */
+  readonly keyPassword?: Redacted.Redacted<string> | undefined
+  /** The name the broker's certificate must be for (SNI), when it is not the host in `brokers`. */
+  readonly servername?: string | undefined
+  /** Check the broker's certificate; `false` only against a development broker. @default true */
+  readonly rejectUnauthorized?: boolean | undefined
+}
+
+/**
+ * An OAUTHBEARER token, as the token provider gives it.
+ *
+ * @since 0.1.0
+ */
+export interface OAuthBearerToken extends Security.OAuthBearerToken {
+  readonly value: Redacted.Redacted<string>
+  /** When it expires (a `Date` or epoch milliseconds): it is replaced before then. */
+  readonly expiresAt: Date | number
+  /** SASL extensions sent with it (KIP-342), e.g. `logicalCluster` and `identityPoolId` for Confluent Cloud. */
+  readonly extensions?: Readonly<Record<string, string>> | undefined
+}
+
+/**
+ * SASL authentication:
+ *
+ * - `plain`, `scram-sha-256`, `scram-sha-512`: a username and a password.
+ * - `oauthbearer`: `token` is an Effect that gets a token (from an identity provider, or AWS's MSK IAM signer). The
+ *   token is reused until it is within `refreshBefore` of its expiry (at most half its lifetime), then a new one is
+ *   asked for at the next connection or re-authentication (kafkajs re-authenticates before the session the broker
+ *   granted ends). A token the broker refuses is dropped and the connection tried once more with a new one.
+ * - `aws`: kafkajs's `AWS` mechanism (credentials signed by the broker's gateway). AWS MSK's IAM access does not
+ *   use it: MSK speaks `AWS_MSK_IAM` (not built into kafkajs) or OAUTHBEARER with a token from
+ *   `aws-msk-iam-sasl-signer-js` — use `oauthbearer` for MSK (see the README).
+ *
+ * @since 0.1.0
+ */
+export type SaslOptions = Security.SaslOptions
 
 /**
  * @since 0.1.0
@@ -23,14 +81,13 @@ export interface Options {
   readonly brokers: ReadonlyArray<string>
   /** @default "deimos" */
   readonly clientId?: string | undefined
-  /** TLS with the system's CAs. @default false */
-  readonly ssl?: boolean | undefined
-  /** SASL authentication; the password stays `Redacted` until kafkajs needs it. */
-  readonly sasl?: {
-    readonly mechanism: "plain" | "scram-sha-256" | "scram-sha-512"
-    readonly username: string
-    readonly password: Redacted.Redacted
-  } | undefined
+  /**
+   * TLS: `true` trusts the system's CAs; {@link TlsOptions} for a private CA, a client certificate (mutual TLS), the
+   * server name or (development only) no verification. @default false
+   */
+  readonly ssl?: boolean | TlsOptions | undefined
+  /** SASL authentication ({@link SaslOptions}); secrets stay `Redacted` until kafkajs needs them. @default none */
+  readonly sasl?: SaslOptions | undefined
   /** @default 3 seconds */
   readonly connectionTimeout?: Duration.DurationInput | undefined
   /** @default 30 seconds */
@@ -61,19 +118,42 @@ export const make = (options: Options): Effect.Effect<KafkaDriver.KafkaDriver.Se
 export const layer = (options: Options): Layer.Layer<KafkaDriver.KafkaDriver> =>
   Layer.effect(KafkaDriver.KafkaDriver, make(options))
 
+const optional = <A>(config: Config.Config<A>) => Config.map(Config.option(config), Option.getOrUndefined)
+
+/** TLS from `KAFKA_SSL*`: any of the CA, certificate or key settings turns it on. */
+const sslConfig: Config.Config<boolean | TlsOptions> = Config.all({
+  enabled: Config.withDefault(Config.boolean("SSL"), false),
+  ca: optional(Config.string("SSL_CA")),
+  caFile: optional(Config.string("SSL_CA_FILE")),
+  cert: optional(Config.string("SSL_CERT")),
+  certFile: optional(Config.string("SSL_CERT_FILE")),
+  key: optional(Config.redacted("SSL_KEY")),
+  keyFile: optional(Config.string("SSL_KEY_FILE")),
+  keyPassword: optional(Config.redacted("SSL_KEY_PASSWORD")),
+  servername: optional(Config.string("SSL_SERVERNAME")),
+  rejectUnauthorized: optional(Config.boolean("SSL_REJECT_UNAUTHORIZED"))
+}).pipe(Config.map(({ enabled, ...tls }): boolean | TlsOptions => {
+  const set = Object.values(tls).some((v) => v !== undefined)
+  return set ? tls : enabled
+}))
+
 /**
  * The options from `Config` (with the default provider, the environment): `KAFKA_BROKERS` (comma-separated),
- * `KAFKA_CLIENT_ID`, `KAFKA_SSL`, `KAFKA_SASL_MECHANISM` (`plain`, `scram-sha-256`, `scram-sha-512`),
- * `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD` (redacted), `KAFKA_CONNECTION_TIMEOUT`, `KAFKA_REQUEST_TIMEOUT`,
+ * `KAFKA_CLIENT_ID`, `KAFKA_SSL` (system CAs), `KAFKA_SSL_CA` / `KAFKA_SSL_CA_FILE`, `KAFKA_SSL_CERT` /
+ * `KAFKA_SSL_CERT_FILE`, `KAFKA_SSL_KEY` (redacted) / `KAFKA_SSL_KEY_FILE`, `KAFKA_SSL_KEY_PASSWORD` (redacted),
+ * `KAFKA_SSL_SERVERNAME`, `KAFKA_SSL_REJECT_UNAUTHORIZED` (any `KAFKA_SSL_*` turns TLS on),
+ * `KAFKA_SASL_MECHANISM` (`plain`, `scram-sha-256`, `scram-sha-512`), `KAFKA_SASL_USERNAME`,
+ * `KAFKA_SASL_PASSWORD` (redacted), `KAFKA_CONNECTION_TIMEOUT`, `KAFKA_REQUEST_TIMEOUT`,
  * `KAFKA_CONNECT_ATTEMPTS`, `KAFKA_SHUTDOWN_TIMEOUT`, `KAFKA_LOG_LEVEL`. SASL is on when
- * `KAFKA_SASL_MECHANISM` is set.
+ * `KAFKA_SASL_MECHANISM` is set. OAUTHBEARER and AWS take an Effect or credentials from code: pass `sasl` in a
+ * `Config.Wrap` (e.g. `{ ...config-fields, sasl: Config.succeed({ mechanism: "oauthbearer", token }) }`).
  *
  * @since 0.1.0
  */
 export const config: Config.Config<Options> = Config.all({
   brokers: Config.map(Config.string("BROKERS"), (s) => s.split(",").map((b) => b.trim()).filter((b) => b !== "")),
   clientId: Config.withDefault(Config.string("CLIENT_ID"), "deimos"),
-  ssl: Config.withDefault(Config.boolean("SSL"), false),
+  ssl: sslConfig,
   sasl: Config.all({
     mechanism: Config.option(Config.literal("plain", "scram-sha-256", "scram-sha-512")("SASL_MECHANISM")),
     username: Config.option(Config.string("SASL_USERNAME")),
@@ -86,7 +166,11 @@ export const config: Config.Config<Options> = Config.all({
         `SASL_MECHANISM is ${mechanism.value}: SASL_USERNAME and SASL_PASSWORD are required`
       ))
     }
-    return Either.right(Option.some({ mechanism: mechanism.value, username: username.value, password: password.value }))
+    return Either.right(Option.some<SaslOptions>({
+      mechanism: mechanism.value,
+      username: username.value,
+      password: password.value
+    }))
   })),
   connectionTimeout: Config.withDefault(Config.duration("CONNECTION_TIMEOUT"), Duration.seconds(3)),
   requestTimeout: Config.withDefault(Config.duration("REQUEST_TIMEOUT"), Duration.seconds(30)),

@@ -24,11 +24,12 @@ describe("KafkaJs.config", () => {
       expect(options.brokers).toEqual(["kafka-1:9092", "kafka-2:9092"])
       expect(options.clientId).toBe("billing")
       expect(options.ssl).toBe(true)
-      expect(options.sasl?.mechanism).toBe("scram-sha-512")
-      expect(options.sasl?.username).toBe("svc")
-      expect(Redacted.isRedacted(options.sasl?.password)).toBe(true)
-      expect(String(options.sasl?.password)).not.toContain("s3cret")
-      expect(Redacted.value(options.sasl!.password)).toBe("s3cret")
+      const sasl = options.sasl
+      if (sasl?.mechanism !== "scram-sha-512") throw new Error(`expected scram-sha-512, got ${sasl?.mechanism}`)
+      expect(sasl.username).toBe("svc")
+      expect(Redacted.isRedacted(sasl.password)).toBe(true)
+      expect(String(sasl.password)).not.toContain("s3cret")
+      expect(Redacted.value(sasl.password)).toBe("s3cret")
       expect(Duration.toMillis(Duration.decode(options.requestTimeout!))).toBe(10_000)
       expect(Duration.toMillis(Duration.decode(options.shutdownTimeout!))).toBe(5_000)
       expect(Duration.toMillis(Duration.decode(options.connectionTimeout!))).toBe(3_000)
@@ -47,5 +48,26 @@ describe("KafkaJs.config", () => {
       expect(String(error)).toContain("SASL_PASSWORD")
       const missing = yield* Effect.flip(read({}))
       expect(String(missing)).toContain("KAFKA.BROKERS")
+    }))
+
+  it.effect("reads TLS: a CA file, an inline certificate and a redacted key, the server name; any of them turns TLS on", () =>
+    Effect.gen(function*() {
+      const options = yield* read({
+        KAFKA_BROKERS: "kafka:9093",
+        KAFKA_SSL_CA_FILE: "/etc/kafka/ca.pem",
+        KAFKA_SSL_CERT: "-----BEGIN CERTIFICATE-----",
+        KAFKA_SSL_KEY: "-----BEGIN PRIVATE KEY----- secret",
+        KAFKA_SSL_SERVERNAME: "kafka.internal",
+        KAFKA_SSL_REJECT_UNAUTHORIZED: "false"
+      })
+      const ssl = options.ssl
+      if (typeof ssl !== "object") throw new Error(`expected TLS options, got ${ssl}`)
+      expect(ssl.caFile).toBe("/etc/kafka/ca.pem")
+      expect(ssl.cert).toBe("-----BEGIN CERTIFICATE-----")
+      expect(Redacted.isRedacted(ssl.key)).toBe(true)
+      expect(String(ssl.key)).not.toContain("secret")
+      expect(ssl.servername).toBe("kafka.internal")
+      expect(ssl.rejectUnauthorized).toBe(false)
+      expect((yield* read({ KAFKA_BROKERS: "kafka:9093", KAFKA_SSL: "true" })).ssl).toBe(true)
     }))
 })

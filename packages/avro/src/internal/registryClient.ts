@@ -9,10 +9,23 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
+import * as https from "node:https"
+
+/** TLS to the registry, PEM texts (files are read by the caller). */
+export interface ClientTls {
+  readonly ca?: string | ReadonlyArray<string> | undefined
+  readonly cert?: string | undefined
+  readonly key?: Redacted.Redacted<string> | undefined
+  readonly servername?: string | undefined
+  readonly rejectUnauthorized?: boolean | undefined
+}
 
 export interface ClientOptions {
   readonly url: string
   readonly auth?: { readonly username: string; readonly password: Redacted.Redacted } | undefined
+  /** `Authorization: Bearer <token>` (instead of `auth`). */
+  readonly bearerToken?: Redacted.Redacted<string> | undefined
+  readonly tls?: ClientTls | undefined
   /** Retries of retriable failures (unreachable registry, timeout, 5xx). @default 5 */
   readonly retries?: number | undefined
   /** The backoff between retries. @default Schedule.exponential("100 millis") */
@@ -43,6 +56,10 @@ export interface Client {
   readonly schemaById: (id: number) => Effect.Effect<string, SchemaError.SchemaError>
 }
 
+const untrusted =
+  /SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|CERT_SIGNATURE_FAILURE|CERT_HAS_EXPIRED|CERT_UNTRUSTED|ALTNAME/
+const refused = /CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA/
+
 export const makeClient = (options: ClientOptions): Client => {
   const retry = {
     schedule: options.retrySchedule ?? Schedule.exponential("100 millis"),
@@ -56,18 +73,46 @@ export const makeClient = (options: ClientOptions): Client => {
     headers.authorization = `Basic ${
       Buffer.from(`${options.auth.username}:${Redacted.value(options.auth.password)}`).toString("base64")
     }`
+  } else if (options.bearerToken !== undefined) {
+    headers.authorization = `Bearer ${Redacted.value(options.bearerToken)}`
   }
+  const tls = options.tls
+  const agent = tls === undefined ? undefined : new https.Agent({
+    keepAlive: true,
+    ...(tls.ca === undefined ? {} : { ca: typeof tls.ca === "string" ? tls.ca : [...tls.ca] }),
+    ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+    ...(tls.key === undefined ? {} : { key: Redacted.value(tls.key) }),
+    ...(tls.servername === undefined ? {} : { servername: tls.servername }),
+    rejectUnauthorized: tls.rejectUnauthorized ?? true
+  })
+  /** One request: `fetch`, or node's https with the agent's CA and client certificate. */
+  const send = (method: string, url: string, signal: AbortSignal, body: string | undefined) =>
+    agent === undefined
+      ? fetch(url, { method, headers, signal, ...(body === undefined ? {} : { body }) }).then(async (response) => ({
+        status: response.status,
+        text: await response.text()
+      }))
+      : new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const request = https.request(url, { method, headers, agent, signal }, (response) => {
+          let text = ""
+          response.setEncoding("utf8")
+          response.on("data", (chunk: string) => (text += chunk))
+          response.on("end", () => resolve({ status: response.statusCode ?? 0, text }))
+          response.on("error", reject)
+        })
+        request.on("error", reject)
+        request.end(body)
+      })
   const call = <A>(method: string, path: string, subject: string | undefined, body?: unknown) =>
     Effect.tryPromise({
       // the signal aborts the request when the attempt is interrupted (by its timeout, or from outside)
       try: async (signal) => {
-        const response = await fetch(base + path, {
+        const { status, text } = await send(
           method,
-          headers,
+          base + path,
           signal,
-          ...(body === undefined ? {} : { body: JSON.stringify(body) })
-        })
-        const text = await response.text()
+          body === undefined ? undefined : JSON.stringify(body)
+        )
         let json: unknown = undefined
         if (text !== "") {
           try {
@@ -76,16 +121,26 @@ export const makeClient = (options: ClientOptions): Client => {
             json = { message: text.slice(0, 200) }
           }
         }
-        return { status: response.status, json }
+        return { status, json }
       },
-      catch: (cause) =>
-        new SchemaError.SchemaError({
+      catch: (cause) => {
+        const code = typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : ""
+        // a certificate the client does not trust, or one the registry refuses: trying again cannot help
+        const certificate = untrusted.test(code)
+          ? " (check the registry TLS CA: tls.ca / tls.caFile, SCHEMA_REGISTRY_SSL_CA_FILE)"
+          : refused.test(code)
+          ? " (check the registry client certificate: tls.cert / tls.key, SCHEMA_REGISTRY_SSL_CERT_FILE / _KEY_FILE)"
+          : ""
+        return new SchemaError.SchemaError({
           reason: "Registry",
-          retriable: true,
+          retriable: certificate === "",
           schema: subject,
           cause,
-          message: `Schema Registry at ${base} unreachable (${method} ${path}): ${String(cause)}`
+          message: `Schema Registry at ${base} unreachable (${method} ${path}): ${
+            cause instanceof Error ? cause.message : String(cause)
+          }${certificate}`
         })
+      }
     }).pipe(
       Effect.timeoutFail({
         duration: timeout,
@@ -108,7 +163,11 @@ export const makeClient = (options: ClientOptions): Client => {
             cause: { status, body: json } satisfies Answer,
             message: `Schema Registry answered ${status}${
               detail?.error_code === undefined || detail.error_code === status ? "" : ` (${detail.error_code})`
-            }${subject === undefined ? "" : ` for subject ${subject}`}: ${detail?.message ?? "no message"}`
+            }${subject === undefined ? "" : ` for subject ${subject}`}: ${detail?.message ?? "no message"}${
+              status === 401 || status === 403
+                ? " (check auth: SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD, or SCHEMA_REGISTRY_BEARER_TOKEN)"
+                : ""
+            }`
           })
         )
       }),

@@ -23,11 +23,13 @@ export const ApiKey = {
   SyncGroup: 14,
   DescribeGroups: 15,
   ListGroups: 16,
+  SaslHandshake: 17,
   ApiVersions: 18,
   CreateTopics: 19,
   DeleteTopics: 20,
   InitProducerId: 22,
   DescribeConfigs: 32,
+  SaslAuthenticate: 36,
   CreatePartitions: 37,
   DeleteGroups: 42
 } as const
@@ -49,6 +51,8 @@ export const maxVersions: ReadonlyMap<number, number> = new Map([
   [ApiKey.ListGroups, 2],
   [ApiKey.DeleteGroups, 1],
   [ApiKey.ApiVersions, 2],
+  [ApiKey.SaslHandshake, 1],
+  [ApiKey.SaslAuthenticate, 1],
   [ApiKey.CreateTopics, 3],
   [ApiKey.DeleteTopics, 1],
   [ApiKey.CreatePartitions, 1],

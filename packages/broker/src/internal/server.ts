@@ -4,11 +4,20 @@
  * idle for too long.
  */
 import * as net from "node:net"
-import { Reader, TruncatedError } from "./codec.js"
+import * as tls from "node:tls"
+import { Reader, TruncatedError, Writer } from "./codec.js"
 import { ErrorCode } from "./errors.js"
 import { GroupCoordinator } from "./groups.js"
 import type { Storage } from "./log.js"
 import { ApiKey, apiVersionsBody, type BrokerConfig, type BrokerContext, handlers, maxVersions } from "./protocol.js"
+import * as Sasl from "./sasl.js"
+
+/** TLS on the listener: PEM texts. With `ca`, clients must present a certificate it signed (mutual TLS). */
+export interface TlsOptions {
+  readonly cert: string | Buffer
+  readonly key: string | Buffer
+  readonly ca?: string | Buffer | undefined
+}
 
 export interface ServerOptions extends BrokerConfig {
   readonly port: number
@@ -21,6 +30,9 @@ export interface ServerOptions extends BrokerConfig {
   /** A connection with nothing received, sent or pending for this long is closed. */
   readonly connectionsMaxIdleMs: number
   readonly log: (level: "info" | "warn", message: string) => void
+  readonly tls?: TlsOptions | undefined
+  /** SASL required before any request but ApiVersions, SaslHandshake and SaslAuthenticate. */
+  readonly sasl?: Sasl.Credentials | undefined
 }
 
 /** What the server holds right now. */
@@ -72,12 +84,16 @@ export const start = (options: ServerOptions): Promise<RunningServer> => {
     let chunkBytes = 0
     let need = 4
     // responses leave in request order: each request takes a slot, filled when its handler is done
-    const slots: Array<{ data: Buffer | null; done: boolean }> = []
+    const slots: Array<{ data: Buffer | null; done: boolean; thenClose?: string }> = []
     let closed = false
     // run when the connection closes (a long-polling fetch stops waiting)
     const onClose = new Set<() => void>()
     // this connection's share of `bufferedRequestBytes`
     let held = 0
+    // SASL: whether the client has authenticated, the exchange under way, and when the session ends (0: never)
+    let authenticated = options.sasl === undefined
+    let exchange: { readonly mechanism: Sasl.Mechanism; readonly exchange: Sasl.Exchange } | undefined
+    let sessionEndsAt = 0
 
     const idle = setTimeout(function idleFor() {
       // a connection waiting for an answer is busy, not idle
@@ -90,6 +106,13 @@ export const start = (options: ServerOptions): Promise<RunningServer> => {
       while (slots.length > 0 && slots[0].done) {
         const slot = slots.shift()!
         if (slot.data !== null && !closed) socket.write(slot.data)
+        if (slot.thenClose !== undefined && !closed) {
+          // the answer leaves first, then the connection closes (as Kafka does after a failed authentication)
+          closed = true
+          options.log("warn", `closing connection from ${clientHost}: ${slot.thenClose}`)
+          socket.end()
+          setTimeout(() => socket.destroy(), 1000).unref()
+        }
       }
       idle.refresh()
     }
@@ -129,8 +152,16 @@ export const start = (options: ServerOptions): Promise<RunningServer> => {
         correlationId = r.int32()
         const clientId = r.nullableString() ?? ""
         const handler = handlers.get(apiKey)
-        if (handler === undefined) return kill(`unknown API key ${apiKey}`)
-        const slot = { data: null as Buffer | null, done: false }
+        const saslRequest = apiKey === ApiKey.SaslHandshake || apiKey === ApiKey.SaslAuthenticate
+        if (handler === undefined && !saslRequest) return kill(`unknown API key ${apiKey}`)
+        if (!authenticated && !saslRequest && apiKey !== ApiKey.ApiVersions) {
+          // Kafka closes a SASL listener's connection on any other request before authentication
+          return kill(`API ${apiKey} request from ${clientId} before SASL authentication`)
+        }
+        if (sessionEndsAt > 0 && !saslRequest && Date.now() >= sessionEndsAt) {
+          return kill(`the SASL session of ${clientId} expired without re-authentication`)
+        }
+        const slot: { data: Buffer | null; done: boolean; thenClose?: string } = { data: null, done: false }
         slots.push(slot)
         const max = maxVersions.get(apiKey)!
         if (version < 0 || version > max) {
@@ -147,8 +178,15 @@ export const start = (options: ServerOptions): Promise<RunningServer> => {
           slot.done = true
           return flush()
         }
+        if (saslRequest) {
+          const answer = apiKey === ApiKey.SaslHandshake ? handshake(r) : authenticate(r, version, clientId)
+          slot.data = frameHeader(correlationId, answer.body)
+          if (answer.thenClose !== undefined) slot.thenClose = answer.thenClose
+          slot.done = true
+          return flush()
+        }
         const started = performance.now()
-        const result = handler(context, r, {
+        const result = handler!(context, r, {
           version,
           clientId,
           clientHost,
@@ -172,6 +210,57 @@ export const start = (options: ServerOptions): Promise<RunningServer> => {
       } catch (error) {
         kill(error instanceof TruncatedError ? `malformed request (${error.message})` : `bad request: ${String(error)}`)
       }
+    }
+
+    const saslMechanisms = options.sasl?.mechanisms ?? []
+    /** SaslHandshake: the mechanism, which starts a new exchange (also to re-authenticate). */
+    const handshake = (r: Reader): { body: Buffer; thenClose?: string } => {
+      const mechanism = r.string()
+      const w = new Writer(128)
+      const known = saslMechanisms.find((m) => m === mechanism.toUpperCase())
+      if (options.sasl === undefined || known === undefined) {
+        w.int16(ErrorCode.UNSUPPORTED_SASL_MECHANISM).array(saslMechanisms, (w, m) => w.string(m))
+        return {
+          body: Buffer.from(w.result()),
+          thenClose: options.sasl === undefined
+            ? `SASL ${mechanism} on a listener without SASL`
+            : `unsupported SASL mechanism ${mechanism}`
+        }
+      }
+      exchange = { mechanism: known, exchange: Sasl.exchange(options.sasl, known) }
+      w.int16(ErrorCode.NONE).array(saslMechanisms, (w, m) => w.string(m))
+      return { body: Buffer.from(w.result()) }
+    }
+    /** SaslAuthenticate: one token of the exchange under way. */
+    const authenticate = (r: Reader, version: number, clientId: string): { body: Buffer; thenClose?: string } => {
+      const token = r.bytes() ?? Buffer.alloc(0)
+      const w = new Writer(256)
+      const answer = (error: number, message: string | null, bytes: Buffer, lifetimeMs: number) => {
+        w.int16(error).nullableString(message).bytes(bytes)
+        if (version >= 1) w.int64(lifetimeMs)
+        return Buffer.from(w.result())
+      }
+      if (exchange === undefined) {
+        return {
+          body: answer(ErrorCode.ILLEGAL_SASL_STATE, "SaslAuthenticate before SaslHandshake", Buffer.alloc(0), 0),
+          thenClose: "SaslAuthenticate before SaslHandshake"
+        }
+      }
+      const step = exchange.exchange.step(token)
+      if (step._tag === "Continue") return { body: answer(ErrorCode.NONE, null, step.response, 0) }
+      const mechanism = exchange.mechanism
+      exchange = undefined
+      if (step._tag === "Failed") {
+        authenticated = false
+        return {
+          body: answer(ErrorCode.SASL_AUTHENTICATION_FAILED, step.message, Buffer.alloc(0), 0),
+          thenClose: `SASL ${mechanism} authentication of ${clientId} failed (${step.log})`
+        }
+      }
+      authenticated = true
+      sessionEndsAt = step.lifetimeMs > 0 ? Date.now() + step.lifetimeMs : 0
+      info(`${clientHost} (${clientId}) authenticated as ${step.principal} with SASL ${mechanism}`)
+      return { body: answer(ErrorCode.NONE, null, step.response, step.lifetimeMs) }
     }
 
     socket.on("data", (chunk: Buffer) => {
@@ -216,7 +305,20 @@ export const start = (options: ServerOptions): Promise<RunningServer> => {
     })
   }
 
-  const server = net.createServer(onConnection)
+  const server = options.tls === undefined
+    ? net.createServer(onConnection)
+    : tls.createServer({
+      cert: options.tls.cert,
+      key: options.tls.key,
+      ...(options.tls.ca === undefined ? {} : { ca: options.tls.ca, requestCert: true, rejectUnauthorized: true })
+    }, onConnection)
+  if (options.tls !== undefined) {
+    // a handshake that fails (no client certificate, one the CA did not sign, no common protocol) closes only it
+    server.on("tlsClientError", (error: Error, socket: tls.TLSSocket) => {
+      options.log("warn", `TLS handshake with ${socket.remoteAddress ?? "unknown"} failed: ${error.message}`)
+      socket.destroy()
+    })
+  }
   return new Promise((resolve, reject) => {
     server.once("error", reject)
     server.listen(options.port, options.host, () => {

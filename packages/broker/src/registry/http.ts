@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as SynchronizedRef from "effect/SynchronizedRef"
+import * as crypto from "node:crypto"
 import type { SchemaRegistryError } from "../SchemaRegistryError.js"
 import * as Store from "./store.js"
 
@@ -18,6 +19,25 @@ export interface Registry {
   readonly save: (state: Store.State) => Effect.Effect<void, SchemaRegistryError>
   /** Largest schema accepted; bounds the request bodies read too. */
   readonly maxSchemaBytes: number
+  /** Basic-auth users (name → password): when set, every request needs one of them. */
+  readonly users?: ReadonlyMap<string, string> | undefined
+}
+
+const digest = (text: string) => crypto.createHash("sha256").update(text, "utf8").digest()
+
+/**
+ * Whether the `Authorization` header names one of the users with its password (compared in constant time). The
+ * password is never logged nor answered.
+ */
+const authorized = (users: ReadonlyMap<string, Buffer>, header: string | undefined): boolean => {
+  const match = header === undefined ? null : /^Basic ([A-Za-z0-9+/=]+)$/i.exec(header.trim())
+  if (match === null) return false
+  const decoded = Buffer.from(match[1], "base64").toString("utf8")
+  const colon = decoded.indexOf(":")
+  if (colon < 0) return false
+  const expected = users.get(decoded.slice(0, colon))
+  const given = digest(decoded.slice(colon + 1))
+  return expected !== undefined && crypto.timingSafeEqual(expected, given)
 }
 
 /**
@@ -126,6 +146,26 @@ const schemaId = Effect.flatMap(param("id"), (id) =>
   /^\d{1,10}$/.test(id) && Number(id) >= 1
     ? Effect.succeed(Number(id))
     : Effect.fail(new Store.ApiError({ status: 404, errorCode: 40403, message: `Schema ${id} not found` })))
+
+/** The router, behind basic auth when the registry has users: 401 in Confluent's shape without valid ones. */
+export const app = (registry: Registry) => {
+  const routes = router(registry)
+  if (registry.users === undefined) return routes
+  const users = new Map([...registry.users].map(([name, password]) => [name, digest(password)] as const))
+  return Effect.flatMap(
+    HttpServerRequest.HttpServerRequest,
+    (request) =>
+      authorized(users, request.headers["authorization"])
+        ? routes
+        : Effect.succeed(
+          HttpServerResponse.unsafeJson({ error_code: 401, message: "Unauthorized" }, {
+            status: 401,
+            contentType,
+            headers: { "www-authenticate": `Basic realm="SchemaRegistry"` }
+          })
+        )
+  )
+}
 
 export const router = (registry: Registry) => {
   const schemaBody = schemaBodyOf(registry.maxSchemaBytes)

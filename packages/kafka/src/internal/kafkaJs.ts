@@ -7,7 +7,6 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Queue from "effect/Queue"
-import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import {
@@ -18,24 +17,20 @@ import {
   type LogEntry,
   logLevel as KafkaLogLevel,
   type Message,
-  Partitioners,
-  type SASLOptions
+  Partitioners
 } from "kafkajs"
 import type * as KafkaDriver from "../KafkaDriver.js"
 import { KafkaError } from "../KafkaError.js"
 import { fromKafkaJs } from "./kafkaJsErrors.js"
 import { murmur2, murmur2Text, partitionOf } from "./murmur2.js"
+import * as Security from "./security.js"
 
 /** The adapter's options; documented on `KafkaJs.Options`. */
 export interface Options {
   readonly brokers: ReadonlyArray<string>
   readonly clientId?: string | undefined
-  readonly ssl?: boolean | undefined
-  readonly sasl?: {
-    readonly mechanism: "plain" | "scram-sha-256" | "scram-sha-512"
-    readonly username: string
-    readonly password: Redacted.Redacted
-  } | undefined
+  readonly ssl?: boolean | Security.TlsOptions | undefined
+  readonly sasl?: Security.SaslOptions | undefined
   readonly connectionTimeout?: Duration.DurationInput | undefined
   readonly requestTimeout?: Duration.DurationInput | undefined
   readonly connectAttempts?: number | undefined
@@ -194,24 +189,28 @@ interface Work {
 
 /** Builds the adapter; the runtime is where kafkajs's logs and callbacks run. */
 export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDriver.KafkaDriver.Service => {
-  const sasl: SASLOptions | undefined = options.sasl === undefined
-    ? undefined
-    : {
-      mechanism: options.sasl.mechanism,
-      username: options.sasl.username,
-      password: Redacted.value(options.sasl.password)
-    } as SASLOptions
-  const kafka = new Kafka({
-    brokers: [...options.brokers],
-    clientId: options.clientId ?? "deimos",
-    ssl: options.ssl ?? false,
-    ...(sasl === undefined ? {} : { sasl }),
-    connectionTimeout: millis(options.connectionTimeout, 3000),
-    requestTimeout: millis(options.requestTimeout, 30_000),
-    logLevel: levels[options.logLevel ?? "warn"],
-    logCreator: logCreator(runtime),
-    retry: { retries: 2, initialRetryTime: 100 }
-  })
+  const tokens = options.sasl?.mechanism === "oauthbearer"
+    ? Security.tokenCache(options.sasl.token, options.sasl.refreshBefore)
+    : undefined
+  const sasl = Security.saslOf(options.sasl, tokens, runtime)
+  // built when the first client connects: certificate and key files are read then
+  let client: Kafka | undefined
+  const kafkaClient: Effect.Effect<Kafka, KafkaError> = Effect.suspend(() =>
+    client !== undefined ? Effect.succeed(client) : Effect.map(Security.tlsOf(options.ssl), (ssl) => {
+      client ??= new Kafka({
+        brokers: [...options.brokers],
+        clientId: options.clientId ?? "deimos",
+        ssl,
+        ...(sasl === undefined ? {} : { sasl }),
+        connectionTimeout: millis(options.connectionTimeout, 3000),
+        requestTimeout: millis(options.requestTimeout, 30_000),
+        logLevel: levels[options.logLevel ?? "warn"],
+        logCreator: logCreator(runtime),
+        retry: { retries: 2, initialRetryTime: 100 }
+      })
+      return client
+    })
+  )
   const attempts = Math.max(1, options.connectAttempts ?? 5)
   const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? "30 seconds")
   const brokers = options.brokers.join(",")
@@ -220,23 +219,45 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
   const connect = (what: string, f: () => Promise<void>) =>
     Effect.suspend(() => {
       let made = 0
+      let refreshed = false
       return Effect.tryPromise({
         try: () => {
           made++
           return f()
         },
-        catch: fromKafkaJs("Connect", `Cannot connect the ${what} to Kafka at ${brokers}`)
+        catch: (error) => {
+          const failure = Security.authenticationFailure(error, options.sasl)
+          const e = fromKafkaJs("Connect", `Cannot connect the ${what} to Kafka at ${brokers}`)(error)
+          // an authentication failure is not retried (but for a refused OAUTHBEARER token, once, with a new one)
+          return failure === undefined ? e : new KafkaError({
+            reason: "Connect",
+            retriable: false,
+            code: failure.code,
+            setting: failure.setting,
+            message: `Cannot connect the ${what} to Kafka at ${brokers}: ${failure.what} (check ${failure.setting}): ${
+              e.message.slice(`Cannot connect the ${what} to Kafka at ${brokers}: `.length)
+            }`,
+            cause: error
+          })
+        }
       }).pipe(
         Effect.retry({
           schedule: Schedule.exponential("200 millis"),
           times: attempts - 1,
-          while: (e) => e.retriable
+          while: (e) => {
+            if (e.retriable) return true
+            if (tokens === undefined || e.code !== "SASL_AUTHENTICATION_FAILED" || refreshed) return false
+            refreshed = true
+            tokens.invalidate()
+            return true
+          }
         }),
         Effect.mapError((e) =>
           new KafkaError({
             reason: "Connect",
             retriable: e.retriable,
             code: e.code,
+            setting: e.setting,
             message: `${e.message} (after ${made} attempt${made === 1 ? "" : "s"})`,
             cause: e.cause
           })
@@ -254,6 +275,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
   const producer: KafkaDriver.KafkaDriver.Service["producer"] = (producerOptions = {}) =>
     Effect.gen(function*() {
       const idempotent = producerOptions.idempotent ?? false
+      const kafka = yield* kafkaClient
       const p = kafka.producer({
         idempotent,
         // kafkajs keeps order with an idempotent producer only with at most one request in flight
@@ -288,6 +310,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
   const consumer: KafkaDriver.KafkaDriver.Service["consumer"] = (consumerOptions) =>
     Effect.gen(function*() {
       const topics = consumerOptions.topics.join(",")
+      const kafka = yield* kafkaClient
       const c = kafka.consumer({
         groupId: consumerOptions.groupId,
         sessionTimeout: millis(consumerOptions.sessionTimeout, 30_000),
@@ -464,6 +487,7 @@ export const make = (options: Options, runtime: Runtime.Runtime<never>): KafkaDr
     })
 
   const admin: KafkaDriver.KafkaDriver.Service["admin"] = Effect.gen(function*() {
+    const kafka = yield* kafkaClient
     const a = kafka.admin()
     yield* Effect.acquireRelease(
       connect("admin client", () => a.connect()),
