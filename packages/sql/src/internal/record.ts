@@ -1,0 +1,470 @@
+/**
+ * The work of `RecordConsumer`: rows from messages, compaction and slicing, the batch transaction with its retries,
+ * and the row-by-row fallback.
+ */
+import { type Consumer, ConsumerError, type KeyConfig, SchemaBackend, type SchemaRef, Tombstone } from "@deimos/core"
+import type { SQL } from "drizzle-orm"
+import type { PgColumn, PgTable } from "drizzle-orm/pg-core"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Schedule from "effect/Schedule"
+import * as Database from "../Database.js"
+import { DatabaseError } from "../DatabaseError.js"
+import { type Failure, RecordConsumerError } from "./recordError.js"
+import {
+  checkRow,
+  columnKey,
+  conflictSet,
+  identityOf,
+  keysCondition,
+  type Row,
+  type TableInfo,
+  tableInfo,
+  withTimestamps
+} from "./recordTable.js"
+
+type Fx<A> = Effect.Effect<A, unknown, unknown>
+type OrFx<A> = A | Fx<A>
+
+/** A message as the batch hooks see it. */
+export interface Message {
+  readonly key: unknown
+  readonly payload: unknown
+  readonly offset: string
+  readonly headers: Readonly<Record<string, string>>
+}
+
+/** The options as this module reads them (the public module types them). */
+export interface Options {
+  readonly topic: string
+  readonly groupId: string
+  readonly name?: string | undefined
+  readonly schema: SchemaRef.Any
+  readonly keyConfig: KeyConfig.KeyConfig<Record<string, unknown>>
+  readonly table: PgTable
+  readonly keyColumns?: ReadonlyArray<string> | undefined
+  readonly recordKey?: ((key: unknown) => Row) | undefined
+  readonly recordAttributes?: ((payload: unknown, key: unknown, defaults: () => Row) => Row) | undefined
+  readonly maxRetries?: number | undefined
+  readonly retryBackoff?: Duration.DurationInput | undefined
+  readonly delivery?: "message" | "batch" | "inlineBatch" | undefined
+  readonly processMessage?: ((payload: unknown, metadata: Consumer.Metadata<unknown>) => OrFx<boolean>) | undefined
+  readonly compacted?: boolean | undefined
+  readonly maxDbBatchSize?: number | undefined
+  readonly preProcess?: ((messages: ReadonlyArray<Message>) => Fx<ReadonlyArray<Message>>) | undefined
+  readonly shouldConsume?: ((record: Row, message: Message) => OrFx<boolean>) | undefined
+  readonly removeRecords?: ((keys: ReadonlyArray<Row>) => Fx<void>) | undefined
+  readonly deletedQuery?: ((keys: ReadonlyArray<Row>) => SQL) | undefined
+  readonly postProcessBatch?:
+    | ((result: {
+      readonly saved: ReadonlyArray<Row>
+      readonly rejected: ReadonlyArray<{ readonly record: Row; readonly message: Message }>
+      readonly deleted: ReadonlyArray<Row>
+      readonly failed: ReadonlyArray<Failure>
+    }) => Fx<void>)
+    | undefined
+}
+
+export const deadlock = Metric.counter("deadlock", {
+  description: "Deadlocks and serialization failures retried by record consumers"
+})
+
+const asEffect = <A>(value: OrFx<A>): Fx<A> => Effect.isEffect(value) ? value as Fx<A> : Effect.succeed(value)
+
+/** How a payload field becomes a column value. */
+interface FieldPlan {
+  readonly field: string
+  readonly key: string
+  readonly convert: ((value: unknown) => unknown) | undefined
+}
+
+const dateOf = (logicalType: string | undefined) => (value: unknown): unknown => {
+  const n = typeof value === "bigint" ? Number(value) : value
+  if (typeof n !== "number") return value
+  switch (logicalType) {
+    case "timestamp-millis":
+    case "local-timestamp-millis":
+      return new Date(n)
+    case "timestamp-micros":
+    case "local-timestamp-micros":
+      return new Date(Math.floor(n / 1000))
+    case "date":
+      return new Date(n * 86_400_000)
+    default:
+      // an integer without a logical type is epoch seconds (as Deimos reads it)
+      return new Date(n * 1000)
+  }
+}
+
+const converterOf = (field: SchemaBackend.SchemaField, column: PgColumn): FieldPlan["convert"] => {
+  if (column.dataType === "date") return dateOf(field.logicalType)
+  if (column.dataType === "number") {
+    return (value) => typeof value === "bigint" && Number.isSafeInteger(Number(value)) ? Number(value) : value
+  }
+  if (column.columnType === "PgTimestampString" || column.columnType === "PgDateString") {
+    return (value) => {
+      const d = typeof value === "number" || typeof value === "bigint" ? dateOf(field.logicalType)(value) : value
+      return d instanceof Date
+        ? (column.columnType === "PgDateString" ? d.toISOString().slice(0, 10) : d.toISOString())
+        : d
+    }
+  }
+  return undefined
+}
+
+const planOf = (info: TableInfo, fields: ReadonlyArray<SchemaBackend.SchemaField>): ReadonlyArray<FieldPlan> =>
+  fields.flatMap((field) => {
+    const key = columnKey(info, field.name)
+    if (key === undefined || key === info.createdAt || key === info.updatedAt) return []
+    return [{ field: field.name, key, convert: converterOf(field, info.columns.get(key)!) }]
+  })
+
+const attributesBy = (plan: ReadonlyArray<FieldPlan>) => (payload: unknown): Row => {
+  const out: Record<string, unknown> = {}
+  const p = payload as Record<string, unknown>
+  for (const { convert, field, key } of plan) {
+    const value = p[field]
+    if (value === undefined) continue
+    out[key] = convert === undefined ? value : convert(value)
+  }
+  return out
+}
+
+/** A record ready to write: its identity (key columns), its key, and its row (none for a tombstone). */
+interface Entry {
+  readonly identity: string
+  readonly key: Row
+  readonly row: Row | undefined
+  readonly message: Message
+}
+
+export type Handlers =
+  | { readonly _tag: "Message"; readonly handle: (payload: unknown, metadata: Consumer.Metadata<unknown>) => Fx<void> }
+  | {
+    readonly _tag: "Batch"
+    readonly handleBatch: (payloads: ReadonlyArray<unknown>, metadata: Consumer.BatchMetadata<unknown>) => Fx<void>
+  }
+
+const isDatabaseError = (u: unknown): u is DatabaseError => u instanceof DatabaseError
+
+export const make = (options: Options): Handlers => {
+  const consumer = options.name ?? `${options.groupId}:${options.topic}`
+  let info: TableInfo
+  try {
+    info = tableInfo(options.table, options.keyColumns)
+  } catch (error) {
+    throw new ConsumerError.ConsumerDefinitionError({
+      consumer,
+      message: `Record consumer ${consumer}: ${error instanceof Error ? error.message : String(error)}`
+    })
+  }
+  const table = info.table
+  const fail = (
+    reason: "Attributes" | "Key",
+    message: string,
+    key: Row | undefined,
+    column: string | undefined
+  ) => new RecordConsumerError({ reason, consumer, table: info.name, message, key, column })
+
+  // the default attributes per schema backend (the schema's fields, resolved once per backend)
+  const plans = new WeakMap<SchemaBackend.SchemaBackend.Service, (payload: unknown) => Row>()
+  const attributesOf = Effect.flatMap(SchemaBackend.SchemaBackend, (backend) => {
+    const known = plans.get(backend)
+    if (known !== undefined) return Effect.succeed(known)
+    return Effect.map(backend.fields(options.schema), (fields) => {
+      const attributes = attributesBy(planOf(info, fields))
+      plans.set(backend, attributes)
+      return attributes
+    })
+  })
+
+  const defaultRecordKey = (key: unknown): Row | RecordConsumerError => {
+    if (typeof key === "object" && key !== null && !(key instanceof Date)) {
+      const out: Record<string, unknown> = {}
+      const k = key as Record<string, unknown>
+      for (const column of info.keyColumns) {
+        const value = k[column] ?? k[info.columns.get(column)!.name]
+        if (value !== undefined) out[column] = value
+      }
+      return out
+    }
+    if (info.keyColumns.length === 1) return { [info.keyColumns[0]]: key }
+    return fail(
+      "Key",
+      `${consumer}: the message key is a single value but ${info.name} is keyed by ${
+        info.keyColumns.join(", ")
+      }: give recordKey(key)`,
+      undefined,
+      undefined
+    )
+  }
+  const recordKey = options.recordKey === undefined
+    ? defaultRecordKey
+    : (key: unknown) => byPropertyNames(options.recordKey!(key))
+
+  /** A row whose attributes may be named by SQL column names, by the table's property names. */
+  const byPropertyNames = (row: Row): Row => {
+    let out: Record<string, unknown> | undefined
+    for (const k in row) {
+      if (info.columns.has(k)) continue
+      const key = info.bySqlName.get(k)
+      if (key === undefined) continue
+      out ??= { ...row }
+      delete out[k]
+      if (out[key] === undefined) out[key] = row[k]
+    }
+    return out ?? row
+  }
+
+  /** The entry of a message, or why it has none. */
+  const entryOf = (
+    attributes: (payload: unknown) => Row,
+    message: Message
+  ): Entry | RecordConsumerError => {
+    const payload = message.payload
+    if (Tombstone.isTombstone(payload)) {
+      const key = recordKey(payload.key)
+      if (key instanceof RecordConsumerError) return key
+      const id = identityOf(info, key)
+      if ("missing" in id) {
+        return fail(
+          "Key",
+          `${consumer}: a tombstone's key gives no value for key column "${id.missing}" of ${info.name}`,
+          key,
+          id.missing
+        )
+      }
+      return { identity: id.identity, key: id.key, row: undefined, message }
+    }
+    const attrs = options.recordAttributes === undefined
+      ? attributes(payload)
+      : byPropertyNames(options.recordAttributes(payload, message.key, () => attributes(payload)))
+    let row = attrs
+    if (message.key !== null && message.key !== undefined) {
+      const key = recordKey(message.key)
+      if (key instanceof RecordConsumerError) return key
+      row = { ...attrs, ...key }
+    }
+    const id = identityOf(info, row)
+    if ("missing" in id) {
+      return fail(
+        "Key",
+        `${consumer}: the record has no value for key column "${id.missing}" of ${info.name} (neither the message key nor the attributes give one)`,
+        undefined,
+        id.missing
+      )
+    }
+    return { identity: id.identity, key: id.key, row, message }
+  }
+
+  const checked = (entry: Entry & { readonly row: Row }): RecordConsumerError | undefined => {
+    const problem = checkRow(info, entry.row)
+    return problem === undefined
+      ? undefined
+      : fail("Attributes", `${consumer}: ${problem.message}`, entry.key, problem.column)
+  }
+
+  const width = Math.max(1, info.columns.size)
+  const chunkSize = Math.max(1, Math.min(options.maxDbBatchSize ?? 1000, Math.floor(60_000 / width)))
+  const chunks = <A>(all: ReadonlyArray<A>): ReadonlyArray<ReadonlyArray<A>> => {
+    if (all.length <= chunkSize) return [all]
+    const out: Array<ReadonlyArray<A>> = []
+    for (let i = 0; i < all.length; i += chunkSize) out.push(all.slice(i, i + chunkSize))
+    return out
+  }
+
+  const upsert = (rows: ReadonlyArray<Row>) =>
+    Database.use((db) => {
+      const insert = db.insert(table).values(rows.map((row) => withTimestamps(info, row)) as never)
+      const set = conflictSet(info, rows)
+      return Object.keys(set).length === 0
+        ? insert.onConflictDoNothing({ target: info.keyTargets as never })
+        : insert.onConflictDoUpdate({ target: info.keyTargets as never, set: set as never })
+    })
+
+  const remove = (keys: ReadonlyArray<Row>): Fx<void> =>
+    options.removeRecords !== undefined
+      ? options.removeRecords(keys)
+      : Effect.asVoid(Database.use((db) =>
+        db.delete(table).where(
+          options.deletedQuery === undefined ? keysCondition(info, keys) : options.deletedQuery(keys)
+        )
+      ))
+
+  const maxRetries = Math.max(0, options.maxRetries ?? 2)
+  const schedule = Schedule.exponential(Duration.decode(options.retryBackoff ?? "100 millis")).pipe(
+    Schedule.jittered,
+    Schedule.intersect(Schedule.recurs(maxRetries))
+  )
+  /** Tried again while the database says trying again may help (a deadlock, a serialization failure, a lost connection). */
+  const retrying = <A>(topic: string, attempt: Fx<A>): Fx<A> =>
+    attempt.pipe(
+      Effect.tapError((error) => {
+        if (!isDatabaseError(error) || !error.retriable) return Effect.void
+        const counted = error.reason === "Deadlock" || error.reason === "Serialization"
+          ? Metric.increment(Metric.tagged(deadlock, "topic", topic))
+          : Effect.void
+        return Effect.zipRight(
+          counted,
+          Effect.logWarning(`Record consumer ${consumer}: ${error.message}; trying the transaction again`)
+        )
+      }),
+      Effect.retry({ schedule, while: (error) => isDatabaseError(error) && error.retriable })
+    )
+
+  /** Runs `write` in a savepoint; a refusal of the database (not retriable) is recorded as the failure of `key`. */
+  const saving = (key: Row, write: Fx<unknown>, failures: Array<Failure>): Fx<boolean> =>
+    Database.transaction(write).pipe(
+      Effect.as(true),
+      Effect.catchIf(
+        (error): error is DatabaseError => isDatabaseError(error) && !error.retriable,
+        (error) => Effect.sync(() => (failures.push({ key, error }), false))
+      )
+    )
+
+  if (options.delivery !== "inlineBatch") {
+    const handle = (payload: unknown, metadata: Consumer.Metadata<unknown>): Fx<void> =>
+      Effect.gen(function*() {
+        if (options.processMessage !== undefined) {
+          const go = yield* asEffect(options.processMessage(payload, metadata))
+          if (!go) return
+        }
+        const attributes = yield* attributesOf
+        const entry = entryOf(attributes, {
+          key: metadata.key,
+          payload,
+          offset: metadata.offset,
+          headers: metadata.headers
+        })
+        if (entry instanceof RecordConsumerError) return yield* Effect.fail(entry)
+        if (entry.row === undefined) {
+          return yield* retrying(metadata.topic, Database.transaction(remove([entry.key])))
+        }
+        const problem = checked(entry as Entry & { readonly row: Row })
+        if (problem !== undefined) return yield* Effect.fail(problem)
+        yield* retrying(metadata.topic, Database.transaction(upsert([entry.row])))
+      })
+    return { _tag: "Message", handle }
+  }
+
+  const compacted = options.compacted ?? true
+
+  /** The entries in slices: the last per key (compacted), or slices in which each key occurs once, in order. */
+  const slicesOf = (entries: ReadonlyArray<Entry>): ReadonlyArray<ReadonlyArray<Entry>> => {
+    if (compacted) {
+      const last = new Map<string, Entry>()
+      for (const entry of entries) {
+        last.delete(entry.identity)
+        last.set(entry.identity, entry)
+      }
+      return [[...last.values()]]
+    }
+    const seen = new Map<string, number>()
+    const slices: Array<Array<Entry>> = []
+    for (const entry of entries) {
+      const n = seen.get(entry.identity) ?? 0
+      seen.set(entry.identity, n + 1)
+      ;(slices[n] ??= []).push(entry)
+    }
+    return slices
+  }
+
+  /** One attempt at a batch, in one transaction: in bulk, or row by row (each row in a savepoint). */
+  const attempt = (messages: ReadonlyArray<Message>, rowByRow: boolean): Fx<ReadonlyArray<Failure>> =>
+    Database.transaction(Effect.gen(function*() {
+      const attributes = yield* attributesOf
+      const all = options.preProcess === undefined ? messages : yield* options.preProcess(messages)
+      const failures: Array<Failure> = []
+      const entries: Array<Entry> = []
+      for (const message of all) {
+        const entry = entryOf(attributes, message)
+        if (entry instanceof RecordConsumerError) failures.push({ key: entry.key ?? {}, error: entry })
+        else entries.push(entry)
+      }
+      const saved: Array<Row> = []
+      const rejected: Array<{ readonly record: Row; readonly message: Message }> = []
+      const deleted: Array<Row> = []
+      for (const slice of slicesOf(entries)) {
+        const removes: Array<Row> = []
+        const upserts: Array<Row> = []
+        for (const entry of slice) {
+          if (entry.row === undefined) {
+            removes.push(entry.key)
+            continue
+          }
+          const problem = checked(entry as Entry & { readonly row: Row })
+          if (problem !== undefined) {
+            failures.push({ key: entry.key, error: problem })
+            continue
+          }
+          if (
+            options.shouldConsume !== undefined && !(yield* asEffect(options.shouldConsume(entry.row, entry.message)))
+          ) {
+            rejected.push({ record: entry.row, message: entry.message })
+            continue
+          }
+          upserts.push(entry.row)
+        }
+        for (const keys of removes.length === 0 ? [] : chunks(removes)) {
+          if (!rowByRow) yield* remove(keys)
+          else if (!(yield* saving(keys[0], remove(keys), []))) {
+            // one key of the chunk is refused: each on its own
+            for (const key of keys) yield* saving(key, remove([key]), failures)
+            deleted.push(...keys.filter((key) => !failures.some((f) => f.key === key)))
+            continue
+          }
+          deleted.push(...keys)
+        }
+        if (!rowByRow) {
+          for (const rows of upserts.length === 0 ? [] : chunks(upserts)) yield* upsert(rows)
+          saved.push(...upserts)
+        } else {
+          for (const row of upserts) {
+            const key = (identityOf(info, row) as { readonly key: Row }).key
+            if (yield* saving(key, upsert([row]), failures)) saved.push(row)
+          }
+        }
+      }
+      if (options.postProcessBatch !== undefined) {
+        yield* options.postProcessBatch({ saved, rejected, deleted, failed: failures })
+      }
+      return failures
+    }))
+
+  const handleBatch = (payloads: ReadonlyArray<unknown>, metadata: Consumer.BatchMetadata<unknown>): Fx<void> => {
+    const messages: Array<Message> = payloads.map((payload, i) => ({
+      key: metadata.keys[i],
+      payload,
+      offset: metadata.offsets[i],
+      headers: metadata.headers[i]
+    }))
+    return retrying(metadata.topic, attempt(messages, false)).pipe(
+      Effect.catchIf(
+        (error): error is DatabaseError => isDatabaseError(error) && !error.retriable,
+        (error) =>
+          Effect.zipRight(
+            Effect.logWarning(
+              `Record consumer ${consumer}: the batch write was refused (${error.message}); writing it row by row`
+            ),
+            retrying(metadata.topic, attempt(messages, true))
+          )
+      ),
+      Effect.flatMap((failures) =>
+        failures.length === 0 ? Effect.void : Effect.fail(
+          new RecordConsumerError({
+            reason: "Rows",
+            consumer,
+            table: info.name,
+            failures,
+            message:
+              `${consumer}: ${failures.length} of ${messages.length} records could not be saved to ${info.name} (the rest were): ${
+                failures.slice(0, 5).map((f) => `${JSON.stringify(f.key)}: ${f.error.message}`).join("; ")
+              }${failures.length > 5 ? "; …" : ""}`
+          })
+        )
+      )
+    )
+  }
+  return { _tag: "Batch", handleBatch }
+}
