@@ -21,6 +21,7 @@ import {
   type Row,
   type TableInfo,
   tableInfo,
+  unnestUpsert,
   withTimestamps
 } from "./recordTable.js"
 
@@ -274,14 +275,16 @@ export const make = (options: Options): Handlers => {
     return out
   }
 
-  const upsert = (rows: ReadonlyArray<Row>) =>
-    Database.use((db) => {
+  const upsert = (rows: ReadonlyArray<Row>) => {
+    const statement = rows.length > 1 ? unnestUpsert(info, rows) : undefined
+    return statement !== undefined ? Database.execute(statement) : Database.use((db) => {
       const insert = db.insert(table).values(rows.map((row) => withTimestamps(info, row)) as never)
       const set = conflictSet(info, rows)
       return Object.keys(set).length === 0
         ? insert.onConflictDoNothing({ target: info.keyTargets as never })
         : insert.onConflictDoUpdate({ target: info.keyTargets as never, set: set as never })
     })
+  }
 
   const remove = (keys: ReadonlyArray<Row>): Fx<void> =>
     options.removeRecords !== undefined

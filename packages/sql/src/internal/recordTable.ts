@@ -268,3 +268,87 @@ export const withTimestamps = (info: TableInfo, row: Row): Row => {
   if (info.updatedAt !== undefined && out[info.updatedAt] === undefined) out[info.updatedAt] = now
   return out
 }
+
+/** A value as an element of a Postgres array literal (its text form, quoted), or NULL. */
+const arrayElement = (value: unknown): string => {
+  if (value === null || value === undefined) return "NULL"
+  let text: string
+  if (typeof value === "string") text = value
+  else if (value instanceof Date) text = value.toISOString()
+  else if (value instanceof Uint8Array) {
+    text = `\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("hex")}`
+  } else if (typeof value === "object") text = JSON.stringify(value)
+  else text = String(value)
+  return `"${text.replace(/\\/g, "\\\\").replace(/"/g, "\\\"")}"`
+}
+
+/** Columns whose values go through `unnest` of a text array literal cast to the column's array type. */
+const unnestable = (column: PgColumn): boolean =>
+  column.columnType !== "PgEnumColumn" && column.columnType !== "PgEnumObjectColumn" &&
+  column.columnType !== "PgArray" &&
+  column.dataType !== "array"
+
+const qualified = (info: TableInfo) => {
+  const config = getTableConfig(info.table)
+  return config.schema === undefined
+    ? quoteIdent(config.name)
+    : `${quoteIdent(config.schema)}.${quoteIdent(config.name)}`
+}
+
+/**
+ * The upsert of rows as one `INSERT … SELECT … FROM unnest(…) ON CONFLICT …`: one parameter per column (a Postgres
+ * array literal) instead of one per value, which keeps building and parsing the statement cheap for big batches.
+ * `undefined` when the rows do not suit it (a column some rows give and others do not, which would take its default
+ * in a multi-row VALUES; enum and array columns): the caller then uses drizzle's builder.
+ */
+export const unnestUpsert = (info: TableInfo, rows: ReadonlyArray<Row>): SQL | undefined => {
+  const keys: Array<string> = []
+  for (const k in rows[0]) {
+    if (rows[0][k] === undefined) continue
+    const column = info.columns.get(k)
+    if (column === undefined || !unnestable(column)) return undefined
+    keys.push(k)
+  }
+  const elements: Array<Array<string>> = keys.map(() => [])
+  for (const row of rows) {
+    let n = 0
+    for (const k in row) if (row[k] !== undefined) n++
+    if (n !== keys.length) return undefined
+    for (let i = 0; i < keys.length; i++) {
+      const value = row[keys[i]]
+      if (value === undefined) return undefined
+      const column = info.columns.get(keys[i])!
+      elements[i].push(arrayElement(value === null ? null : column.mapToDriverValue(value)))
+    }
+  }
+  const names = keys.map((k) => quoteIdent(info.columns.get(k)!.name))
+  const stamps = [info.createdAt, info.updatedAt].filter((k): k is string => k !== undefined && !keys.includes(k))
+  const into = [...names, ...stamps.map((k) => quoteIdent(info.columns.get(k)!.name))]
+  const chunks: Array<SQL> = [
+    sql.raw(
+      `insert into ${qualified(info)} (${into.join(", ")}) select ${
+        [
+          ...names.map((_, i) => `u.c${i}`),
+          ...stamps.map(() => "now()")
+        ].join(", ")
+      } from unnest(`
+    )
+  ]
+  keys.forEach((k, i) => {
+    if (i > 0) chunks.push(sql.raw(", "))
+    chunks.push(sql`${`{${elements[i].join(",")}}`}`)
+    chunks.push(sql.raw(`::${sqlTypeOf(info.columns.get(k)!)}[]`))
+  })
+  const set = new Set(info.keyColumns)
+  const updates = keys.filter((k) => !set.has(k) && k !== info.createdAt).map((k) => info.columns.get(k)!.name)
+  if (info.updatedAt !== undefined && !keys.includes(info.updatedAt)) {
+    updates.push(info.columns.get(info.updatedAt)!.name)
+  }
+  const target = info.keyTargets.map((c) => quoteIdent(c.name)).join(", ")
+  chunks.push(sql.raw(`) as u(${keys.map((_, i) => `c${i}`).join(", ")}) on conflict (${target}) ${
+    updates.length === 0
+      ? "do nothing"
+      : `do update set ${updates.map((name) => `${quoteIdent(name)} = excluded.${quoteIdent(name)}`).join(", ")}`
+  }`))
+  return sql.join(chunks)
+}
