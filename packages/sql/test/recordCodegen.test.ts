@@ -162,6 +162,13 @@ describe("TableCodegen", () => {
         })
         const takenOn = Date.UTC(2025, 2, 4) / 86_400_000
         const takenAt = Date.UTC(2025, 2, 4, 5, 6, 7, 890) * 1000 + 123
+        // the batch's rows go in one INSERT (not the row-by-row fallback): counted by a statement trigger
+        yield* Database.execute(sql.raw(`create table "${schema}".reading_inserts (at timestamptz default now());
+          create function "${schema}".count_reading_insert() returns trigger language plpgsql as $$
+            begin insert into "${schema}".reading_inserts default values; return null; end $$;
+          create trigger count_inserts after insert on "${schema}".readings
+            for each statement execute function "${schema}".count_reading_insert()`))
+        const tricky = "la\"b\\c, {x} NULL é"
         yield* TestConsume.testConsumeBatch(consumer, [
           { sensor: "s1", kind: "TEMP", value: 20, samples: 1, taken_on: takenOn, taken_at: takenAt, location: null },
           {
@@ -171,20 +178,44 @@ describe("TableCodegen", () => {
             samples: 2 ** 40,
             taken_on: takenOn,
             taken_at: takenAt,
-            location: { room: "lab" }
+            location: { room: tricky }
+          },
+          {
+            sensor: tricky,
+            kind: "TEMP",
+            value: -1e-9,
+            samples: 0,
+            taken_on: 0,
+            taken_at: 0,
+            location: null,
+            ok: false
           }
         ])
-        const [row] = yield* Database.use((db) => db.select().from(readings))
+        const rows = yield* Database.use((db) => db.select().from(readings).orderBy(readings.sensor))
+        expect(rows.map((r) => r.sensor)).toEqual([tricky, "s1"])
+        const [other, row] = rows
         expect(row).toMatchObject({
           sensor: "s1",
           kind: "HUMIDITY",
           value: 0.5,
           samples: 2 ** 40,
-          location: { room: "lab" },
+          location: { room: tricky },
           ok: true
         })
         expect(row.taken_on.getTime()).toBe(Date.UTC(2025, 2, 4))
         expect(row.taken_at.getTime()).toBe(Date.UTC(2025, 2, 4, 5, 6, 7, 890))
+        expect(other).toMatchObject({
+          sensor: tricky,
+          kind: "TEMP",
+          value: -1e-9,
+          samples: 0,
+          location: null,
+          ok: false
+        })
+        expect(other.taken_on.getTime()).toBe(0)
+        expect(other.taken_at.getTime()).toBe(0)
+        const inserts = yield* Database.execute(sql.raw(`select count(*)::int as n from "${schema}".reading_inserts`))
+        expect(inserts[0].n).toBe(1)
       }))
   })
 })
