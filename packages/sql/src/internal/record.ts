@@ -132,10 +132,14 @@ const attributesBy = (plan: ReadonlyArray<FieldPlan>) => (payload: unknown): Row
   return out
 }
 
-/** A record ready to write: its identity (key columns), its key, and its row (none for a tombstone). */
+/**
+ * A record: its identity (key columns), its key, and its row (none for a tombstone; not built yet when the message
+ * key alone gave the identity, so that compaction builds rows only for the messages it keeps).
+ */
 interface Entry {
   readonly identity: string
   readonly key: Row
+  readonly tombstone: boolean
   readonly row: Row | undefined
   readonly message: Message
 }
@@ -221,7 +225,8 @@ export const make = (options: Options): Handlers => {
   /** The entry of a message, or why it has none. */
   const entryOf = (
     attributes: (payload: unknown) => Row,
-    message: Message
+    message: Message,
+    later: boolean
   ): Entry | RecordConsumerError => {
     const payload = message.payload
     if (Tombstone.isTombstone(payload)) {
@@ -236,8 +241,20 @@ export const make = (options: Options): Handlers => {
           id.missing
         )
       }
-      return { identity: id.identity, key: id.key, row: undefined, message }
+      return { identity: id.identity, key: id.key, tombstone: true, row: undefined, message }
     }
+    if (later && message.key !== null && message.key !== undefined) {
+      const key = recordKey(message.key)
+      if (key instanceof RecordConsumerError) return key
+      const id = identityOf(info, key)
+      if (!("missing" in id)) return { identity: id.identity, key: id.key, tombstone: false, row: undefined, message }
+    }
+    return built(attributes, message)
+  }
+
+  /** The entry of a message that is not a tombstone, its row built. */
+  const built = (attributes: (payload: unknown) => Row, message: Message): Entry | RecordConsumerError => {
+    const payload = message.payload
     const attrs = options.recordAttributes === undefined
       ? attributes(payload)
       : byPropertyNames(options.recordAttributes(payload, message.key, () => attributes(payload)))
@@ -256,7 +273,7 @@ export const make = (options: Options): Handlers => {
         id.missing
       )
     }
-    return { identity: id.identity, key: id.key, row, message }
+    return { identity: id.identity, key: id.key, tombstone: false, row, message }
   }
 
   const checked = (entry: Entry & { readonly row: Row }): RecordConsumerError | undefined => {
@@ -339,9 +356,9 @@ export const make = (options: Options): Handlers => {
           payload,
           offset: metadata.offset,
           headers: metadata.headers
-        })
+        }, false)
         if (entry instanceof RecordConsumerError) return yield* Effect.fail(entry)
-        if (entry.row === undefined) {
+        if (entry.tombstone || entry.row === undefined) {
           return yield* retrying(metadata.topic, Database.transaction(remove([entry.key])))
         }
         const problem = checked(entry as Entry & { readonly row: Row })
@@ -381,7 +398,7 @@ export const make = (options: Options): Handlers => {
       const failures: Array<Failure> = []
       const entries: Array<Entry> = []
       for (const message of all) {
-        const entry = entryOf(attributes, message)
+        const entry = entryOf(attributes, message, true)
         if (entry instanceof RecordConsumerError) failures.push({ key: entry.key ?? {}, error: entry })
         else entries.push(entry)
       }
@@ -391,9 +408,14 @@ export const make = (options: Options): Handlers => {
       for (const slice of slicesOf(entries)) {
         const removes: Array<Row> = []
         const upserts: Array<Row> = []
-        for (const entry of slice) {
-          if (entry.row === undefined) {
-            removes.push(entry.key)
+        for (const kept of slice) {
+          if (kept.tombstone) {
+            removes.push(kept.key)
+            continue
+          }
+          const entry = kept.row === undefined ? built(attributes, kept.message) : kept
+          if (entry instanceof RecordConsumerError) {
+            failures.push({ key: kept.key, error: entry })
             continue
           }
           const problem = checked(entry as Entry & { readonly row: Row })
@@ -401,13 +423,12 @@ export const make = (options: Options): Handlers => {
             failures.push({ key: entry.key, error: problem })
             continue
           }
-          if (
-            options.shouldConsume !== undefined && !(yield* asEffect(options.shouldConsume(entry.row, entry.message)))
-          ) {
-            rejected.push({ record: entry.row, message: entry.message })
+          const row = entry.row!
+          if (options.shouldConsume !== undefined && !(yield* asEffect(options.shouldConsume(row, entry.message)))) {
+            rejected.push({ record: row, message: entry.message })
             continue
           }
-          upserts.push(entry.row)
+          upserts.push(row)
         }
         for (const keys of removes.length === 0 ? [] : chunks(removes)) {
           if (!rowByRow) yield* remove(keys)
