@@ -89,6 +89,25 @@ export interface Message<A, K> {
 }
 
 /**
+ * A child table written with each record: `rows(payload, record)` are its rows for the record, each with
+ * `foreignKey` set to the record's `references` column (by default the table's single key column; a column the
+ * database makes, such as a serial id, is read back through the `bulkImportIdColumn`). The child rows are checked
+ * against their table like records are, and a bad one fails its record.
+ *
+ * @since 0.1.0
+ */
+export interface Association<A> {
+  readonly table: PgTable
+  /** The child's column (property or SQL name) pointing to the record. */
+  readonly foreignKey: string
+  /** The record's column the foreign key holds. @default the table's key column, when it has one */
+  readonly references?: string | undefined
+  /** The child's key columns, for `replaceAssociations: false`. @default its primary key */
+  readonly keyColumns?: ReadonlyArray<string> | undefined
+  readonly rows: (payload: A, record: Row) => ReadonlyArray<Row>
+}
+
+/**
  * What a batch did, for `postProcessBatch`.
  *
  * @since 0.1.0
@@ -154,6 +173,19 @@ export declare namespace RecordConsumer {
         defaults: () => Row
       ) => Row)
       | undefined
+    /** Child tables written with each record, in its transaction (Deimos 2.x's association writes). */
+    readonly associations?: ReadonlyArray<Association<SchemaRef.Type<S>>> | undefined
+    /**
+     * Replace a record's child rows: delete the rows whose foreign key points to the records of a batch, then insert
+     * the new ones; `false` upserts the children by their key columns instead (they need some). @default true
+     */
+    readonly replaceAssociations?: boolean | undefined
+    /**
+     * The column of the table that identifies the rows of one write, when the column the children point to is made
+     * by the database (a serial id): set to a new UUID on the written rows, which are then read back by it.
+     * @default "bulk_import_id"
+     */
+    readonly bulkImportIdColumn?: string | undefined
     /** Retries of a deadlock, serialization failure or lost connection, with jittered backoff. @default 2 */
     readonly maxRetries?: number | undefined
     /** The first retry's wait (doubling, jittered). @default 100 millis */
@@ -273,7 +305,10 @@ const ownOptions = [
   "shouldConsume",
   "removeRecords",
   "deletedQuery",
-  "postProcessBatch"
+  "postProcessBatch",
+  "associations",
+  "replaceAssociations",
+  "bulkImportIdColumn"
 ] as const
 
 /**

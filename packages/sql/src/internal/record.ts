@@ -3,7 +3,7 @@
  * and the row-by-row fallback.
  */
 import { type Consumer, ConsumerError, type KeyConfig, SchemaBackend, type SchemaRef, Tombstone } from "@deimos/core"
-import type { SQL } from "drizzle-orm"
+import { eq, inArray, type SQL } from "drizzle-orm"
 import type { PgColumn, PgTable } from "drizzle-orm/pg-core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -57,6 +57,9 @@ export interface Options {
   readonly shouldConsume?: ((record: Row, message: Message) => OrFx<boolean>) | undefined
   readonly removeRecords?: ((keys: ReadonlyArray<Row>) => Fx<void>) | undefined
   readonly deletedQuery?: ((keys: ReadonlyArray<Row>) => SQL) | undefined
+  readonly associations?: ReadonlyArray<AssociationOptions> | undefined
+  readonly replaceAssociations?: boolean | undefined
+  readonly bulkImportIdColumn?: string | undefined
   readonly postProcessBatch?:
     | ((result: {
       readonly saved: ReadonlyArray<Row>
@@ -65,6 +68,15 @@ export interface Options {
       readonly failed: ReadonlyArray<Failure>
     }) => Fx<void>)
     | undefined
+}
+
+/** Rows of a child table written with each record (`foreignKey` set to the record's `references` column). */
+export interface AssociationOptions {
+  readonly table: PgTable
+  readonly foreignKey: string
+  readonly references?: string | undefined
+  readonly keyColumns?: ReadonlyArray<string> | undefined
+  readonly rows: (payload: unknown, record: Row) => ReadonlyArray<Row>
 }
 
 export const deadlock = Metric.counter("deadlock", {
@@ -165,6 +177,34 @@ export const make = (options: Options): Handlers => {
     })
   }
   const table = info.table
+  const replaceAssociations = options.replaceAssociations ?? true
+  const associations = (options.associations ?? []).map((a) => {
+    let child: TableInfo
+    try {
+      child = tableInfo(a.table, a.keyColumns, replaceAssociations)
+    } catch (error) {
+      throw new ConsumerError.ConsumerDefinitionError({
+        consumer,
+        message: `Record consumer ${consumer}: an association: ${
+          error instanceof Error ? error.message : String(error)
+        }`
+      })
+    }
+    const definition = (message: string) =>
+      new ConsumerError.ConsumerDefinitionError({ consumer, message: `Record consumer ${consumer}: ${message}` })
+    const foreignKey = columnKey(child, a.foreignKey)
+    if (foreignKey === undefined) throw definition(`${child.name} has no column "${a.foreignKey}" (its foreignKey)`)
+    const references = a.references === undefined
+      ? (info.keyColumns.length === 1 ? info.keyColumns[0] : undefined)
+      : columnKey(info, a.references)
+    if (references === undefined) {
+      throw definition(`the association with ${child.name} needs references: the column of ${info.name} it points to`)
+    }
+    return { child, foreignKey, references, rows: a.rows }
+  })
+  const bulkColumn = associations.length === 0
+    ? undefined
+    : columnKey(info, options.bulkImportIdColumn ?? "bulk_import_id")
   const fail = (
     reason: "Attributes" | "Key",
     message: string,
@@ -211,7 +251,7 @@ export const make = (options: Options): Handlers => {
   /** A row whose attributes may be named by SQL column names, by the table's property names. */
   const byPropertyNames = (row: Row): Row => {
     let out: Record<string, unknown> | undefined
-    for (const k in row) {
+    for (const k of Object.keys(row)) {
       if (info.columns.has(k)) continue
       const key = info.bySqlName.get(k)
       if (key === undefined) continue
@@ -303,6 +343,90 @@ export const make = (options: Options): Handlers => {
     })
   }
 
+  /** A record with its child rows (one list per association). */
+  interface Pending {
+    readonly row: Row
+    readonly key: Row
+    readonly children: ReadonlyArray<ReadonlyArray<Row>>
+  }
+
+  /** The records upserted, then their associations: the children replaced (or upserted by their keys). */
+  const write = (pending: ReadonlyArray<Pending>): Fx<void> => {
+    if (associations.length === 0) return Effect.asVoid(upsert(pending.map((p) => p.row)))
+    return Effect.gen(function*() {
+      const fetch = associations.some((a) => pending.some((p) => p.row[a.references] === undefined))
+      if (fetch && bulkColumn === undefined) {
+        return yield* Effect.fail(fail(
+          "Key",
+          `${consumer}: the records do not hold the column their associations reference, and ${info.name} has no ${
+            options.bulkImportIdColumn ?? "bulk_import_id"
+          } column to find them by after the upsert`,
+          undefined,
+          undefined
+        ))
+      }
+      const bulkId = fetch ? globalThis.crypto.randomUUID() : undefined
+      yield* upsert(
+        bulkId === undefined ? pending.map((p) => p.row) : pending.map((p) => ({ ...p.row, [bulkColumn!]: bulkId }))
+      )
+      const written = new Map<string, Row>()
+      if (bulkId !== undefined) {
+        const rows = yield* Database.use((db) =>
+          db.select().from(table).where(eq(info.columns.get(bulkColumn!)!, bulkId))
+        )
+        for (const row of rows as ReadonlyArray<Row>) {
+          const id = identityOf(info, row)
+          if (!("missing" in id)) written.set(id.identity, row)
+        }
+      }
+      for (let i = 0; i < associations.length; i++) {
+        const a = associations[i]
+        const refs = pending.map((p) => {
+          if (p.row[a.references] !== undefined) return p.row[a.references]
+          const id = identityOf(info, p.key)
+          return "missing" in id ? undefined : written.get(id.identity)?.[a.references]
+        })
+        const parents = [...new Set(refs.filter((r) => r !== undefined && r !== null))]
+        const fk = a.child.columns.get(a.foreignKey)!
+        if (replaceAssociations && parents.length > 0) {
+          yield* Database.use((db) => db.delete(a.child.table).where(inArray(fk, parents)))
+        }
+        const rows = pending.flatMap((p, j) =>
+          p.children[i].map((c) => withTimestamps(a.child, { ...c, [a.foreignKey]: refs[j] }))
+        )
+        for (let from = 0; from < rows.length; from += chunkSize) {
+          const slice = rows.slice(from, from + chunkSize)
+          yield* Database.use((db) => {
+            const insert = db.insert(a.child.table).values(slice as never)
+            if (replaceAssociations || a.child.keyColumns.length === 0) return insert
+            const set = conflictSet(a.child, slice)
+            return Object.keys(set).length === 0
+              ? insert.onConflictDoNothing({ target: a.child.keyTargets as never })
+              : insert.onConflictDoUpdate({ target: a.child.keyTargets as never, set: set as never })
+          })
+        }
+      }
+    })
+  }
+
+  /** The child rows of a record, or the first that does not fit its table. */
+  const childrenOf = (
+    payload: unknown,
+    row: Row,
+    key: Row
+  ): ReadonlyArray<ReadonlyArray<Row>> | RecordConsumerError => {
+    const out: Array<ReadonlyArray<Row>> = []
+    for (const a of associations) {
+      const rows = a.rows(payload, row)
+      for (const child of rows) {
+        const problem = checkRow(a.child, child, a.foreignKey)
+        if (problem !== undefined) return fail("Attributes", `${consumer}: ${problem.message}`, key, problem.column)
+      }
+      out.push(rows)
+    }
+    return out
+  }
+
   const remove = (keys: ReadonlyArray<Row>): Fx<void> =>
     options.removeRecords !== undefined
       ? options.removeRecords(keys)
@@ -363,7 +487,9 @@ export const make = (options: Options): Handlers => {
         }
         const problem = checked(entry as Entry & { readonly row: Row })
         if (problem !== undefined) return yield* Effect.fail(problem)
-        yield* retrying(metadata.topic, Database.transaction(upsert([entry.row])))
+        const children = associations.length === 0 ? [] : childrenOf(payload, entry.row, entry.key)
+        if (children instanceof RecordConsumerError) return yield* Effect.fail(children)
+        yield* retrying(metadata.topic, Database.transaction(write([{ row: entry.row, key: entry.key, children }])))
       })
     return { _tag: "Message", handle }
   }
@@ -407,7 +533,7 @@ export const make = (options: Options): Handlers => {
       const deleted: Array<Row> = []
       for (const slice of slicesOf(entries)) {
         const removes: Array<Row> = []
-        const upserts: Array<Row> = []
+        const upserts: Array<Pending> = []
         for (const kept of slice) {
           if (kept.tombstone) {
             removes.push(kept.key)
@@ -428,7 +554,12 @@ export const make = (options: Options): Handlers => {
             rejected.push({ record: row, message: entry.message })
             continue
           }
-          upserts.push(row)
+          const children = associations.length === 0 ? [] : childrenOf(entry.message.payload, row, entry.key)
+          if (children instanceof RecordConsumerError) {
+            failures.push({ key: entry.key, error: children })
+            continue
+          }
+          upserts.push({ row, key: entry.key, children })
         }
         for (const keys of removes.length === 0 ? [] : chunks(removes)) {
           if (!rowByRow) yield* remove(keys)
@@ -441,12 +572,11 @@ export const make = (options: Options): Handlers => {
           deleted.push(...keys)
         }
         if (!rowByRow) {
-          for (const rows of upserts.length === 0 ? [] : chunks(upserts)) yield* upsert(rows)
-          saved.push(...upserts)
+          for (const pending of upserts.length === 0 ? [] : chunks(upserts)) yield* write(pending)
+          saved.push(...upserts.map((p) => p.row))
         } else {
-          for (const row of upserts) {
-            const key = (identityOf(info, row) as { readonly key: Row }).key
-            if (yield* saving(key, upsert([row]), failures)) saved.push(row)
+          for (const pending of upserts) {
+            if (yield* saving(pending.key, write([pending]), failures)) saved.push(pending.row)
           }
         }
       }

@@ -35,7 +35,11 @@ const timestampColumn = (info: Pick<TableInfo, "columns" | "bySqlName">, sqlName
   info.bySqlName.get(sqlName) ?? (info.columns.has(camel) ? camel : undefined)
 
 /** Reads a table; `keyColumns` (property or SQL names) default to its primary key. Throws a message on misuse. */
-export const tableInfo = (table: PgTable, keyColumns: ReadonlyArray<string> | undefined): TableInfo => {
+export const tableInfo = (
+  table: PgTable,
+  keyColumns: ReadonlyArray<string> | undefined,
+  keyless = false
+): TableInfo => {
   const columns = new Map(Object.entries(getTableColumns(table) as Record<string, PgColumn>))
   const bySqlName = new Map([...columns].map(([key, column]) => [column.name, key] as const))
   const config = getTableConfig(table)
@@ -52,7 +56,7 @@ export const tableInfo = (table: PgTable, keyColumns: ReadonlyArray<string> | un
     const single = [...columns].filter(([, column]) => column.primary).map(([key]) => key)
     const composite = config.primaryKeys[0]?.columns.map((column) => bySqlName.get(column.name)!) ?? []
     keys = single.length > 0 ? single : composite
-    if (keys.length === 0) {
+    if (keys.length === 0 && !keyless) {
       throw new Error(`Table ${name} has no primary key: give keyColumns (the columns of a unique constraint)`)
     }
   }
@@ -165,8 +169,8 @@ export interface RowProblem {
   readonly message: string
 }
 
-export const checkRow = (info: TableInfo, row: Row): RowProblem | undefined => {
-  for (const key in row) {
+export const checkRow = (info: TableInfo, row: Row, filled?: string): RowProblem | undefined => {
+  for (const key of Object.keys(row)) {
     const value = row[key]
     if (value === undefined) continue
     const column = info.columns.get(key)
@@ -186,7 +190,7 @@ export const checkRow = (info: TableInfo, row: Row): RowProblem | undefined => {
     }
   }
   for (const key of info.required) {
-    if (row[key] === undefined) {
+    if (row[key] === undefined && key !== filled) {
       const column = info.columns.get(key)!
       return {
         column: key,
@@ -246,7 +250,7 @@ export const conflictSet = (info: TableInfo, rows: ReadonlyArray<Row>): Record<s
   const set: Record<string, SQL> = {}
   const keys = new Set(info.keyColumns)
   for (const row of rows) {
-    for (const k in row) {
+    for (const k of Object.keys(row)) {
       if (set[k] !== undefined || keys.has(k) || k === info.createdAt || row[k] === undefined) continue
       const column = info.columns.get(k)
       if (column !== undefined) set[k] = sql.raw(`excluded.${quoteIdent(column.name)}`)
@@ -303,7 +307,7 @@ const qualified = (info: TableInfo) => {
  */
 export const unnestUpsert = (info: TableInfo, rows: ReadonlyArray<Row>): SQL | undefined => {
   const keys: Array<string> = []
-  for (const k in rows[0]) {
+  for (const k of Object.keys(rows[0])) {
     if (rows[0][k] === undefined) continue
     const column = info.columns.get(k)
     if (column === undefined || !unnestable(column)) return undefined
@@ -312,7 +316,7 @@ export const unnestUpsert = (info: TableInfo, rows: ReadonlyArray<Row>): SQL | u
   const elements: Array<Array<string>> = keys.map(() => [])
   for (const row of rows) {
     let n = 0
-    for (const k in row) if (row[k] !== undefined) n++
+    for (const k of Object.keys(row)) if (row[k] !== undefined) n++
     if (n !== keys.length) return undefined
     for (let i = 0; i < keys.length; i++) {
       const value = row[keys[i]]
