@@ -373,6 +373,35 @@ describe("RecordConsumer", () => {
         expect([{ A: 1, B: 1 }, { A: 2, B: 2 }]).toContainEqual(final)
       }))
 
+    it.effect("serialization failures are retried (deadlock metric) and both batches end up written", () =>
+      Effect.gen(function*() {
+        yield* truncate(schema)
+        yield* TestConsume.testConsumeBatch(batchConsumer(), [w("A", 0), w("B", 0)])
+        const before = (yield* Metric.value(Metric.tagged(RecordConsumer.deadlock, "topic", "widgets"))).count
+        const firstRead = yield* Deferred.make<void>()
+        const secondRead = yield* Deferred.make<void>()
+        // write skew under serializable isolation: each batch reads both rows, waits for the other to have read
+        // them, then writes one of them; Postgres fails one transaction with 40001
+        const skewed = (read: Deferred.Deferred<void>, other: Deferred.Deferred<void>) =>
+          batchConsumer({
+            preProcess: (messages) =>
+              Effect.gen(function*() {
+                yield* Database.execute(sql`set transaction isolation level serializable`)
+                yield* Database.execute(sql`select sum(price) from ${widgets}`)
+                yield* Deferred.succeed(read, void 0)
+                yield* Deferred.await(other)
+                return messages
+              })
+          })
+        yield* Effect.all([
+          TestConsume.testConsumeBatch(skewed(firstRead, secondRead), [w("A", 1)]),
+          TestConsume.testConsumeBatch(skewed(secondRead, firstRead), [w("B", 2)])
+        ], { concurrency: 2 })
+        const after = (yield* Metric.value(Metric.tagged(RecordConsumer.deadlock, "topic", "widgets"))).count
+        expect(after - before).toBeGreaterThanOrEqual(1)
+        expect(yield* prices).toEqual({ A: 1, B: 2 })
+      }))
+
     it.effect("the connection terminated mid-batch: the batch is retried and the table is as if it had not happened", () =>
       Effect.gen(function*() {
         yield* truncate(schema)
