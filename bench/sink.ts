@@ -12,7 +12,7 @@
  *    already decoded: no Kafka, no Avro) written with postgres.js directly, one transaction per batch, one
  *    `INSERT … ON CONFLICT (id) DO UPDATE` per 1000 rows.
  *
- * Each side is warmed up once; then `BENCH_ROUNDS` (3) rounds, the order alternating, the table truncated before
+ * Each side is warmed up once; then `BENCH_ROUNDS` (5) rounds, the order alternating, the table truncated before
  * each. Rates are messages (not rows) per second; the ratio is the median of the per-round ratios (consumer / raw).
  * Ends with `RESULT sink_msgs_per_s=N sink_vs_raw_ratio=R`.
  *
@@ -38,7 +38,7 @@ import postgres from "postgres"
 
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 const total = Number(process.env.BENCH_MESSAGES ?? 200_000)
-const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5)
 const batchSize = Number(process.env.BENCH_BATCH ?? 5000)
 const members = Number(process.env.BENCH_MEMBERS ?? 1)
 const keys = 10_000

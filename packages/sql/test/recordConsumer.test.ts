@@ -7,6 +7,7 @@ import { Database, RecordConsumer } from "@deimos/sql"
 import { TestConsume } from "@deimos/test"
 import { describe, expect, layer } from "@effect/vitest"
 import { sql } from "drizzle-orm"
+import { boolean, customType, doublePrecision, pgSchema, text } from "drizzle-orm/pg-core"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -424,6 +425,41 @@ describe("RecordConsumer", () => {
         const rows = yield* rowsOf(schema, "widgets", "id")
         expect(rows).toHaveLength(2)
       }).pipe(Effect.scoped))
+
+    it.effect("batch upserts carry bytes, booleans, doubles and nulls (one array literal per column)", () =>
+      Effect.gen(function*() {
+        yield* Database.execute(sql.raw(`create table if not exists "${schema}".blobs (id text primary key,
+          data bytea, flag boolean not null, score double precision)`))
+        const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({ dataType: () => "bytea" })
+        const blobs = pgSchema(schema).table("blobs", {
+          id: text("id").primaryKey(),
+          data: bytea("data"),
+          flag: boolean("flag").notNull(),
+          score: doublePrecision("score")
+        })
+        const consumer = RecordConsumer.make({
+          topic: "blobs",
+          groupId: "g",
+          schema: Widget,
+          keyConfig: { field: "id" },
+          table: blobs,
+          delivery: "inlineBatch",
+          recordAttributes: (p) => ({
+            data: p.price === 0 ? null : new Uint8Array([0, 92, 34, 255, p.price]),
+            flag: p.price > 1,
+            score: p.price === 0 ? null : p.price / 3
+          })
+        })
+        yield* TestConsume.testConsumeBatch(consumer, [w("x", 0), w("y", 1), w("z", 7)])
+        const rows = yield* Database.execute(
+          sql.raw(`select id, encode(data, 'hex') as hex, flag, score from "${schema}".blobs order by id`)
+        )
+        expect(rows.map((r) => [r.id, r.hex, r.flag, r.score])).toEqual([
+          ["x", null, false, null],
+          ["y", "005c22ff01", false, 1 / 3],
+          ["z", "005c22ff07", true, 7 / 3]
+        ])
+      }))
 
     it.effect("the record consumer opts in to tombstones and counts handler metrics like any consumer", () =>
       Effect.gen(function*() {

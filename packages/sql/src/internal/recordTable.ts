@@ -276,6 +276,8 @@ export const withTimestamps = (info: TableInfo, row: Row): Row => {
 /** A value as an element of a Postgres array literal (its text form, quoted), or NULL. */
 const arrayElement = (value: unknown): string => {
   if (value === null || value === undefined) return "NULL"
+  // numbers and booleans need no quotes
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") return String(value)
   let text: string
   if (typeof value === "string") text = value
   else if (value instanceof Date) text = value.toISOString()
@@ -283,7 +285,9 @@ const arrayElement = (value: unknown): string => {
     text = `\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("hex")}`
   } else if (typeof value === "object") text = JSON.stringify(value)
   else text = String(value)
-  return `"${text.replace(/\\/g, "\\\\").replace(/"/g, "\\\"")}"`
+  return text.includes("\\") || text.includes("\"")
+    ? `"${text.replace(/\\/g, "\\\\").replace(/"/g, "\\\"")}"`
+    : `"${text}"`
 }
 
 /** Columns whose values go through `unnest` of a text array literal cast to the column's array type. */
