@@ -17,7 +17,8 @@
  * Ends with `RESULT sink_msgs_per_s=N sink_vs_raw_ratio=R`.
  *
  * Run: `npm run bench:sink` (Postgres at `DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/test;
- * `BENCH_MESSAGES`, `BENCH_ROUNDS`, `BENCH_BATCH` (messages per batch, 5000) change the sizes).
+ * `BENCH_MESSAGES`, `BENCH_ROUNDS`, `BENCH_BATCH` (messages per batch, 5000), `BENCH_MEMBERS` (group members, 1)
+ * change the sizes).
  */
 import { AvroBackend } from "@deimos/avro"
 import { DeimosConfig, Metrics, Producer, SchemaRef } from "@deimos/core"
