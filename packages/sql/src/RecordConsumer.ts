@@ -181,6 +181,13 @@ export declare namespace RecordConsumer {
      */
     readonly replaceAssociations?: boolean | undefined
     /**
+     * Save the associations first, and point the records to them: each association's `foreignKey` is then a column
+     * of the record's table, set to its child row's `references` column (by default the child's key column), the
+     * child rows upserted by their key columns and read back by them (a record has at most one such row per
+     * association). @default false
+     */
+    readonly saveAssociationsFirst?: boolean | undefined
+    /**
      * The column of the table that identifies the rows of one write, when the column the children point to is made
      * by the database (a serial id): set to a new UUID on the written rows, which are then read back by it.
      * @default "bulk_import_id"
@@ -308,6 +315,7 @@ const ownOptions = [
   "postProcessBatch",
   "associations",
   "replaceAssociations",
+  "saveAssociationsFirst",
   "bulkImportIdColumn"
 ] as const
 

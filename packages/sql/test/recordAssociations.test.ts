@@ -69,6 +69,17 @@ const Order = SchemaRef.make<Order>({
   }
 })
 
+const customers = s.table("customers", {
+  id: serial("id").primaryKey(),
+  email: text("email").notNull().unique(),
+  name: text("name").notNull()
+})
+const accounts = s.table("accounts", {
+  code: text("code").primaryKey(),
+  total: integer("total").notNull(),
+  customerId: integer("customer_id").notNull()
+})
+
 const Tables = Layer.scopedContext(Effect.gen(function*() {
   const context = yield* Layer.build(Database.layer({ url, max: 4 }))
   const run = (statement: string) => Database.execute(sql.raw(statement)).pipe(Effect.provide(context))
@@ -80,6 +91,11 @@ const Tables = Layer.scopedContext(Effect.gen(function*() {
     qty integer not null check (qty > 0))`)
   yield* run(`create table "${schema}".order_tags (order_code text not null, tag text not null, note text,
     primary key (order_code, tag))`)
+  yield* run(
+    `create table "${schema}".customers (id serial primary key, email text not null unique, name text not null)`
+  )
+  yield* run(`create table "${schema}".accounts (code text primary key, total integer not null,
+    customer_id integer not null references "${schema}".customers (id))`)
   yield* Effect.addFinalizer(() => run(`drop schema if exists "${schema}" cascade`).pipe(Effect.ignore))
   return context
 }))
@@ -228,6 +244,44 @@ describe("RecordConsumer associations", () => {
         yield* TestConsume.testConsumeBatch(upserting, [order("A", 2, [], ["red"])])
         const rows = yield* Database.execute(sql.raw(`select tag, note from "${schema}".order_tags order by tag`))
         expect(rows.map((r) => `${r.tag}: ${r.note}`)).toEqual(["big: total 1", "red: total 2"])
+      }))
+
+    it.effect("saveAssociationsFirst: the child is saved first and the record points to its id", () =>
+      Effect.gen(function*() {
+        const first = RecordConsumer.make({
+          topic: "accounts",
+          groupId: "g",
+          schema: Order,
+          keyConfig: { field: "code" },
+          table: accounts,
+          delivery: "inlineBatch",
+          recordAttributes: (p) => ({ code: p.code, total: p.total }),
+          saveAssociationsFirst: true,
+          associations: [{
+            table: customers,
+            keyColumns: ["email"],
+            foreignKey: "customer_id",
+            references: "id",
+            // the first tag is the customer's email
+            rows: (p) => [{ email: p.tags[0], name: `customer of ${p.code}` }]
+          }]
+        })
+        yield* TestConsume.testConsumeBatch(first, [
+          order("A", 1, [], ["ann@x"]),
+          order("B", 2, [], ["bob@x"]),
+          order("C", 3, [], ["ann@x"])
+        ])
+        yield* TestConsume.testConsumeMessage(first, order("D", 4, [], ["dee@x"]))
+        const rows = yield* Database.execute(sql.raw(`select a.code, c.email, c.name from "${schema}".accounts a
+          join "${schema}".customers c on c.id = a.customer_id order by a.code`))
+        expect(rows.map((r) => [r.code, r.email, r.name])).toEqual([
+          ["A", "ann@x", "customer of C"],
+          ["B", "bob@x", "customer of B"],
+          ["C", "ann@x", "customer of C"],
+          ["D", "dee@x", "customer of D"]
+        ])
+        const count = yield* Database.execute(sql.raw(`select count(*)::int as n from "${schema}".customers`))
+        expect(count[0].n).toBe(3)
       }))
 
     it.effect("an association naming a column its table lacks is refused when the consumer is defined", () =>

@@ -59,6 +59,7 @@ export interface Options {
   readonly deletedQuery?: ((keys: ReadonlyArray<Row>) => SQL) | undefined
   readonly associations?: ReadonlyArray<AssociationOptions> | undefined
   readonly replaceAssociations?: boolean | undefined
+  readonly saveAssociationsFirst?: boolean | undefined
   readonly bulkImportIdColumn?: string | undefined
   readonly postProcessBatch?:
     | ((result: {
@@ -178,7 +179,8 @@ export const make = (options: Options): Handlers => {
   }
   const table = info.table
   const replaceAssociations = options.replaceAssociations ?? true
-  const associations = (options.associations ?? []).map((a) => {
+  const saveFirst = options.saveAssociationsFirst === true
+  const associations = (saveFirst ? [] : options.associations ?? []).map((a) => {
     let child: TableInfo
     try {
       child = tableInfo(a.table, a.keyColumns, replaceAssociations)
@@ -202,6 +204,28 @@ export const make = (options: Options): Handlers => {
     }
     return { child, foreignKey, references, rows: a.rows }
   })
+  // saved first: the record points to its child (`foreignKey` is the record's column, `references` the child's)
+  const firsts = (saveFirst ? options.associations ?? [] : []).map((a) => {
+    const definition = (message: string) =>
+      new ConsumerError.ConsumerDefinitionError({ consumer, message: `Record consumer ${consumer}: ${message}` })
+    let child: TableInfo
+    try {
+      child = tableInfo(a.table, a.keyColumns)
+    } catch (error) {
+      throw definition(`an association saved first: ${error instanceof Error ? error.message : String(error)}`)
+    }
+    const foreignKey = columnKey(info, a.foreignKey)
+    if (foreignKey === undefined) throw definition(`${info.name} has no column "${a.foreignKey}" (a foreignKey)`)
+    const references = a.references === undefined
+      ? (child.keyColumns.length === 1 ? child.keyColumns[0] : undefined)
+      : columnKey(child, a.references)
+    if (references === undefined) {
+      throw definition(`the association with ${child.name} needs references: the column of ${child.name} it points to`)
+    }
+    return { child, foreignKey, references, rows: a.rows }
+  })
+  const firstKeys = firsts.map((a) => a.foreignKey)
+  const noRelated = associations.length === 0 && firsts.length === 0 ? { children: [], firsts: [] } : undefined
   const bulkColumn = associations.length === 0
     ? undefined
     : columnKey(info, options.bulkImportIdColumn ?? "bulk_import_id")
@@ -317,7 +341,7 @@ export const make = (options: Options): Handlers => {
   }
 
   const checked = (entry: Entry & { readonly row: Row }): RecordConsumerError | undefined => {
-    const problem = checkRow(info, entry.row)
+    const problem = checkRow(info, entry.row, firstKeys)
     return problem === undefined
       ? undefined
       : fail("Attributes", `${consumer}: ${problem.message}`, entry.key, problem.column)
@@ -332,27 +356,70 @@ export const make = (options: Options): Handlers => {
     return out
   }
 
-  const upsert = (rows: ReadonlyArray<Row>) => {
-    const statement = rows.length > 1 ? unnestUpsert(info, rows) : undefined
+  const upsertInto = (target: TableInfo, rows: ReadonlyArray<Row>) => {
+    const statement = rows.length > 1 ? unnestUpsert(target, rows) : undefined
     return statement !== undefined ? Database.execute(statement) : Database.use((db) => {
-      const insert = db.insert(table).values(rows.map((row) => withTimestamps(info, row)) as never)
-      const set = conflictSet(info, rows)
+      const insert = db.insert(target.table).values(rows.map((row) => withTimestamps(target, row)) as never)
+      const set = conflictSet(target, rows)
       return Object.keys(set).length === 0
-        ? insert.onConflictDoNothing({ target: info.keyTargets as never })
-        : insert.onConflictDoUpdate({ target: info.keyTargets as never, set: set as never })
+        ? insert.onConflictDoNothing({ target: target.keyTargets as never })
+        : insert.onConflictDoUpdate({ target: target.keyTargets as never, set: set as never })
     })
   }
+  const upsert = (rows: ReadonlyArray<Row>) => upsertInto(info, rows)
+
+  /** The children saved first, and the records pointing to them (their foreign keys read back by the children's keys). */
+  const savingFirst = (pending: ReadonlyArray<Pending>): Fx<ReadonlyArray<Pending>> =>
+    Effect.gen(function*() {
+      let out = pending
+      for (let i = 0; i < firsts.length; i++) {
+        const a = firsts[i]
+        const last = new Map<string, Row>()
+        for (const p of out) {
+          for (const row of p.firsts[i]) {
+            const id = identityOf(a.child, row)
+            if (!("missing" in id)) {
+              last.delete(id.identity)
+              last.set(id.identity, row)
+            }
+          }
+        }
+        if (last.size === 0) continue
+        const rows = [...last.values()]
+        for (let from = 0; from < rows.length; from += chunkSize) {
+          yield* upsertInto(a.child, rows.slice(from, from + chunkSize))
+        }
+        const keys = rows.map((row) => (identityOf(a.child, row) as { readonly key: Row }).key)
+        const saved = yield* Database.use((db) => db.select().from(a.child.table).where(keysCondition(a.child, keys)))
+        const byIdentity = new Map<string, Row>()
+        for (const row of saved as ReadonlyArray<Row>) {
+          const id = identityOf(a.child, row)
+          if (!("missing" in id)) byIdentity.set(id.identity, row)
+        }
+        out = out.map((p) => {
+          const child = p.firsts[i][0]
+          if (child === undefined) return p
+          const id = identityOf(a.child, child)
+          const value = "missing" in id ? undefined : byIdentity.get(id.identity)?.[a.references]
+          return { ...p, row: { ...p.row, [a.foreignKey]: value } }
+        })
+      }
+      return out
+    })
 
   /** A record with its child rows (one list per association). */
   interface Pending {
     readonly row: Row
     readonly key: Row
     readonly children: ReadonlyArray<ReadonlyArray<Row>>
+    readonly firsts: ReadonlyArray<ReadonlyArray<Row>>
   }
 
   /** The records upserted, then their associations: the children replaced (or upserted by their keys). */
-  const write = (pending: ReadonlyArray<Pending>): Fx<void> => {
-    if (associations.length === 0) return Effect.asVoid(upsert(pending.map((p) => p.row)))
+  const write = (all: ReadonlyArray<Pending>): Fx<void> => {
+    if (firsts.length > 0) return Effect.flatMap(savingFirst(all), (pending) => upsert(pending.map((p) => p.row)))
+    if (associations.length === 0) return Effect.asVoid(upsert(all.map((p) => p.row)))
+    const pending = all
     return Effect.gen(function*() {
       const fetch = associations.some((a) => pending.some((p) => p.row[a.references] === undefined))
       if (fetch && bulkColumn === undefined) {
@@ -414,17 +481,44 @@ export const make = (options: Options): Handlers => {
     payload: unknown,
     row: Row,
     key: Row
-  ): ReadonlyArray<ReadonlyArray<Row>> | RecordConsumerError => {
-    const out: Array<ReadonlyArray<Row>> = []
+  ): Pick<Pending, "children" | "firsts"> | RecordConsumerError => {
+    const children: Array<ReadonlyArray<Row>> = []
     for (const a of associations) {
       const rows = a.rows(payload, row)
       for (const child of rows) {
-        const problem = checkRow(a.child, child, a.foreignKey)
+        const problem = checkRow(a.child, child, [a.foreignKey])
         if (problem !== undefined) return fail("Attributes", `${consumer}: ${problem.message}`, key, problem.column)
       }
-      out.push(rows)
+      children.push(rows)
     }
-    return out
+    const saved: Array<ReadonlyArray<Row>> = []
+    for (const a of firsts) {
+      const rows = a.rows(payload, row)
+      if (rows.length > 1) {
+        return fail(
+          "Attributes",
+          `${consumer}: a record points to one row of ${a.child.name} (saveAssociationsFirst); rows gave ${rows.length}`,
+          key,
+          a.foreignKey
+        )
+      }
+      for (const child of rows) {
+        const problem = checkRow(a.child, child)
+        if (problem !== undefined) return fail("Attributes", `${consumer}: ${problem.message}`, key, problem.column)
+        if ("missing" in identityOf(a.child, child)) {
+          return fail(
+            "Key",
+            `${consumer}: a row of ${a.child.name} saved first has no value for its key column(s) ${
+              a.child.keyColumns.join(", ")
+            }`,
+            key,
+            undefined
+          )
+        }
+      }
+      saved.push(rows)
+    }
+    return { children, firsts: saved }
   }
 
   const remove = (keys: ReadonlyArray<Row>): Fx<void> =>
@@ -487,9 +581,9 @@ export const make = (options: Options): Handlers => {
         }
         const problem = checked(entry as Entry & { readonly row: Row })
         if (problem !== undefined) return yield* Effect.fail(problem)
-        const children = associations.length === 0 ? [] : childrenOf(payload, entry.row, entry.key)
-        if (children instanceof RecordConsumerError) return yield* Effect.fail(children)
-        yield* retrying(metadata.topic, Database.transaction(write([{ row: entry.row, key: entry.key, children }])))
+        const related = childrenOf(payload, entry.row, entry.key)
+        if (related instanceof RecordConsumerError) return yield* Effect.fail(related)
+        yield* retrying(metadata.topic, Database.transaction(write([{ row: entry.row, key: entry.key, ...related }])))
       })
     return { _tag: "Message", handle }
   }
@@ -554,12 +648,12 @@ export const make = (options: Options): Handlers => {
             rejected.push({ record: row, message: entry.message })
             continue
           }
-          const children = associations.length === 0 ? [] : childrenOf(entry.message.payload, row, entry.key)
-          if (children instanceof RecordConsumerError) {
-            failures.push({ key: entry.key, error: children })
+          const related = noRelated ?? childrenOf(entry.message.payload, row, entry.key)
+          if (related instanceof RecordConsumerError) {
+            failures.push({ key: entry.key, error: related })
             continue
           }
-          upserts.push({ row, key: entry.key, children })
+          upserts.push({ row, key: entry.key, ...related })
         }
         for (const keys of removes.length === 0 ? [] : chunks(removes)) {
           if (!rowByRow) yield* remove(keys)

@@ -169,7 +169,7 @@ export interface RowProblem {
   readonly message: string
 }
 
-export const checkRow = (info: TableInfo, row: Row, filled?: string): RowProblem | undefined => {
+export const checkRow = (info: TableInfo, row: Row, filled?: ReadonlyArray<string>): RowProblem | undefined => {
   for (const key of Object.keys(row)) {
     const value = row[key]
     if (value === undefined) continue
@@ -190,7 +190,7 @@ export const checkRow = (info: TableInfo, row: Row, filled?: string): RowProblem
     }
   }
   for (const key of info.required) {
-    if (row[key] === undefined && key !== filled) {
+    if (row[key] === undefined && filled?.includes(key) !== true) {
       const column = info.columns.get(key)!
       return {
         column: key,
