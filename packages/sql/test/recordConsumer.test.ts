@@ -2,7 +2,7 @@
 // message and batch modes, compaction and slices, hooks, the batch transaction, bad input, deadlocks, a killed
 // connection.
 import type { Consumer } from "@deimos/core"
-import { type ConsumerError, Metrics, Tombstone } from "@deimos/core"
+import { type ConsumerError, Metrics, SchemaRef, Tombstone } from "@deimos/core"
 import { Database, RecordConsumer } from "@deimos/sql"
 import { TestConsume } from "@deimos/test"
 import { describe, expect, layer } from "@effect/vitest"
@@ -298,6 +298,41 @@ describe("RecordConsumer", () => {
           TestConsume.testConsumeMessage(withAttributes((p) => ({ ...p, price: 1.5 })), w("a", 1))
         )
         expect(fraction.message).toContain(`"price" (integer) of ${schema}.widgets got 1.5, which is not an integer`)
+        expect(yield* prices).toEqual({})
+      }))
+
+    it.effect("bad input through the default attributes: a schema field of the wrong type, a column no field fills", () =>
+      Effect.gen(function*() {
+        yield* truncate(schema)
+        const withSchema = (name: string, fields: ReadonlyArray<unknown>) =>
+          RecordConsumer.make({
+            topic: "widgets",
+            groupId: "g",
+            schema: SchemaRef.make<Record<string, unknown>>({
+              name,
+              namespace: "test.record",
+              avro: { type: "record", name, namespace: "test.record", fields }
+            }),
+            keyConfig: { field: "id" },
+            table: widgets
+          })
+        const wrongType = yield* recordErrorOf(TestConsume.testConsumeMessage(
+          withSchema("PricedAsText", [
+            { name: "id", type: "string" },
+            { name: "name", type: "string" },
+            { name: "price", type: "string" }
+          ]),
+          { id: "a", name: "a", price: "cheap" }
+        ))
+        expect(wrongType).toMatchObject({ reason: "Attributes", column: "price", key: { id: "a" } })
+        expect(wrongType.message).toContain(
+          `column "price" (integer) of ${schema}.widgets got "cheap", which is not a number`
+        )
+        const missing = yield* recordErrorOf(TestConsume.testConsumeMessage(
+          withSchema("Nameless", [{ name: "id", type: "string" }, { name: "price", type: "int" }]),
+          { id: "b", price: 1 }
+        ))
+        expect(missing).toMatchObject({ reason: "Attributes", column: "name", key: { id: "b" } })
         expect(yield* prices).toEqual({})
       }))
 
