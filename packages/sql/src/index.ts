@@ -1,6 +1,7 @@
 /**
  * @deimos/sql: Postgres for Deimos. The `Database` service with ambient transactions (postgres.js or PGlite, through
- * drizzle), migrations, the transactional outbox and its relay.
+ * drizzle), migrations, the transactional outbox and its relay, record consumers and producers, change capture,
+ * pollers, and drizzle tables generated from Avro records.
  *
  * @since 0.1.0
  */
@@ -11,4 +12,6 @@ export * as Migrations from "./Migrations.js"
 export * as Outbox from "./Outbox.js"
 export * as OutboxRelay from "./OutboxRelay.js"
 export * as Poller from "./Poller.js"
+export * as RecordConsumer from "./RecordConsumer.js"
 export * as RecordProducer from "./RecordProducer.js"
+export * as TableCodegen from "./TableCodegen.js"
