@@ -13,7 +13,6 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as internal from "./internal/kafkaJs.js"
-import type * as Security from "./internal/security.js"
 import * as KafkaDriver from "./KafkaDriver.js"
 
 /**
@@ -23,7 +22,7 @@ import * as KafkaDriver from "./KafkaDriver.js"
  *
  * @since 0.1.0
  */
-export interface TlsOptions extends Security.TlsOptions {
+export interface TlsOptions {
   /** CA certificates (PEM) trusted instead of the system's: a private CA. */
   readonly ca?: string | ReadonlyArray<string> | undefined
   /** A PEM file of CA certificates, instead of `ca`. */
@@ -49,7 +48,7 @@ export interface TlsOptions extends Security.TlsOptions {
  *
  * @since 0.1.0
  */
-export interface OAuthBearerToken extends Security.OAuthBearerToken {
+export interface OAuthBearerToken {
   readonly value: Redacted.Redacted<string>
   /** When it expires (a `Date` or epoch milliseconds): it is replaced before then. */
   readonly expiresAt: Date | number
@@ -71,7 +70,24 @@ export interface OAuthBearerToken extends Security.OAuthBearerToken {
  *
  * @since 0.1.0
  */
-export type SaslOptions = Security.SaslOptions
+export type SaslOptions =
+  | {
+    readonly mechanism: "plain" | "scram-sha-256" | "scram-sha-512"
+    readonly username: string
+    readonly password: Redacted.Redacted<string>
+  }
+  | {
+    readonly mechanism: "oauthbearer"
+    readonly token: Effect.Effect<OAuthBearerToken, unknown>
+    readonly refreshBefore?: Duration.DurationInput | undefined
+  }
+  | {
+    readonly mechanism: "aws"
+    readonly authorizationIdentity: string
+    readonly accessKeyId: string
+    readonly secretAccessKey: Redacted.Redacted<string>
+    readonly sessionToken?: Redacted.Redacted<string> | undefined
+  }
 
 /**
  * @since 0.1.0

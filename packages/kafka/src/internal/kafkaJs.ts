@@ -21,6 +21,7 @@ import {
 } from "kafkajs"
 import type * as KafkaDriver from "../KafkaDriver.js"
 import { KafkaError } from "../KafkaError.js"
+import type { SaslOptions, TlsOptions } from "../KafkaJs.js"
 import { fromKafkaJs } from "./kafkaJsErrors.js"
 import { murmur2, murmur2Text, partitionOf } from "./murmur2.js"
 import * as Security from "./security.js"
@@ -29,8 +30,8 @@ import * as Security from "./security.js"
 export interface Options {
   readonly brokers: ReadonlyArray<string>
   readonly clientId?: string | undefined
-  readonly ssl?: boolean | Security.TlsOptions | undefined
-  readonly sasl?: Security.SaslOptions | undefined
+  readonly ssl?: boolean | TlsOptions | undefined
+  readonly sasl?: SaslOptions | undefined
   readonly connectionTimeout?: Duration.DurationInput | undefined
   readonly requestTimeout?: Duration.DurationInput | undefined
   readonly connectAttempts?: number | undefined

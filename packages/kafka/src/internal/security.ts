@@ -13,46 +13,7 @@ import type { SASLOptions } from "kafkajs"
 import * as fs from "node:fs/promises"
 import type { ConnectionOptions } from "node:tls"
 import { KafkaError } from "../KafkaError.js"
-
-/** TLS settings; documented on `KafkaJs.TlsOptions`. */
-export interface TlsOptions {
-  readonly ca?: string | ReadonlyArray<string> | undefined
-  readonly caFile?: string | undefined
-  readonly cert?: string | undefined
-  readonly certFile?: string | undefined
-  readonly key?: Redacted.Redacted<string> | undefined
-  readonly keyFile?: string | undefined
-  readonly keyPassword?: Redacted.Redacted<string> | undefined
-  readonly servername?: string | undefined
-  readonly rejectUnauthorized?: boolean | undefined
-}
-
-/** An OAUTHBEARER token; documented on `KafkaJs.OAuthBearerToken`. */
-export interface OAuthBearerToken {
-  readonly value: Redacted.Redacted<string>
-  readonly expiresAt: Date | number
-  readonly extensions?: Readonly<Record<string, string>> | undefined
-}
-
-/** SASL settings; documented on `KafkaJs.SaslOptions`. */
-export type SaslOptions =
-  | {
-    readonly mechanism: "plain" | "scram-sha-256" | "scram-sha-512"
-    readonly username: string
-    readonly password: Redacted.Redacted<string>
-  }
-  | {
-    readonly mechanism: "oauthbearer"
-    readonly token: Effect.Effect<OAuthBearerToken, unknown>
-    readonly refreshBefore?: Duration.DurationInput | undefined
-  }
-  | {
-    readonly mechanism: "aws"
-    readonly authorizationIdentity: string
-    readonly accessKeyId: string
-    readonly secretAccessKey: Redacted.Redacted<string>
-    readonly sessionToken?: Redacted.Redacted<string> | undefined
-  }
+import type { OAuthBearerToken, SaslOptions, TlsOptions } from "../KafkaJs.js"
 
 /** The setting named by an error about a failed TLS or SASL step. */
 const settings = {
