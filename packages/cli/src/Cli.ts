@@ -13,8 +13,12 @@ import * as Effect from "effect/Effect"
 import { CliError } from "./CliError.js"
 import * as broker from "./commands/broker.js"
 import * as codegen from "./commands/codegen.js"
+import * as consoleCommand from "./commands/console.js"
+import * as consume from "./commands/consume.js"
+import * as eventsApi from "./commands/eventsApi.js"
 import * as migrate from "./commands/migrate.js"
 import * as offsets from "./commands/offsets.js"
+import * as poll from "./commands/poll.js"
 import * as relay from "./commands/relay.js"
 import * as tail from "./commands/tail.js"
 
@@ -27,6 +31,10 @@ export const commands = [
   broker.command,
   migrate.command,
   relay.command,
+  poll.command,
+  consume.command,
+  eventsApi.command,
+  consoleCommand.command,
   tail.command,
   offsets.command,
   codegen.command
@@ -39,8 +47,8 @@ export const commands = [
  */
 export const deimos = Command.make("deimos").pipe(
   Command.withDescription(
-    "Deimos for Effect: run the dev broker, apply migrations, relay the outbox, read topics, manage offsets and " +
-      "generate code. Flags override environment variables; each command's --help lists both."
+    "Deimos for Effect: run the dev broker, apply migrations, relay the outbox, run a module's pollers or " +
+      "consumers, serve the events API and the web console, read topics, manage offsets and generate code. Flags override environment variables; each command's --help lists both."
   ),
   Command.withSubcommands(commands)
 )

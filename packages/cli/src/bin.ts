@@ -20,6 +20,8 @@ const program = Cli.run(process.argv).pipe(
 
 NodeRuntime.runMain(program, {
   disableErrorReporting: true,
+  // logs go to standard error only (the logger above): standard output is the commands' data
+  disablePrettyLogger: true,
   teardown: (exit, onExit) =>
     onExit(
       Exit.isSuccess(exit)

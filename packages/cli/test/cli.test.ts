@@ -10,7 +10,20 @@ describe("deimos", () => {
     Effect.gen(function*() {
       const { code, stdout } = yield* run(["--help"])
       expect(code).toBe(0)
-      for (const command of ["broker", "migrate", "relay", "tail", "offsets", "codegen"]) {
+      for (
+        const command of [
+          "broker",
+          "migrate",
+          "relay",
+          "poll",
+          "consume",
+          "events-api",
+          "console",
+          "tail",
+          "offsets",
+          "codegen"
+        ]
+      ) {
         expect(stdout).toContain(`- ${command}`)
       }
     }))
@@ -26,6 +39,21 @@ describe("deimos", () => {
       const tail = yield* runHere(["tail", "--help"])
       expect(tail.stdout).toContain("--follow")
       expect(tail.stdout).toContain("SCHEMA_REGISTRY_URL")
+      const consume = yield* runHere(["consume", "--help"])
+      expect(consume.stdout).toContain("--lag-interval")
+      expect(consume.stdout).toContain("Overrides DEIMOS_LAG_INTERVAL")
+      expect(consume.stdout).toContain("node --import tsx")
+      const poll = yield* runHere(["poll", "--help"])
+      expect(poll.stdout).toContain("Poller.Options")
+      expect(poll.stdout).toContain("Overrides DATABASE_URL")
+      const api = yield* runHere(["events-api", "--help"])
+      expect(api.stdout).toContain("--token-env")
+      expect(api.stdout).toContain("Overrides CHECKPOINT_API_PORT")
+      const web = yield* runHere(["console", "--help"])
+      expect(web.stdout).toContain("--lag")
+      expect(web.stdout).toContain("CONSOLE_LAG")
+      const migrate = yield* runHere(["migrate", "--help"])
+      expect(migrate.stdout).toContain("CHECKPOINT_SCHEMA")
     }))
 
   it.live("an unknown flag exits 2 with the parser's message", () =>

@@ -11,7 +11,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 export const bin = path.join(root, "bin", "deimos.js")
 
 if (!fs.existsSync(path.join(root, "dist", "bin.js"))) {
@@ -32,17 +32,29 @@ export interface Running {
   readonly signal: (signal: NodeJS.Signals) => Effect.Effect<void>
 }
 
+/** How the bin is spawned: node flags before it (e.g. `--import tsx`), the working directory. */
+export interface SpawnOptions {
+  readonly node?: ReadonlyArray<string>
+  readonly cwd?: string
+}
+
+/** `--import tsx` in the package's directory: how a TypeScript fixture module is run. */
+export const tsx: SpawnOptions = { node: ["--import", "tsx"], cwd: root }
+
 /**
  * `deimos <args>` as a child process, with `env` over a copy of this process's environment minus the variables the
  * commands read (so the machine's own settings do not leak in); killed when the scope closes if still running.
  */
-export const start = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+export const start = (args: ReadonlyArray<string>, env: Record<string, string> = {}, options: SpawnOptions = {}) =>
   Effect.acquireRelease(
     Effect.gen(function*() {
       const base = Object.fromEntries(
-        Object.entries(process.env).filter(([k]) => !/^(KAFKA_|DATABASE_|OUTBOX_|SCHEMA_REGISTRY_|DEIMOS_)/.test(k))
+        Object.entries(process.env).filter(([k]) =>
+          !/^(KAFKA_|DATABASE_|OUTBOX_|SCHEMA_REGISTRY_|DEIMOS_|CHECKPOINT_|CONSOLE_)/.test(k)
+        )
       )
-      const child = spawn(process.execPath, [bin, ...args], {
+      const child = spawn(process.execPath, [...(options.node ?? []), bin, ...args], {
+        cwd: options.cwd,
         env: { ...base, DEIMOS_PROGRESS: "plain", ...env },
         stdio: ["ignore", "pipe", "pipe"]
       })
@@ -71,9 +83,9 @@ export const start = (args: ReadonlyArray<string>, env: Record<string, string> =
 const os = (signal: NodeJS.Signals) => signal === "SIGTERM" ? 15 : signal === "SIGINT" ? 2 : 9
 
 /** Runs `deimos <args>` to its end (within 60 s): exit code and output. */
-export const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+export const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}, options: SpawnOptions = {}) =>
   Effect.scoped(Effect.gen(function*() {
-    const p = yield* start(args, env)
+    const p = yield* start(args, env, options)
     const code = yield* p.exited.pipe(
       Effect.timeoutFail({
         duration: "60 seconds",

@@ -41,7 +41,19 @@ describe("deimos migrate and relay", () => {
         expect(code).toBe(0)
         expect(stdout).toContain(`create table if not exists "${schema}_print"."app_kafka_messages"`)
         expect(stdout).toContain("-- deimos migration set: outbox")
+        expect(stdout).toContain(`create table if not exists "${schema}_print"."app_checkpoint_failures"`)
+        expect(stdout).toContain(`create table if not exists "${schema}_print"."app_poll_info"`)
         expect(yield* tablesIn(`${schema}_print`)).toEqual([])
+        // without --schema each set is placed by its own variables; --set picks
+        const own = yield* runHere(["migrate", "--print", "--set", "checkpoint", "--set", "outbox"], {
+          OUTBOX_SCHEMA: "shop",
+          CHECKPOINT_SCHEMA: "audit",
+          CHECKPOINT_TABLE_PREFIX: "x_"
+        })
+        expect(own.code).toBe(0)
+        expect(own.stdout).toContain(`create table if not exists "shop"."kafka_messages"`)
+        expect(own.stdout).toContain(`create table if not exists "audit"."x_checkpoint_events"`)
+        expect(own.stdout).not.toContain("poll_info")
       }))
 
     it.effect("migrate applies the sets once, into --schema, recorded there", () =>
@@ -51,10 +63,13 @@ describe("deimos migrate and relay", () => {
         expect(first.code).toBe(0)
         expect(first.stdout).toContain(`Applied ${schema}.outbox_1`)
         expect(yield* tablesIn(schema)).toEqual([
+          "checkpoint_events",
+          "checkpoint_failures",
           "deimos_migrations",
           "kafka_messages",
           "kafka_relays",
-          "kafka_topic_info"
+          "kafka_topic_info",
+          "poll_info"
         ])
         const again = yield* runHere(["migrate", "--schema", schema, "--database-url", databaseUrl])
         expect(again.code).toBe(0)

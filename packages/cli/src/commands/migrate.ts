@@ -16,11 +16,11 @@ import * as Settings from "../Settings.js"
 
 const names = MigrationSets.all.map((s) => s.name)
 
-const flags = [
-  { flag: "database-url", env: "DATABASE_URL" },
-  { flag: "schema", env: "OUTBOX_SCHEMA" },
-  { flag: "prefix", env: "OUTBOX_PREFIX" }
-] as const
+const placement = MigrationSets.all.map((s) =>
+  s.env === undefined ? `${s.name}: the search path` : `${s.name}: ${s.env.schema}, ${s.env.prefix}`
+).join("; ")
+
+const flags = [{ flag: "database-url", env: "DATABASE_URL" }] as const
 
 const options = {
   databaseUrl: Settings.setting(
@@ -28,8 +28,16 @@ const options = {
     "DATABASE_URL",
     "Postgres URL (the other DATABASE_* variables apply too). Not needed with --print."
   ),
-  schema: Settings.text("schema", "OUTBOX_SCHEMA", "Postgres schema of the tables (default: the search path)."),
-  prefix: Settings.text("prefix", "OUTBOX_PREFIX", "Prefix of the table names."),
+  schema: Options.text("schema").pipe(
+    Options.withDescription(
+      `Postgres schema of every set's tables. Without it each set reads its own variable (${placement}).`
+    ),
+    Options.optional
+  ),
+  prefix: Options.text("prefix").pipe(
+    Options.withDescription("Prefix of every set's table names (without it, each set's own variable)."),
+    Options.optional
+  ),
   set: Options.choice("set", names as [string, ...Array<string>]).pipe(
     Options.withDescription(`Only this migration set (repeatable; default: all of ${names.join(", ")}).`),
     Options.repeated
@@ -44,10 +52,18 @@ const options = {
  */
 export const command = Command.make("migrate", options, (o) =>
   Effect.gen(function*() {
-    const naming = { schema: Option.getOrUndefined(o.schema), prefix: Option.getOrUndefined(o.prefix) }
+    const given = { schema: Option.getOrUndefined(o.schema), prefix: Option.getOrUndefined(o.prefix) }
     const sets = MigrationSets.all.filter((s) => o.set.length === 0 || o.set.includes(s.name))
+    // each set's place read before anything is applied: a configuration mistake is reported as one
+    const placed = yield* Effect.forEach(
+      sets,
+      (set) =>
+        Effect.gen(function*() {
+          return { set, naming: yield* MigrationSets.namingOf(set, given) }
+        })
+    ).pipe(Settings.provide([]))
     if (o.print) {
-      for (const set of sets) {
+      for (const { naming, set } of placed) {
         yield* Console.log(`-- deimos migration set: ${set.name} (${set.description})`)
         for (const migration of set.migrations(naming)) {
           yield* Console.log(`-- ${migration.name}`)
@@ -56,16 +72,23 @@ export const command = Command.make("migrate", options, (o) =>
       }
       return
     }
-    const table = naming.schema === undefined ? undefined : `${naming.schema}.deimos_migrations`
-    const applied = yield* Migrations.run(sets.flatMap((s) => s.migrations(naming)), { table }).pipe(
-      Effect.provide(Database.layerConfig()),
+    const applied = yield* Effect.gen(function*() {
+      const database = yield* Database.config
+      return yield* Effect.forEach(
+        placed,
+        ({ naming, set }) => Migrations.run(set.migrations(naming), { table: MigrationSets.recordTable(naming) })
+      ).pipe(Effect.provide(Database.layer(database)))
+    }).pipe(
       Settings.provide([["DATABASE_URL", o.databaseUrl]], flags),
       Effect.catchTag("DatabaseError", (error) =>
         Effect.fail(new CliError({ reason: "Failed", message: `migrate failed: ${error.message}`, cause: error })))
     )
-    yield* Console.log(applied.length === 0 ? "Nothing to apply." : `Applied ${applied.join(", ")}`)
+    const all = applied.flat()
+    yield* Console.log(all.length === 0 ? "Nothing to apply." : `Applied ${all.join(", ")}`)
   })).pipe(
     Command.withDescription(
-      `Apply the migrations (sets: ${names.join(", ")}), recorded in <schema>.deimos_migrations, or print them.`
+      `Apply the migrations (sets: ${names.join(", ")}), each recorded in <schema>.deimos_migrations of its ` +
+        "schema, or print them. Reads DATABASE_URL and the DATABASE_* variables, and each set's placement " +
+        `variables when --schema/--prefix are not given (${placement}).`
     )
   )

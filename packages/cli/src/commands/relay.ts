@@ -40,7 +40,9 @@ const options = {
   concurrency: Settings.setting("concurrency", "OUTBOX_CONCURRENCY", "Workers of this relay (default 4)."),
   batchSize: Settings.setting("batch-size", "OUTBOX_BATCH_SIZE", "Rows per batch (default 1000)."),
   migrate: Options.boolean("migrate").pipe(
-    Options.withDescription("Apply the migrations first (as deimos migrate). Env OUTBOX_MIGRATE=true.")
+    Options.withDescription(
+      "Apply the outbox migrations first (as deimos migrate --set outbox). Env OUTBOX_MIGRATE=true."
+    )
   )
 }
 
@@ -63,8 +65,7 @@ export const command = Command.make("relay", options, (o) =>
     const naming = { schema: relay.schema, prefix: relay.prefix }
     return yield* Effect.gen(function*() {
       if (migrate) {
-        const table = naming.schema === undefined ? undefined : `${naming.schema}.deimos_migrations`
-        const applied = yield* Migrations.run(MigrationSets.all.flatMap((s) => s.migrations(naming)), { table })
+        const applied = yield* Migrations.run(Outbox.migrations(naming), { table: MigrationSets.recordTable(naming) })
         yield* Effect.logInfo(applied.length === 0 ? "Migrations: nothing to apply" : `Applied ${applied.join(", ")}`)
       }
       const messages = Outbox.namesOf(naming).messages
