@@ -10,7 +10,7 @@
  * @since 0.1.0
  */
 import { CheckpointTables } from "@deimos/checkpoint"
-import { KafkaDriver, type KafkaError } from "@deimos/kafka"
+import type { LagReporter } from "@deimos/kafka"
 import * as Database from "@deimos/sql/Database"
 import type * as DatabaseError from "@deimos/sql/DatabaseError"
 import * as Outbox from "@deimos/sql/Outbox"
@@ -31,44 +31,11 @@ import { script } from "./internal/script.js"
 import * as View from "./internal/views.js"
 
 /**
- * Lag of one partition of a consumer group, as the lag reporter measures it.
+ * Lag of one partition of a consumer group, as `LagReporter.report` and `LagReporter.measureGroups` measure it.
  *
  * @since 0.1.0
  */
-export interface PartitionLag {
-  readonly groupId: string
-  readonly topic: string
-  readonly partition: number
-  readonly lag: number
-}
-
-/**
- * The lag of consumer groups on topics, measured over one admin connection of the driver in context: high watermark
- * minus the committed offset (minus the log start where the group has committed nothing). For the `lag` option where
- * the consumer definitions are not at hand; with them, `LagReporter.report(consumers)` does the same.
- *
- * @since 0.1.0
- */
-export const lagOf = (
-  groups: ReadonlyArray<{ readonly groupId: string; readonly topic: string }>
-): Effect.Effect<ReadonlyArray<PartitionLag>, KafkaError.KafkaError, KafkaDriver.KafkaDriver> =>
-  Effect.scoped(Effect.gen(function*() {
-    const admin = yield* (yield* KafkaDriver.KafkaDriver).admin
-    const out: Array<PartitionLag> = []
-    for (const { groupId, topic } of groups) {
-      const offsets = yield* admin.topicOffsets(topic)
-      const committed = new Map(
-        (yield* admin.committedOffsets(groupId, topic)).map((c) => [c.partition, BigInt(c.offset)])
-      )
-      for (const o of offsets) {
-        const done = committed.get(o.partition) ?? -1n
-        const from = done >= 0n ? done : BigInt(o.low)
-        const high = BigInt(o.high)
-        out.push({ groupId, topic, partition: o.partition, lag: Number(high > from ? high - from : 0n) })
-      }
-    }
-    return out
-  }))
+export type PartitionLag = LagReporter.PartitionLag
 
 /**
  * @since 0.1.0
@@ -82,7 +49,10 @@ export interface Options {
   readonly checkpoint?: CheckpointTables.Naming | false | undefined
   /** The outbox tables (outbox view), or `false` for none. @default the default naming */
   readonly outbox?: Outbox.Naming | false | undefined
-  /** Measures consumer lag (consumers view), e.g. `LagReporter.report(consumers)` provided with its driver. */
+  /**
+   * Measures consumer lag (consumers view): `LagReporter.report(consumers)` or `LagReporter.measureGroups(groups)`,
+   * provided with its driver.
+   */
   readonly lag?: Effect.Effect<ReadonlyArray<PartitionLag>, unknown> | undefined
   /** How often live views refresh. @default 2000 */
   readonly refreshMillis?: number | undefined

@@ -25,6 +25,21 @@ export interface PartitionLag {
   readonly lag: number
 }
 
+/** The lag of a group on each partition of a topic, over an open admin connection. */
+const groupLag = (admin: KafkaDriver.Admin, groupId: string, topic: string) =>
+  Effect.gen(function*() {
+    const offsets = yield* admin.topicOffsets(topic)
+    const committed = new Map(
+      (yield* admin.committedOffsets(groupId, topic)).map((c) => [c.partition, BigInt(c.offset)])
+    )
+    return offsets.map((o): PartitionLag => {
+      const done = committed.get(o.partition) ?? -1n
+      const high = BigInt(o.high)
+      const from = done >= 0n ? done : BigInt(o.low)
+      return { groupId, topic, partition: o.partition, lag: Number(high > from ? high - from : 0n) }
+    })
+  })
+
 const measure = (
   admin: KafkaDriver.Admin,
   consumers: ReadonlyArray<Consumer.Any>
@@ -36,28 +51,36 @@ const measure = (
       const topic = yield* ConsumerProcessor.topicOf(consumer)
       if (seen.has(`${consumer.groupId}\u0000${topic}`)) continue
       seen.add(`${consumer.groupId}\u0000${topic}`)
-      const offsets = yield* admin.topicOffsets(topic)
-      const committed = new Map(
-        (yield* admin.committedOffsets(consumer.groupId, topic)).map((c) => [c.partition, BigInt(c.offset)])
-      )
-      for (const o of offsets) {
-        const done = committed.get(o.partition) ?? -1n
-        const high = BigInt(o.high)
-        const from = done >= 0n ? done : BigInt(o.low)
-        const lag = Number(high > from ? high - from : 0n)
-        out.push({ groupId: consumer.groupId, topic, partition: o.partition, lag })
+      for (const p of yield* groupLag(admin, consumer.groupId, topic)) {
+        out.push(p)
         yield* Metric.set(
           Metrics.consumerLag.pipe(
-            Metric.tagged("consumer_group", consumer.groupId),
-            Metric.tagged("topic", topic),
-            Metric.tagged("partition", String(o.partition))
+            Metric.tagged("consumer_group", p.groupId),
+            Metric.tagged("topic", p.topic),
+            Metric.tagged("partition", String(p.partition))
           ),
-          lag
+          p.lag
         )
       }
     }
     return out
   })
+
+/**
+ * Measures the lag of consumer groups on topics (the topics as named, no prefix added) once, over one admin
+ * connection, without updating the gauge: for tools that watch groups whose consumer definitions they do not have.
+ *
+ * @since 0.1.0
+ */
+export const measureGroups = (
+  groups: ReadonlyArray<{ readonly groupId: string; readonly topic: string }>
+): Effect.Effect<ReadonlyArray<PartitionLag>, KafkaError, KafkaDriver.KafkaDriver> =>
+  Effect.scoped(Effect.gen(function*() {
+    const admin = yield* (yield* KafkaDriver.KafkaDriver).admin
+    const out: Array<PartitionLag> = []
+    for (const { groupId, topic } of groups) out.push(...(yield* groupLag(admin, groupId, topic)))
+    return out
+  }))
 
 /**
  * Measures the lag of each consumer's group on its topic once, updates the gauge and returns the figures.

@@ -8,7 +8,7 @@
  */
 import { Console as WebConsole } from "@deimos/console"
 import { DeimosConfig } from "@deimos/core"
-import { KafkaJs } from "@deimos/kafka"
+import { KafkaJs, LagReporter } from "@deimos/kafka"
 import { Database } from "@deimos/sql"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
@@ -91,7 +91,7 @@ export const command = Command.make("console", options, (o) =>
     ])
     return yield* Effect.gen(function*() {
       // the driver is built once (this scope) and shared by every measure
-      const lag = kafka === undefined ? undefined : WebConsole.lagOf(
+      const lag = kafka === undefined ? undefined : LagReporter.measureGroups(
         groups.map((g) => ({ groupId: g.groupId, topic: (deimos.topicPrefix ?? "") + g.topic }))
       ).pipe(Effect.provide(yield* Layer.build(KafkaJs.layer(kafka))))
       const routes = WebConsole.layerRoutes({

@@ -11,7 +11,7 @@
  * @since 0.1.0
  */
 import { EventsServer } from "@deimos/checkpoint"
-import { KafkaJs } from "@deimos/kafka"
+import { KafkaJs, LagReporter } from "@deimos/kafka"
 import { Database } from "@deimos/sql"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Config from "effect/Config"
@@ -45,7 +45,7 @@ const Server = Layer.unwrapScoped(Effect.gen(function*() {
   const lagGroups = yield* groups
   // the driver is built once (the layer's scope) and shared by every measure
   const lag = Option.isSome(lagGroups)
-    ? Console.lagOf(lagGroups.value).pipe(Effect.provide(yield* Layer.build(KafkaJs.layerConfig())))
+    ? LagReporter.measureGroups(lagGroups.value).pipe(Effect.provide(yield* Layer.build(KafkaJs.layerConfig())))
     : undefined
   yield* Effect.logInfo(`Console on http://${settings.host}:${settings.port}/console`)
   return EventsServer.layer(
