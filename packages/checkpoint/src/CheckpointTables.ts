@@ -42,19 +42,24 @@ export interface StoredMetadata {
   readonly retryCount: number
 }
 
+/** The columns an event and a failure both have: which message, and what its handler said it was about. */
+const identity = () => ({
+  topic: text("topic").notNull(),
+  groupId: text("group_id").notNull(),
+  checksum: text("checksum").notNull(),
+  entityId: text("entity_id"),
+  eventTime: timestamp("event_time", { withTimezone: true }),
+  eventType: text("event_type"),
+  eventVersion: text("event_version"),
+  payload: jsonb("payload")
+})
+
 const tablesOf = (naming: Naming = {}) => {
   const prefix = naming.prefix ?? ""
   const table = (naming.schema === undefined ? pgTable : pgSchema(naming.schema).table) as typeof pgTable
   const events = table(`${prefix}checkpoint_events`, {
     id: bigserial("id", { mode: "bigint" }).primaryKey(),
-    topic: text("topic").notNull(),
-    groupId: text("group_id").notNull(),
-    checksum: text("checksum").notNull(),
-    entityId: text("entity_id"),
-    eventTime: timestamp("event_time", { withTimezone: true }),
-    eventType: text("event_type"),
-    eventVersion: text("event_version"),
-    payload: jsonb("payload"),
+    ...identity(),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow()
   }, (t) => [
     uniqueIndex(`${prefix}checkpoint_events_key_idx`).on(t.topic, t.groupId, t.checksum),
@@ -64,14 +69,7 @@ const tablesOf = (naming: Naming = {}) => {
   const failures = table(`${prefix}checkpoint_failures`, {
     id: bigserial("id", { mode: "bigint" }).primaryKey(),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
-    topic: text("topic").notNull(),
-    groupId: text("group_id").notNull(),
-    checksum: text("checksum").notNull(),
-    entityId: text("entity_id"),
-    eventTime: timestamp("event_time", { withTimezone: true }),
-    eventType: text("event_type"),
-    eventVersion: text("event_version"),
-    payload: jsonb("payload"),
+    ...identity(),
     metadata: jsonb("metadata").$type<StoredMetadata>().notNull(),
     errorClass: text("error_class").notNull(),
     errorMessage: text("error_message").notNull(),
