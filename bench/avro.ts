@@ -30,6 +30,7 @@ import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import * as v8 from "node:v8"
 import * as vm from "node:vm"
+import { median } from "./shared.js"
 
 const total = Number(process.env.BENCH_RECORDS ?? 1_000_000)
 
@@ -93,11 +94,6 @@ const records = Array.from({ length: 1000 }, (_, i) => ({
   quantity: i % 10
 }))
 const typedRecords = records.map((r) => ({ ...r, created_at: new Date(r.created_at) }))
-
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
-}
 
 /** The right of an Either, or a thrown error (the bench must not measure failures). */
 const right = <A>(result: Either.Either<A, unknown>): A => {

@@ -33,6 +33,7 @@ import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
 import { Kafka, logLevel, Partitioners } from "kafkajs"
+import { median } from "./shared.js"
 
 const total = Number(process.env.BENCH_MESSAGES ?? 200_000)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5)
@@ -58,12 +59,6 @@ const payloads: ReadonlyArray<Payload> = Array.from({ length: total }, (_, n) =>
 const now = () => performance.now()
 const seconds = (start: number) => (now() - start) / 1000
 const fmt = (s: number) => `${s.toFixed(2)} s`
-const median = (xs: ReadonlyArray<number>) => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  return sorted.length % 2 === 1
-    ? sorted[(sorted.length - 1) / 2]
-    : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2
-}
 
 /** A tracer that keeps every span it is given, ended (an exporter's work before its I/O). */
 const recordingTracer = (): Tracer.Tracer => {

@@ -34,11 +34,12 @@ import * as LogLevel from "effect/LogLevel"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import { Kafka, logLevel, Partitioners } from "kafkajs"
-import { type ChildProcess, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import postgres from "postgres"
+import { median, startBroker } from "./shared.js"
 
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 const rows = Number(process.env.BENCH_ROWS ?? 200_000)
@@ -59,12 +60,6 @@ interface Payload {
 const Payload = SchemaRef.make<Payload>({ name: "Payload", namespace: "bench" })
 
 const now = () => performance.now()
-const median = (xs: ReadonlyArray<number>) => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  return sorted.length % 2 === 1
-    ? sorted[(sorted.length - 1) / 2]
-    : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2
-}
 const percentile = (xs: ReadonlyArray<number>, p: number) => {
   const sorted = [...xs].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
@@ -104,33 +99,8 @@ const cpuNow = (brokerPid: number): Cpu => {
   }
 }
 
-/** The dev broker in a process of its own; answers `host:port` once it listens. */
-const startBroker = Effect.acquireRelease(
-  Effect.async<{ readonly child: ChildProcess; readonly broker: string }, Error>((resume) => {
-    const child = spawn(process.execPath, [
-      path.join(root, "packages/broker/bin/deimos-broker.js"),
-      "--port",
-      "0",
-      "--registry-port",
-      "0",
-      "--partitions",
-      String(partitions),
-      "--max-message-bytes",
-      String(16 * 1024 * 1024)
-    ], { stdio: ["ignore", "pipe", "inherit"] })
-    let out = ""
-    child.stdout!.on("data", (chunk: Buffer) => {
-      out += chunk.toString()
-      const found = /Kafka broker:\s+(\S+)/.exec(out)
-      if (found !== null) resume(Effect.succeed({ child, broker: found[1] }))
-    })
-    child.once("exit", (code) => resume(Effect.fail(new Error(`the broker exited (${code})\n${out}`))))
-  }),
-  ({ child }) => Effect.sync(() => child.kill("SIGTERM"))
-)
-
 const program = Effect.gen(function*() {
-  const { broker, child: brokerProcess } = yield* startBroker
+  const { broker, child: brokerProcess } = yield* startBroker(partitions)
   const pg = postgres(url, { max: 4, onnotice: () => {} })
   yield* Effect.addFinalizer(() => Effect.promise(() => pg.end({ timeout: 5 })))
   const messages = `"${schema}".kafka_messages`

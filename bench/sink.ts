@@ -32,10 +32,8 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
 import * as Redacted from "effect/Redacted"
-import { type ChildProcess, spawn } from "node:child_process"
-import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import postgres from "postgres"
+import { median, startBroker } from "./shared.js"
 
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 const total = Number(process.env.BENCH_MESSAGES ?? 200_000)
@@ -46,7 +44,6 @@ const keys = 10_000
 const partitions = 3
 const dbBatch = 1000
 const schema = `deimos_sink_bench_${process.pid}`
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 
 interface Payload {
   readonly id: string
@@ -91,45 +88,10 @@ const table = pgSchema(schema).table("widgets", {
 })
 
 const now = () => performance.now()
-const median = (xs: ReadonlyArray<number>) => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  return sorted.length % 2 === 1
-    ? sorted[(sorted.length - 1) / 2]
-    : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2
-}
 const rate = (n: number) => Math.round(n).toLocaleString("en-US")
 
-const startBroker = Effect.acquireRelease(
-  Effect.async<{ readonly child: ChildProcess; readonly broker: string; readonly registry: string }, Error>(
-    (resume) => {
-      const child = spawn(process.execPath, [
-        path.join(root, "packages/broker/bin/deimos-broker.js"),
-        "--port",
-        "0",
-        "--registry-port",
-        "0",
-        "--partitions",
-        String(partitions),
-        "--max-message-bytes",
-        String(16 * 1024 * 1024)
-      ], { stdio: ["ignore", "pipe", "inherit"] })
-      let out = ""
-      child.stdout!.on("data", (chunk: Buffer) => {
-        out += chunk.toString()
-        const broker = /Kafka broker:\s+(\S+)/.exec(out)
-        const registry = /Schema Registry:\s+(\S+)/.exec(out)
-        if (broker !== null && registry !== null) {
-          resume(Effect.succeed({ child, broker: broker[1], registry: registry[1] }))
-        }
-      })
-      child.once("exit", (code) => resume(Effect.fail(new Error(`the broker exited (${code})\n${out}`))))
-    }
-  ),
-  ({ child }) => Effect.sync(() => child.kill("SIGTERM"))
-)
-
 const program = Effect.gen(function*() {
-  const { broker, registry } = yield* startBroker
+  const { broker, registry } = yield* startBroker(partitions)
   const pg = postgres(url, { max: 2, onnotice: () => {} })
   yield* Effect.addFinalizer(() =>
     Effect.promise(() => pg.unsafe(`drop schema if exists "${schema}" cascade`).then(() => pg.end({ timeout: 5 })))
