@@ -11,7 +11,8 @@
  *
  * @since 0.1.0
  */
-import { quote } from "@deimos/sql/Migrations"
+import type * as Migrations from "@deimos/sql/Migrations"
+import { createSchema, migrationName, quote, tableName } from "@deimos/sql/Migrations"
 import type { Migration } from "@deimos/sql/Migrations"
 import { bigserial, index, jsonb, pgSchema, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core"
 
@@ -20,12 +21,7 @@ import { bigserial, index, jsonb, pgSchema, pgTable, text, timestamp, uniqueInde
  *
  * @since 0.1.0
  */
-export interface Naming {
-  /** A Postgres schema of their own (created by the migration). @default the search path's */
-  readonly schema?: string | undefined
-  /** Prefixed to the table names. @default "" */
-  readonly prefix?: string | undefined
-}
+export type Naming = Migrations.Naming
 
 /**
  * A failure's metadata, as stored: where the message was and what came with it.
@@ -97,11 +93,7 @@ export const tables: (naming?: Naming) => {
  * @since 0.1.0
  */
 export const namesOf = (naming: Naming = {}): { readonly events: string; readonly failures: string } => {
-  const qualified = (name: string) =>
-    naming.schema === undefined ?
-      quote(`${naming.prefix ?? ""}${name}`) :
-      `${quote(naming.schema)}.${quote(`${naming.prefix ?? ""}${name}`)}`
-  return { events: qualified("checkpoint_events"), failures: qualified("checkpoint_failures") }
+  return { events: tableName(naming, "checkpoint_events"), failures: tableName(naming, "checkpoint_failures") }
 }
 
 /**
@@ -114,9 +106,9 @@ export const migrations = (naming: Naming = {}): ReadonlyArray<Migration> => {
   const prefix = naming.prefix ?? ""
   const idx = (name: string) => quote(`${prefix}${name}`)
   return [{
-    name: `${naming.schema ?? "public"}.${prefix}checkpoint_1`,
+    name: migrationName(naming, "checkpoint_1"),
     statements: [
-      ...(naming.schema === undefined ? [] : [`create schema if not exists ${quote(naming.schema)}`]),
+      ...createSchema(naming),
       `create table if not exists ${names.events} (
         id bigserial primary key,
         topic text not null,

@@ -14,10 +14,7 @@ import * as Option from "effect/Option"
  *
  * @since 0.1.0
  */
-export interface Naming {
-  readonly schema?: string | undefined
-  readonly prefix?: string | undefined
-}
+export type Naming = Migrations.Naming
 
 /**
  * @since 0.1.0

@@ -24,7 +24,8 @@ import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as Database from "./Database.js"
 import type { DatabaseError } from "./DatabaseError.js"
-import { type Migration, quote } from "./Migrations.js"
+import type * as Migrations from "./Migrations.js"
+import { createSchema, type Migration, migrationName, quote, tableName } from "./Migrations.js"
 import * as Outbox from "./Outbox.js"
 import * as RecordProducer from "./RecordProducer.js"
 
@@ -33,18 +34,12 @@ import * as RecordProducer from "./RecordProducer.js"
  *
  * @since 0.1.0
  */
-export interface Naming {
-  /** A Postgres schema (created by the migration). @default the search path's */
-  readonly schema?: string | undefined
-  /** Prefixed to the table's name. @default "" */
-  readonly prefix?: string | undefined
-}
+export type Naming = Migrations.Naming
 
 /** The changes table and the channel its triggers notify, quoted for raw SQL. */
 export const namesOf = (naming: Naming = {}) => {
-  const table = `${naming.prefix ?? ""}deimos_changes`
   return {
-    changes: naming.schema === undefined ? quote(table) : `${quote(naming.schema)}.${quote(table)}`,
+    changes: tableName(naming, "deimos_changes"),
     channel: `${naming.schema === undefined ? "" : `${naming.schema}_`}${naming.prefix ?? ""}deimos_changes`
   }
 }
@@ -79,9 +74,9 @@ export const tableMigration = (naming: Naming = {}): Migration => {
   const names = namesOf(naming)
   const prefix = naming.prefix ?? ""
   return {
-    name: `${naming.schema ?? "public"}.${prefix}change_capture_1`,
+    name: migrationName(naming, "change_capture_1"),
     statements: [
-      ...(naming.schema === undefined ? [] : [`create schema if not exists ${quote(naming.schema)}`]),
+      ...createSchema(naming),
       `create table if not exists ${names.changes} (
         id bigserial primary key,
         source text not null,

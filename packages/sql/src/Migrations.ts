@@ -40,6 +40,44 @@ export const quote = (name: string): string =>
   name.split(".").map((part) => `"${part.replace(/"/g, "\"\"")}"`).join(".")
 
 /**
+ * Where a set of tables lives (the outbox's, the checkpoint's, the poller's, …).
+ *
+ * @since 0.1.0
+ */
+export interface Naming {
+  /** A Postgres schema of their own (created by their migrations). @default the search path's */
+  readonly schema?: string | undefined
+  /** Prefixed to the table names. @default "" */
+  readonly prefix?: string | undefined
+}
+
+/**
+ * A table of a set: its name with the prefix, quoted, qualified by the schema when there is one (for raw SQL).
+ *
+ * @since 0.1.0
+ */
+export const tableName = (naming: Naming, name: string): string => {
+  const table = quote(`${naming.prefix ?? ""}${name}`)
+  return naming.schema === undefined ? table : `${quote(naming.schema)}.${table}`
+}
+
+/**
+ * The name a set's migration is recorded under: the schema (`public` without one), then the prefixed name.
+ *
+ * @since 0.1.0
+ */
+export const migrationName = (naming: Naming, name: string): string =>
+  `${naming.schema ?? "public"}.${naming.prefix ?? ""}${name}`
+
+/**
+ * The statement that creates a set's schema, first in its migration; none without a schema.
+ *
+ * @since 0.1.0
+ */
+export const createSchema = (naming: Naming): ReadonlyArray<string> =>
+  naming.schema === undefined ? [] : [`create schema if not exists ${quote(naming.schema)}`]
+
+/**
  * Applies the migrations not applied yet, in order, and answers the names it applied.
  *
  * @since 0.1.0

@@ -31,7 +31,8 @@ import * as Metric from "effect/Metric"
 import * as Database from "./Database.js"
 import type { DatabaseError } from "./DatabaseError.js"
 import { laneOf } from "./internal/lanes.js"
-import { type Migration, quote } from "./Migrations.js"
+import type * as Migrations from "./Migrations.js"
+import { createSchema, type Migration, migrationName, quote, tableName } from "./Migrations.js"
 
 /**
  * The number of lanes of every topic: how many relay workers can send one topic at once. A constant of the
@@ -46,12 +47,7 @@ export const lanes = 64
  *
  * @since 0.1.0
  */
-export interface Naming {
-  /** A Postgres schema of their own (created by the migration). @default the search path's */
-  readonly schema?: string | undefined
-  /** Prefixed to the table names. @default "" */
-  readonly prefix?: string | undefined
-}
+export type Naming = Migrations.Naming
 
 const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({ dataType: () => "bytea" })
 
@@ -110,14 +106,10 @@ export const tables: (naming?: Naming) => {
 
 /** Qualified, quoted table names for raw SQL. */
 export const namesOf = (naming: Naming = {}) => {
-  const qualified = (name: string) =>
-    naming.schema === undefined ?
-      quote(`${naming.prefix ?? ""}${name}`) :
-      `${quote(naming.schema)}.${quote(`${naming.prefix ?? ""}${name}`)}`
   return {
-    messages: qualified("kafka_messages"),
-    topicInfo: qualified("kafka_topic_info"),
-    relays: qualified("kafka_relays"),
+    messages: tableName(naming, "kafka_messages"),
+    topicInfo: tableName(naming, "kafka_topic_info"),
+    relays: tableName(naming, "kafka_relays"),
     /** The channel the relay listens on and the backend notifies at commit. */
     channel: `${naming.schema === undefined ? "" : `${naming.schema}_`}${naming.prefix ?? ""}deimos_outbox`
   }
@@ -132,9 +124,9 @@ export const migrations = (naming: Naming = {}): ReadonlyArray<Migration> => {
   const names = namesOf(naming)
   const prefix = naming.prefix ?? ""
   return [{
-    name: `${naming.schema ?? "public"}.${prefix}outbox_1`,
+    name: migrationName(naming, "outbox_1"),
     statements: [
-      ...(naming.schema === undefined ? [] : [`create schema if not exists ${quote(naming.schema)}`]),
+      ...createSchema(naming),
       `create table if not exists ${names.messages} (
         id bigserial primary key,
         topic text not null,

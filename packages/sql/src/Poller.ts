@@ -27,7 +27,8 @@ import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
 import * as Database from "./Database.js"
 import type { DatabaseError } from "./DatabaseError.js"
-import { type Migration, quote } from "./Migrations.js"
+import type * as Migrations from "./Migrations.js"
+import { createSchema, type Migration, migrationName, quote, tableName } from "./Migrations.js"
 import * as RecordProducer from "./RecordProducer.js"
 
 /**
@@ -35,17 +36,11 @@ import * as RecordProducer from "./RecordProducer.js"
  *
  * @since 0.1.0
  */
-export interface Naming {
-  /** A Postgres schema (created by the migration). @default the search path's */
-  readonly schema?: string | undefined
-  /** Prefixed to the table's name. @default "" */
-  readonly prefix?: string | undefined
-}
+export type Naming = Migrations.Naming
 
 /** The quoted `poll_info` table. */
 export const namesOf = (naming: Naming = {}) => {
-  const table = `${naming.prefix ?? ""}poll_info`
-  return { pollInfo: naming.schema === undefined ? quote(table) : `${quote(naming.schema)}.${quote(table)}` }
+  return { pollInfo: tableName(naming, "poll_info") }
 }
 
 /**
@@ -54,9 +49,9 @@ export const namesOf = (naming: Naming = {}) => {
  * @since 0.1.0
  */
 export const migrations = (naming: Naming = {}): ReadonlyArray<Migration> => [{
-  name: `${naming.schema ?? "public"}.${naming.prefix ?? ""}poller_1`,
+  name: migrationName(naming, "poller_1"),
   statements: [
-    ...(naming.schema === undefined ? [] : [`create schema if not exists ${quote(naming.schema)}`]),
+    ...createSchema(naming),
     `create table if not exists ${namesOf(naming).pollInfo} (
       producer text primary key,
       last_sent timestamptz,
