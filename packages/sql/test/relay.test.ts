@@ -106,8 +106,11 @@ describe("the outbox relay", () => {
         const topic = newTopic("shared")
         const first = yield* Effect.fork(relay({ workerId: "first", concurrency: 2, batchSize: 100 }))
         const second = yield* Effect.fork(relay({ workerId: "second", concurrency: 2, batchSize: 100 }))
-        // both relays are up and idle before the rows arrive, so both take lanes
-        yield* Effect.sleep("1 second")
+        // both relays are registered (so each holds its share of the lanes) before the rows arrive
+        yield* waitUntil(Effect.map(
+          Database.execute(sql.raw(`select count(*)::int as n from "${schema}".kafka_relays`)),
+          (rows) => Number(rows[0].n) >= 2
+        ))
         yield* insert(topic, 20_000, 500)
         yield* waitUntil(Effect.map(pending(schema, topic), (n) => n === 0))
         yield* Fiber.interrupt(first)
