@@ -24,6 +24,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { type SQL, sql } from "drizzle-orm"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
 import { type Html, html } from "./internal/html.js"
@@ -36,6 +37,24 @@ import * as View from "./internal/views.js"
  * @since 0.1.0
  */
 export type PartitionLag = LagReporter.PartitionLag
+
+/**
+ * `group:topic` pairs (as `CONSOLE_LAG` and `deimos console --lag` give them, blanks ignored) as the groups whose lag
+ * the consumers view shows; or the first pair that is not one.
+ *
+ * @since 0.1.0
+ */
+export const parseLagGroups = (
+  pairs: ReadonlyArray<string>
+): Either.Either<ReadonlyArray<{ readonly groupId: string; readonly topic: string }>, string> => {
+  const out: Array<{ readonly groupId: string; readonly topic: string }> = []
+  for (const pair of pairs.map((p) => p.trim()).filter((p) => p !== "")) {
+    const colon = pair.indexOf(":")
+    if (colon <= 0 || colon === pair.length - 1) return Either.left(pair)
+    out.push({ groupId: pair.slice(0, colon), topic: pair.slice(colon + 1) })
+  }
+  return Either.right(out)
+}
 
 /**
  * @since 0.1.0

@@ -14,6 +14,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { CliError } from "../CliError.js"
@@ -58,18 +59,14 @@ const lagGroups = (given: ReadonlyArray<string>) =>
         onNone: (): ReadonlyArray<string> => [],
         onSome: (text) => text.split(",")
       })
-    const out: Array<{ readonly groupId: string; readonly topic: string }> = []
-    for (const raw of pairs.map((p) => p.trim()).filter((p) => p !== "")) {
-      const colon = raw.indexOf(":")
-      if (colon <= 0 || colon === raw.length - 1) {
-        return yield* new CliError({
-          reason: "Usage",
-          message: `--lag (or CONSOLE_LAG) wants group:topic pairs, e.g. billing:orders; got "${raw}".`
-        })
-      }
-      out.push({ groupId: raw.slice(0, colon), topic: raw.slice(colon + 1) })
+    const parsed = WebConsole.parseLagGroups(pairs)
+    if (Either.isLeft(parsed)) {
+      return yield* new CliError({
+        reason: "Usage",
+        message: `--lag (or CONSOLE_LAG) wants group:topic pairs, e.g. billing:orders; got "${parsed.left}".`
+      })
     }
-    return out
+    return parsed.right
   })
 
 /**

@@ -15,24 +15,26 @@ import { KafkaJs, LagReporter } from "@deimos/kafka"
 import { Database } from "@deimos/sql"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Console from "../Console.js"
 
-const groups = Config.option(Config.string("CONSOLE_LAG")).pipe(
-  Config.map(
-    Option.map((text) =>
-      text.split(",").map((pair) => pair.trim()).filter((pair) => pair !== "").map((pair) => {
-        const colon = pair.indexOf(":")
-        return colon < 0 ? { groupId: "", topic: "" } : { groupId: pair.slice(0, colon), topic: pair.slice(colon + 1) }
-      })
+const groups = Config.option(
+  Config.string("CONSOLE_LAG").pipe(
+    Config.mapOrFail((text) =>
+      Either.mapLeft(
+        Console.parseLagGroups(text.split(",")),
+        () =>
+          ConfigError.InvalidData(
+            [],
+            "CONSOLE_LAG wants group:topic pairs separated by commas, e.g. billing:orders,audit:orders"
+          )
+      )
     )
-  ),
-  Config.validate({
-    message: "CONSOLE_LAG wants group:topic pairs separated by commas, e.g. billing:orders,audit:orders",
-    validation: (o) => Option.isNone(o) || o.value.every((p) => p.groupId !== "" && p.topic !== "")
-  })
+  )
 )
 
 const Server = Layer.unwrapScoped(Effect.gen(function*() {
