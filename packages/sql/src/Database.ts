@@ -42,6 +42,21 @@ export interface TransactionOptions {
 }
 
 /**
+ * How `execute` runs a query.
+ *
+ * @since 0.1.0
+ */
+export interface ExecuteOptions {
+  /**
+   * Run it as a prepared statement, kept on each connection under its text: for a query whose text stays the same
+   * run after run (only its parameters change), which is then parsed and planned once per connection and costs one
+   * round trip instead of two. Not for text built anew each time (every text is kept). Ignored by PGlite and by a
+   * pool made with `prepare: false`. @default false
+   */
+  readonly prepare?: boolean | undefined
+}
+
+/**
  * @since 0.1.0
  */
 export declare namespace Database {
@@ -55,7 +70,8 @@ export declare namespace Database {
     readonly use: <A>(f: (db: Db) => PromiseLike<A>) => Effect.Effect<A, DatabaseError>
     /** Runs raw SQL (a drizzle `sql` template) on the ambient database and answers its rows. */
     readonly execute: (
-      query: internal.SQLQuery
+      query: internal.SQLQuery,
+      options?: ExecuteOptions
     ) => Effect.Effect<ReadonlyArray<Record<string, unknown>>, DatabaseError>
     /** Runs `effect` in a transaction (a savepoint when one is open); rolled back on failure, defect or interruption. */
     readonly transaction: <A, E, R>(
@@ -94,9 +110,10 @@ export const use = <A>(f: (db: Db) => PromiseLike<A>): Effect.Effect<A, Database
  * @since 0.1.0
  */
 export const execute = (
-  query: internal.SQLQuery
+  query: internal.SQLQuery,
+  options?: ExecuteOptions
 ): Effect.Effect<ReadonlyArray<Record<string, unknown>>, DatabaseError, Database> =>
-  Effect.flatMap(Database, (database) => database.execute(query))
+  Effect.flatMap(Database, (database) => database.execute(query, options))
 
 /**
  * Runs `effect` in a transaction of the `Database` in context (a savepoint when one is open).
@@ -127,6 +144,12 @@ export interface Options {
   readonly searchPath?: string | undefined
   /** The connections' `application_name`, as `pg_stat_activity` shows it. @default "deimos" */
   readonly applicationName?: string | undefined
+  /**
+   * Whether queries that ask for it (`execute(query, { prepare: true })`, as the outbox relay's do) run as prepared
+   * statements: false behind a pooler that does not keep them across transactions (PgBouncer in transaction mode
+   * before 1.21, or without `max_prepared_statements`). @default true
+   */
+  readonly prepare?: boolean | undefined
 }
 
 /**
@@ -146,7 +169,8 @@ export const layer = (options: Options): Layer.Layer<Database, DatabaseError> =>
 /**
  * The options from `Config` (with the default provider, the environment): `DATABASE_URL` (redacted),
  * `DATABASE_POOL_MAX` (10), `DATABASE_CONNECT_TIMEOUT` (10 seconds), `DATABASE_IDLE_TIMEOUT` (60 seconds),
- * `DATABASE_CLOSE_TIMEOUT` (10 seconds), `DATABASE_SEARCH_PATH` (none), `DATABASE_APPLICATION_NAME` ("deimos").
+ * `DATABASE_CLOSE_TIMEOUT` (10 seconds), `DATABASE_SEARCH_PATH` (none), `DATABASE_APPLICATION_NAME` ("deimos"),
+ * `DATABASE_PREPARE` (true).
  *
  * @since 0.1.0
  */
@@ -159,7 +183,8 @@ export const config: Config.Config<Options> = Config.all({
   searchPath: Config.option(Config.string("SEARCH_PATH")).pipe(
     Config.map((o) => o._tag === "Some" ? o.value : undefined)
   ),
-  applicationName: Config.withDefault(Config.string("APPLICATION_NAME"), "deimos")
+  applicationName: Config.withDefault(Config.string("APPLICATION_NAME"), "deimos"),
+  prepare: Config.withDefault(Config.boolean("PREPARE"), true)
 }).pipe(Config.nested("DATABASE"))
 
 /**

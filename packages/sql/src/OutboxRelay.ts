@@ -190,7 +190,8 @@ export const run = (
     const compactTopics = new Set(options.compactTopics ?? [])
     const backoff = options.backoff ?? defaultBackoff
     const producer = yield* KafkaProducerBackend.make({ ...options.producer, acks: -1 })
-    const exec = (query: ReturnType<typeof sql>) => database.execute(query)
+    // the text of every query here is fixed for the relay's life (only parameters change): prepared statements
+    const exec = (query: ReturnType<typeof sql>) => database.execute(query, { prepare: true })
     const raw = sql.raw
     const messagesTable = raw(names.messages)
     const topicInfo = raw(names.topicInfo)

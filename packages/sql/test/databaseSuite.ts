@@ -126,6 +126,34 @@ export const suite = <E>(
       }))
 
     effect(
+      "a query asked to be prepared answers as the same query unprepared, run after run, in or out of one",
+      () =>
+        Effect.gen(function*() {
+          const t = fixture("prepared_same")
+          yield* t.create
+          yield* t.insertRaw(1, "one")
+          yield* t.insertRaw(2, "two")
+          const query = (from: number) => sql`select id, label from ${t.table} where id >= ${from} order by id`
+          const plain = yield* Database.execute(query(1))
+          expect(plain).toEqual([{ id: 1, label: "one" }, { id: 2, label: "two" }])
+          // twice with other parameters: the second run is the kept statement's
+          expect(yield* Database.execute(query(1), { prepare: true })).toEqual(plain)
+          expect(yield* Database.execute(query(2), { prepare: true })).toEqual([{ id: 2, label: "two" }])
+          expect(yield* Database.transaction(Database.execute(query(2), { prepare: true }))).toEqual([
+            { id: 2, label: "two" }
+          ])
+          // a prepared write rolls back with its transaction, and its error is the unprepared one's
+          const insert = (id: number) => sql`insert into ${t.table} (id, label) values (${id}, 'again')`
+          const error = yield* Effect.flip(Database.transaction(Effect.zipRight(
+            Database.execute(insert(3), { prepare: true }),
+            Database.execute(insert(1), { prepare: true })
+          )))
+          expect(error).toMatchObject({ _tag: "DatabaseError", reason: "Constraint", code: "23505" })
+          expect(yield* t.labels).toEqual(["one", "two"])
+        })
+    )
+
+    effect(
       "a committed transaction answers the body's value and its writes are there after it",
       () =>
         Effect.gen(function*() {

@@ -246,6 +246,35 @@ layer(TestLayer, { excludeTestServices: true, timeout: "60 seconds" })("postgres
       expect(error).toMatchObject({ _op: "MissingData", path: ["DATABASE", "URL"] })
     }), 15_000)
 
+  it.scoped(
+    "a query asked to be prepared is kept on its connection, unless the pool was made with prepare: false",
+    () =>
+      Effect.gen(function*() {
+        const { applicationName, schema } = yield* Admin
+        // the statements kept by the connection of a transaction (pg_prepared_statements is its session's own)
+        const kept = (database: Database.Database.Service, marker: string) =>
+          database.transaction(Effect.gen(function*() {
+            // with a parameter: postgres.js sends a query without any by the simple protocol, never prepared
+            yield* database.execute(sql`select ${1}::int as ${sql.identifier(marker)}`, { prepare: true })
+            yield* database.execute(sql`select ${2}::int as ${sql.identifier(`${marker}_plain`)}`)
+            const rows = yield* database.execute(
+              sql`select statement from pg_prepared_statements where statement like ${`%${marker}%`}`
+            )
+            return rows.map((row) => String(row.statement))
+          }))
+        const preparing = yield* Database.make({ url: urlOf(`${applicationName}_prep`), searchPath: schema, max: 1 })
+        expect(yield* kept(preparing, "probe_on")).toEqual([`select $1::int as "probe_on"`])
+        const never = yield* Database.make({
+          url: urlOf(`${applicationName}_noprep`),
+          searchPath: schema,
+          max: 1,
+          prepare: false
+        })
+        expect(yield* kept(never, "probe_off")).toEqual([])
+      }),
+    15_000
+  )
+
   it.effect("a statement timeout is a retriable Timeout error (57014)", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(Database.transaction(Effect.zipRight(

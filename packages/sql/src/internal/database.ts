@@ -4,7 +4,7 @@
  */
 import { PGlite } from "@electric-sql/pglite"
 import { type SQL, sql } from "drizzle-orm"
-import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core"
+import { type PgDatabase, PgDialect, type PgQueryResultHKT } from "drizzle-orm/pg-core"
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite"
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js"
 import * as Context from "effect/Context"
@@ -24,6 +24,18 @@ import { DatabaseError, fromUnknown } from "../DatabaseError.js"
 
 export type Db = PgDatabase<PgQueryResultHKT>
 export type SQLQuery = SQL
+
+/** Turns a drizzle `sql` template into its text and parameters (what `db.execute` does first). */
+const dialect = new PgDialect()
+
+/**
+ * A query run as a prepared statement, kept by postgres.js on each connection under its text: parsed and planned
+ * once per connection, then one round trip a run, where an unprepared query with parameters costs two (postgres.js
+ * asks for their types first). Measured on the relay's batch queries: ~7% fewer CPU milliseconds per message and
+ * ~8% more messages/s (58.5k → 63.7k with 4 workers, `bench/outbox.ts`'s drain).
+ */
+const prepared = (db: Db, query: SQL): Promise<unknown> =>
+  db._.session.prepareQuery(dialect.sqlToQuery(query), undefined, "deimos", false).execute()
 
 /**
  * The ambient transaction: its drizzle database, the notifications (channel and payload) it will send at commit, and
@@ -149,7 +161,11 @@ const serviceOf = (
         Effect.tapError((error) => Effect.sync(() => error.reason === "Connection" && (tx.lost.value = true)))
       )
     })
-  const execute = (query: SQL) => Effect.map(use((db) => db.execute(query)), rowsOf)
+  const execute = (query: SQL, options?: Database.ExecuteOptions) =>
+    Effect.map(
+      use((db) => kind === "postgres" && options?.prepare === true ? prepared(db, query) : db.execute(query)),
+      rowsOf
+    )
   return {
     kind,
     use,
@@ -196,6 +212,7 @@ export const makePostgres = (
       Effect.sync(() =>
         postgres(Redacted.value(options.url), {
           max: options.max ?? 10,
+          prepare: options.prepare ?? true,
           connect_timeout: seconds(options.connectTimeout, 10),
           idle_timeout: seconds(options.idleTimeout, 60),
           onnotice: () => {},
