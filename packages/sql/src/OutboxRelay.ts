@@ -96,13 +96,11 @@ export const pendingMaxWait = Metric.gauge("pending_db_messages_max_wait", {
   description: "Seconds the oldest outbox row has waited"
 })
 
+/** A row read: its id, its lane and the message to send, made once as the read parses it. */
 interface Row {
   readonly id: string
   readonly lane: number
-  readonly key: Uint8Array | null
-  readonly message: Uint8Array | null
-  readonly partitionKey: string | null
-  readonly headers: Record<string, Outbox.StoredHeader> | null
+  readonly message: ProducerBackend.ProducerMessage
 }
 
 const bytesOf = (value: unknown): Uint8Array | null =>
@@ -127,29 +125,53 @@ const headersOf = (stored: Record<string, Outbox.StoredHeader> | null): Record<s
   return out
 }
 
-/** A row to send, with the rows of its key that it makes redundant on a compacted topic (deleted with it). */
-interface Sending {
-  readonly row: Row
-  readonly covers: ReadonlyArray<string>
+/** A row of the outbox table as the relay reads it, to the row it sends. */
+const rowOf = (r: Record<string, unknown>): Row => {
+  const partitionKey = r.partition_key === null || r.partition_key === undefined ? null : String(r.partition_key)
+  return {
+    id: String(r.id),
+    lane: Number(r.lane),
+    message: {
+      key: bytesOf(r.key),
+      value: bytesOf(r.message),
+      partitionKey,
+      headers: headersOf((r.headers ?? null) as Record<string, Outbox.StoredHeader> | null),
+      // the key as errors name it: its partition key (the key's text for the producers of this toolkit)
+      rawKey: partitionKey,
+      payload: null,
+      producer: "outbox relay"
+    }
+  }
 }
 
-/** The last row per key, in the order of those last rows (a compacted topic keeps only them). */
-const compacted = (rows: ReadonlyArray<Row>): ReadonlyArray<Sending> => {
-  const last = new Map<string, { row: Row; covers: Array<string> }>()
-  const out: Array<{ row: Row; covers: Array<string> }> = []
+/**
+ * What a batch sends: its rows, or on a compacted topic the last row per key (in the order of those last rows), with
+ * the ids of the earlier rows of each kept row's key, deleted with it.
+ */
+interface Sending {
+  readonly rows: ReadonlyArray<Row>
+  readonly covers?: ReadonlyMap<Row, ReadonlyArray<string>> | undefined
+}
+
+const compacted = (rows: ReadonlyArray<Row>): Sending => {
+  const last = new Map<string, Row>()
+  const covers = new Map<Row, Array<string>>()
+  const kept: Array<Row> = []
   for (let i = rows.length - 1; i >= 0; i--) {
     const row = rows[i]
-    const key = row.key === null ? undefined : Buffer.from(row.key).toString("base64")
-    const kept = key === undefined ? undefined : last.get(key)
-    if (kept !== undefined) {
-      kept.covers.push(row.id)
+    const bytes = row.message.key
+    const key = bytes === null ? undefined : Buffer.from(bytes).toString("base64")
+    const later = key === undefined ? undefined : last.get(key)
+    if (later !== undefined) {
+      const ids = covers.get(later)
+      if (ids === undefined) covers.set(later, [row.id])
+      else ids.push(row.id)
       continue
     }
-    const entry = { row, covers: [] as Array<string> }
-    if (key !== undefined) last.set(key, entry)
-    out.push(entry)
+    if (key !== undefined) last.set(key, row)
+    kept.push(row)
   }
-  return out.reverse()
+  return { rows: kept.reverse(), covers }
 }
 
 const defaultBackoff: Schedule.Schedule<unknown> = Schedule.exponential("1 second").pipe(
@@ -337,32 +359,13 @@ export const run = (
           select m.id::text as id, m.lane, m.key, m.message, m.partition_key, m.headers from ${messagesTable} m
           where m.topic = ${topic} and m.lane = any(${arrayOf(lanes)}::int[]) and m.id > ${after}::bigint
           order by m.id limit ${batchSize}`),
-        (rows): ReadonlyArray<Row> =>
-          rows.map((r) => ({
-            id: String(r.id),
-            lane: Number(r.lane),
-            key: bytesOf(r.key),
-            message: bytesOf(r.message),
-            partitionKey: r.partition_key === null ? null : String(r.partition_key),
-            headers: (r.headers ?? null) as Row["headers"]
-          }))
+        (rows): ReadonlyArray<Row> => rows.map(rowOf)
       )
 
     const remove = (ids: ReadonlyArray<string>) =>
       ids.length === 0 ? Effect.void : Effect.asVoid(
         exec(sql`delete from ${messagesTable} where id = any(${arrayOf(ids)}::bigint[])`)
       )
-
-    const messageOf = (row: Row): ProducerBackend.ProducerMessage => ({
-      key: row.key,
-      value: row.message,
-      partitionKey: row.partitionKey,
-      headers: headersOf(row.headers),
-      // the key as errors name it: its partition key (the key's text for the producers of this toolkit)
-      rawKey: row.partitionKey,
-      payload: null,
-      producer: "outbox relay"
-    })
 
     /**
      * Sends a batch in order (acks = all) and deletes what the broker took; answers the error to back off with, if
@@ -372,10 +375,8 @@ export const run = (
     const ship = (me: string, topic: string, rows: ReadonlyArray<Row>) =>
       Effect.gen(function*() {
         yield* Metric.incrementBy(Metric.tagged(processed, "topic", topic), rows.length)
-        const sending: ReadonlyArray<Sending> = compactTopics.has(topic)
-          ? compacted(rows)
-          : rows.map((row) => ({ row, covers: [] }))
-        const messages = sending.map((s) => messageOf(s.row))
+        const sending: Sending = compactTopics.has(topic) ? compacted(rows) : { rows }
+        const messages = sending.rows.map((row) => row.message)
         let done = 0 // messages sent or dropped
         let part = messages.length
         let failure: ProducerError.ProducerError | undefined
@@ -396,17 +397,21 @@ export const run = (
             part = Math.ceil(part / 10)
             continue
           }
-          const dropped = sending[done].row
+          const dropped = sending.rows[done]
           yield* Effect.logError(`An outbox row of ${topic} can never be sent and is removed: ${error.message}`).pipe(
             Effect.annotateLogs({ topic, lane: dropped.lane, id: dropped.id })
           )
           yield* Instrumentation.emit({ _tag: "OutboxDropped", topic, lane: dropped.lane, ids: [dropped.id], error })
           done++
         }
-        const handled = sending.slice(0, done)
-        yield* remove(handled.flatMap((s) => [s.row.id, ...s.covers]))
+        const handled = sending.rows.slice(0, done)
+        const ids = handled.map((row) => row.id)
+        if (sending.covers !== undefined) {
+          for (const row of handled) ids.push(...(sending.covers.get(row) ?? []))
+        }
+        yield* remove(ids)
         if (done > 0) {
-          const lanes = [...new Set(handled.map((s) => s.row.lane))]
+          const lanes = [...new Set(handled.map((row) => row.lane))]
           yield* Instrumentation.emit({ _tag: "OutboxProduce", worker: me, topic, lanes, count: done })
         }
         return failure

@@ -125,6 +125,51 @@ describe("the outbox relay", () => {
         expect((yield* leases(topic)).every((lease) => lease.locked_by === null)).toBe(true)
       }).pipe(Effect.provide(brokerWith())))
 
+    it.effect("a compacted topic sends the last row per key of each batch and deletes the rows it replaced", () =>
+      Effect.gen(function*() {
+        const compactedTopic = newTopic("compacted")
+        const plainTopic = newTopic("plain")
+        // 30 orders over 3 keys on each topic: order n has key k<n % 3>, so k0's last is 27, k1's 28, k2's 29
+        yield* insert(compactedTopic, 30, 3)
+        yield* insert(plainTopic, 30, 3)
+        const running = yield* Effect.fork(relay({ compactTopics: [compactedTopic], concurrency: 1 }))
+        yield* waitUntil(
+          Effect.map(
+            Effect.all([pending(schema, compactedTopic), pending(schema, plainTopic)]),
+            ([a, b]) => a + b === 0
+          )
+        )
+        yield* Fiber.interrupt(running)
+        // one batch of 30 rows: one message per key, its last
+        const compacted = yield* readTopic(compactedTopic, 3)
+        expect(compacted).toHaveLength(3)
+        expect(byKey(compacted)).toEqual(new Map([["k0", [27]], ["k1", [28]], ["k2", [29]]]))
+        // the topic not configured keeps every row
+        const plain = yield* readTopic(plainTopic, 30)
+        expect(plain).toHaveLength(30)
+        expectComplete(plain, 30, 3)
+        const produced = events.filter((e) => e._tag === "OutboxProduce" && e.topic === compactedTopic)
+        expect(produced.reduce((n, e) => n + (e._tag === "OutboxProduce" ? e.count : 0), 0)).toBe(3)
+      }).pipe(Effect.provide(brokerWith())))
+
+    it.effect("compaction is per batch: each batch of a compacted topic sends its keys' last rows, in order", () =>
+      Effect.gen(function*() {
+        const topic = newTopic("compacted-batches")
+        yield* insert(topic, 30, 3)
+        const running = yield* Effect.fork(relay({ compactTopics: [topic], concurrency: 1, batchSize: 10 }))
+        yield* waitUntil(Effect.map(pending(schema, topic), (n) => n === 0))
+        yield* Fiber.interrupt(running)
+        const sent = yield* readTopic(topic, 3)
+        const seen = byKey(sent)
+        // every key ends at its last order, in increasing order, and fewer messages than rows were sent
+        expect(new Map([...seen].map(([key, ns]) => [key, ns[ns.length - 1]]))).toEqual(
+          new Map([["k0", 27], ["k1", 28], ["k2", 29]])
+        )
+        for (const ns of seen.values()) expect(ns).toEqual([...ns].sort((a, b) => a - b))
+        expect(sent.length).toBeLessThan(30)
+        expect(sent.length).toBeGreaterThanOrEqual(3)
+      }).pipe(Effect.provide(brokerWith())))
+
     it.scoped("a relay process killed mid-drain: another takes over after the lease timeout and sends the rest", () =>
       Effect.gen(function*() {
         const topic = newTopic("killed")
