@@ -63,6 +63,8 @@ export const command = Command.make("relay", options, (o) =>
     const [relay, database, kafka] = yield* Config.all([OutboxRelay.config, Database.config, KafkaJs.config])
     const migrate = o.migrate || (yield* Config.withDefault(Config.boolean("OUTBOX_MIGRATE"), false))
     const naming = { schema: relay.schema, prefix: relay.prefix }
+    // this process is a relay worker from here on
+    yield* OutboxRelay.tuneWorkerHeap
     return yield* Effect.gen(function*() {
       if (migrate) {
         const applied = yield* Migrations.run(Outbox.migrations(naming), { table: MigrationSets.recordTable(naming) })

@@ -32,4 +32,5 @@ const Relay = OutboxRelay.layerConfig().pipe(
   Layer.provide(Layer.mergeAll(Database.layerConfig(), KafkaJs.layerConfig()))
 )
 
-NodeRuntime.runMain(Background.launch(Relay))
+// this process is a relay worker: its heap is tuned as one
+NodeRuntime.runMain(Effect.zipRight(OutboxRelay.tuneWorkerHeap, Background.launch(Relay)))
