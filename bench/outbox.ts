@@ -13,7 +13,8 @@
  * 4. latency at a steady 1,000 messages/s for 20 s: each message published through the outbox backend in a
  *    transaction of 10 (every 10 ms), timed from the commit returning to a kafkajs consumer receiving it — an upper
  *    bound of commit → acknowledged, since the consumer's fetch is included;
- * 5. the relay's resident memory (the `deimos-outbox-relay` worker, a process of its own) while it drains 1M rows.
+ * 5. the relay's resident memory (the `deimos-outbox-relay` worker, a process of its own, its heap tuned as the
+ *    worker tunes it) while it drains 1M rows.
  *
  * Rows: `BENCH_ROWS` (200k) pending messages of 200 bytes over 10k distinct keys, one topic of 6 partitions, made
  * once per drain with one `INSERT … SELECT` in the format the outbox backend writes (its lanes included: the key
