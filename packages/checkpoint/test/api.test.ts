@@ -1,12 +1,15 @@
 // The events API over real HTTP (a server on a free port) and real Postgres: routes, paging, filters, bad input,
 // unknown ids, the bearer token, retries of failures, the OpenAPI document, and routes of another module.
 import { Checkpoint, EventsApi } from "@deimos/checkpoint"
+import { Database } from "@deimos/sql"
+import { DatabaseError } from "@deimos/sql/DatabaseError"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { describe, expect, it } from "@effect/vitest"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { DatabaseIn, Event, http, metadataOf, rows, schemaFor, serve, token, writeThing } from "./fixtures.js"
 
 const schema = schemaFor("checkpoint_api")
@@ -229,4 +232,43 @@ describe("events API", () => {
         expect(yield* http("POST", `${base}/console/purge`, { bearer: token })).toEqual({ status: 200, body: "purged" })
       }))
   })
+  // the database out of reach: a Database whose every query fails as a lost connection does
+  const down = new DatabaseError({ reason: "Connection", retriable: true, message: "connection refused" })
+  const Unreachable = Layer.succeed(Database.Database, {
+    kind: "postgres",
+    use: () => Effect.fail(down),
+    execute: () => Effect.fail(down),
+    transaction: () => Effect.fail(down),
+    inTransaction: Effect.succeed(false),
+    notify: () => Effect.fail(down),
+    listen: () => Effect.fail(down)
+  })
+
+  it.scoped(
+    "the database out of reach: every data route answers 503 with the documented body; ping still answers",
+    () =>
+      Effect.gen(function*() {
+        const base = yield* serve(schema, [orders])
+        expect(yield* http("GET", `${base}/ping`)).toEqual({ status: 200, body: "PONG" })
+        const body = { error: true, message: "the database could not answer: Connection" }
+        for (
+          const [method, route] of [
+            ["GET", "/v1/events"],
+            ["GET", "/v1/events/1"],
+            ["GET", "/v1/failures"],
+            ["GET", "/v1/failures/count"],
+            ["GET", "/v1/failures/1"],
+            ["DELETE", "/v1/failures/1"],
+            ["POST", "/v1/failures/1/retry"]
+          ] as const
+        ) {
+          expect({ route, ...(yield* http(method, `${base}${route}`, { bearer: token })) }).toEqual({
+            route,
+            status: 503,
+            body
+          })
+        }
+      }).pipe(Effect.provide(Unreachable)),
+    30_000
+  )
 })

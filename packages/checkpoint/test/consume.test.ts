@@ -1,6 +1,7 @@
 // Consuming through a checkpoint against real Postgres: duplicates, two consumers at once, retries, failures, a crash
 // before the commit, skips, dedup keys, instrumentation and the retention sweep.
 import { Checkpoint, CheckpointInstrumentation } from "@deimos/checkpoint"
+import { Tombstone } from "@deimos/core"
 import { Database } from "@deimos/sql"
 import type { DatabaseError } from "@deimos/sql/DatabaseError"
 import { describe, expect, layer } from "@effect/vitest"
@@ -157,6 +158,44 @@ describe("consuming through a checkpoint", () => {
         expect(failures[0].checksum).toMatch(/^[0-9a-f]{32}$/)
         expect(yield* eventsOf(topic)).toHaveLength(0)
         expect(yield* thingsOf(topic)).toHaveLength(0)
+      }))
+
+    it.effect("a failed tombstone is stored with its key and retried as a tombstone, the failure then gone", () =>
+      Effect.gen(function*() {
+        const topic = uniqueTopic("tombstone")
+        let failing = true
+        const seen: Array<unknown> = []
+        const checkpoint = Checkpoint.make({
+          topic,
+          groupId: "g",
+          schema: Event,
+          keyConfig: { field: "id" },
+          tombstones: true,
+          tables: { schema },
+          maxRetries: 0,
+          backoff: { min: "1 millis", max: "5 millis" },
+          handle: (payload) =>
+            Effect.gen(function*() {
+              seen.push(payload)
+              if (failing) return yield* new Boom({ message: "not yet" })
+              const id = Tombstone.isTombstone(payload) ? String(payload.key) : payload.id
+              return Checkpoint.ack({ entityId: id, eventTime: new Date(0), eventType: "deleted" })
+            })
+        })
+        const metadata = { ...metadataOf(topic, 7), key: "gone-1" }
+        expect(yield* checkpoint.consume(Tombstone.make("gone-1"), metadata)).toBe("failed")
+        const [failure] = yield* failuresOf(topic)
+        expect(failure.payload).toEqual({ _tag: "Tombstone", key: "gone-1" })
+        failing = false
+        expect(yield* checkpoint.retryFailure(String(failure.id))).toEqual({ acknowledged: true })
+        // the handler saw a tombstone both times, with its key, not the stored JSON object
+        expect(seen).toHaveLength(2)
+        for (const payload of seen) {
+          expect(Tombstone.isTombstone(payload)).toBe(true)
+          expect((payload as Tombstone.Tombstone<string>).key).toBe("gone-1")
+        }
+        expect(yield* failuresOf(topic)).toHaveLength(0)
+        expect(yield* eventsOf(topic)).toMatchObject([{ entity_id: "gone-1", event_type: "deleted" }])
       }))
 
     it.effect("retryConsume decides: an error it refuses is stored at once; a defect is stored as Defect", () =>
