@@ -63,16 +63,16 @@ const get = (href: string) =>
 
 describe("deimos-console", () => {
   layer(Db, { timeout: 60_000, excludeTestServices: true })((it) => {
-    it.scoped("serves the console from its settings; SIGTERM stops it with exit 0", () =>
+    it.scoped("serves the console from its settings (lag topics with DEIMOS_TOPIC_PREFIX); SIGTERM stops it with exit 0", () =>
       Effect.gen(function*() {
         const broker = yield* KafkaBroker.make({ port: 0, partitions: 1 })
-        // the group's topic with three messages, none consumed: a lag of 3
+        // the group's topic (stage.widgets, the prefix of the environment) with three messages, none consumed: a lag of 3
         yield* Producer.make({ topic: "widgets", schema: Widget, keyConfig: { field: "id" } })
           .publishList([{ id: "a" }, { id: "b" }, { id: "c" }])
           .pipe(
             Effect.provide(KafkaProducerBackend.layer()),
             Effect.provide(KafkaJs.layer({ brokers: [broker.broker], clientId: "console-bin", logLevel: "nothing" })),
-            Effect.provide(Layer.merge(MockBackend.layerMock, DeimosConfig.layer()))
+            Effect.provide(Layer.merge(MockBackend.layerMock, DeimosConfig.layer({ topicPrefix: "stage." })))
           )
         const port = yield* freePort
         const run = yield* start({
@@ -82,6 +82,7 @@ describe("deimos-console", () => {
           CHECKPOINT_SCHEMA: schema,
           CONSOLE_OUTBOX: "false",
           CONSOLE_LAG: "audit:widgets",
+          DEIMOS_TOPIC_PREFIX: "stage.",
           KAFKA_BROKERS: broker.broker,
           KAFKA_LOG_LEVEL: "nothing"
         })

@@ -3,7 +3,8 @@
  * `DATABASE_URL` (and the other `Database.config` variables); the `CHECKPOINT_*` variables of `EventsServer.config`
  * (port 9292, host, the bearer token `CHECKPOINT_API_TOKEN`, where the checkpoint tables are); `OUTBOX_SCHEMA` and
  * `OUTBOX_PREFIX` (where the outbox tables are; `CONSOLE_OUTBOX=false` hides the outbox view); and
- * `CONSOLE_LAG=group:topic,…` with `KAFKA_BROKERS` (and the other `KafkaJs.config` variables) for the consumers view.
+ * `CONSOLE_LAG=group:topic,…` (topics without `DEIMOS_TOPIC_PREFIX`, which is put in front) with `KAFKA_BROKERS`
+ * (and the other `KafkaJs.config` variables) for the consumers view.
  * Open `http://<host>:<port>/console`. This process has no handlers, so a retry answers 422 here: serve
  * `Console.layerRoutes` beside `EventsServer.layer({ checkpoints })` in the consumers' process to retry from the page.
  * SIGTERM or SIGINT stops it.
@@ -11,6 +12,7 @@
  * @since 0.1.0
  */
 import { EventsServer } from "@deimos/checkpoint"
+import { DeimosConfig } from "@deimos/core"
 import { KafkaJs, LagReporter } from "@deimos/kafka"
 import { Database } from "@deimos/sql"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
@@ -45,9 +47,12 @@ const Server = Layer.unwrapScoped(Effect.gen(function*() {
     prefix: Config.option(Config.string("OUTBOX_PREFIX")).pipe(Config.map(Option.getOrUndefined))
   })
   const lagGroups = yield* groups
-  // the driver is built once (the layer's scope) and shared by every measure
+  const topicPrefix = (yield* DeimosConfig.config).topicPrefix ?? ""
+  // the driver is built once (the layer's scope) and shared by every measure; topics are named as the consumers
+  // name them, with DEIMOS_TOPIC_PREFIX in front
   const lag = Option.isSome(lagGroups)
-    ? LagReporter.measureGroups(lagGroups.value).pipe(Effect.provide(yield* Layer.build(KafkaJs.layerConfig())))
+    ? LagReporter.measureGroups(lagGroups.value.map((g) => ({ groupId: g.groupId, topic: topicPrefix + g.topic })))
+      .pipe(Effect.provide(yield* Layer.build(KafkaJs.layerConfig())))
     : undefined
   yield* Effect.logInfo(`Console on http://${settings.host}:${settings.port}/console`)
   return EventsServer.layer(
