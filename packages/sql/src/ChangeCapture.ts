@@ -25,7 +25,7 @@ import * as Stream from "effect/Stream"
 import * as Database from "./Database.js"
 import type { DatabaseError } from "./DatabaseError.js"
 import type * as Migrations from "./Migrations.js"
-import { createSchema, type Migration, migrationName, quote, tableName } from "./Migrations.js"
+import { channelName, createSchema, type Migration, migrationName, quote, tableName } from "./Migrations.js"
 import * as Outbox from "./Outbox.js"
 import * as RecordProducer from "./RecordProducer.js"
 
@@ -40,7 +40,7 @@ export type Naming = Migrations.Naming
 export const namesOf = (naming: Naming = {}) => {
   return {
     changes: tableName(naming, "deimos_changes"),
-    channel: `${naming.schema === undefined ? "" : `${naming.schema}_`}${naming.prefix ?? ""}deimos_changes`
+    channel: channelName(naming, "deimos_changes")
   }
 }
 

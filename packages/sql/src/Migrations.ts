@@ -62,6 +62,15 @@ export const tableName = (naming: Naming, name: string): string => {
 }
 
 /**
+ * A `LISTEN`/`NOTIFY` channel of a set: the schema (and `_`) when there is one, the prefix, then the name. Channels
+ * belong to the whole database, so sets in other schemas or with other prefixes do not wake each other.
+ *
+ * @since 0.1.0
+ */
+export const channelName = (naming: Naming, name: string): string =>
+  `${naming.schema === undefined ? "" : `${naming.schema}_`}${naming.prefix ?? ""}${name}`
+
+/**
  * The name a set's migration is recorded under: the schema (`public` without one), then the prefixed name.
  *
  * @since 0.1.0

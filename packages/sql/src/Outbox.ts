@@ -32,7 +32,7 @@ import * as Database from "./Database.js"
 import type { DatabaseError } from "./DatabaseError.js"
 import { laneOf } from "./internal/lanes.js"
 import type * as Migrations from "./Migrations.js"
-import { createSchema, type Migration, migrationName, quote, tableName } from "./Migrations.js"
+import { channelName, createSchema, type Migration, migrationName, quote, tableName } from "./Migrations.js"
 
 /**
  * The number of lanes of every topic: how many relay workers can send one topic at once. A constant of the
@@ -111,7 +111,7 @@ export const namesOf = (naming: Naming = {}) => {
     topicInfo: tableName(naming, "kafka_topic_info"),
     relays: tableName(naming, "kafka_relays"),
     /** The channel the relay listens on and the backend notifies at commit. */
-    channel: `${naming.schema === undefined ? "" : `${naming.schema}_`}${naming.prefix ?? ""}deimos_outbox`
+    channel: channelName(naming, "deimos_outbox")
   }
 }
 
